@@ -1,0 +1,63 @@
+"""From planned values to runnable trials: numbering, trial folders and the argv list."""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+from typing import Any
+
+from runner.search import plan_values
+from runner.spec import StudySpec
+from store.trials import NewTrial
+
+
+def trial_dir(run_dir: str | Path, number: int) -> Path:
+    return Path(run_dir) / f"trial-{number:04d}"
+
+
+def _fields(token: str) -> list[str]:
+    return [f for _, f, _, _ in string.Formatter().parse(token) if f is not None]
+
+
+def build_argv(template: tuple[str, ...] | list[str], values: dict[str, Any]) -> list[str]:
+    """Fill the command's placeholders, one argv element per template token (no shell).
+
+    A token naming a conditional parameter that does not apply to this trial is
+    dropped, together with the option flag just before it (`--beta2 {beta2}`).
+    """
+    argv: list[str] = []
+    for token in template:
+        names = _fields(token)
+        if any(n not in values for n in names):
+            if argv and argv[-1].startswith("-") and not _fields(argv[-1]) and len(argv) > 1:
+                argv.pop()
+            continue
+        argv.append(token.format(**values) if names else token)
+    return argv
+
+
+def new_trials(spec: StudySpec, run_dir: str | Path, first_number: int = 1) -> list[NewTrial]:
+    """Every trial the study file asks for, numbered from `first_number`."""
+    out = []
+    for i, (source, values) in enumerate(plan_values(spec)):
+        number = first_number + i
+        out.append(make_trial(spec, run_dir, number, source, values))
+    return out
+
+
+def make_trial(spec: StudySpec, run_dir, number: int, source: str, values: dict) -> NewTrial:
+    folder = trial_dir(run_dir, number)
+    builtins = {
+        "max_train_steps": spec.max_train_steps,
+        "trial_dir": str(folder),
+        "trial_number": number,
+        "study_name": spec.name,
+    }
+    return NewTrial(
+        number=number,
+        source=source,
+        params=values,
+        roles=spec.roles,
+        argv=build_argv(spec.argv_template, {**builtins, **values}),
+        trial_dir=str(folder),
+    )

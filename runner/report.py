@@ -1,0 +1,132 @@
+"""The reporting client a training script imports: stdlib only, never waits on the runner.
+
+    from runner.report import Reporter
+    report = Reporter()
+    for step in range(max_steps):
+        ...
+        report.log(step, train_loss=loss, grad_norm=norm, lr=lr, examples_per_s=eps)
+        if step % 100 == 0:
+            report.log(step, val_error=err)
+            report.checkpoint(step, path, objective=err)
+
+Points are buffered in memory and appended to the trial's metrics file (one
+JSON object per line) every `flush_every` points or `flush_interval_s` seconds,
+and at exit (also on SIGTERM, which the runner sends to stop a trial). The
+runner tails that file; nothing here talks to the runner or to SQLite, so a
+slow or dead runner never slows the training loop.
+
+Outside the runner (no PLAYBOOK_METRICS_FILE in the environment) every call is
+a no-op, so the same script runs alone too.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+METRICS_FILE_ENV = "PLAYBOOK_METRICS_FILE"
+PARAMS_ENV = "PLAYBOOK_PARAMS"
+
+
+def params(defaults: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The trial's parameters from PLAYBOOK_PARAMS, over `defaults` (for running alone)."""
+    merged = dict(defaults or {})
+    raw = os.environ.get(PARAMS_ENV)
+    if raw:
+        merged.update(json.loads(raw))
+    return merged
+
+
+class Reporter:
+    """Buffered metric and checkpoint reporting to the runner's metrics file."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike | None = None,
+        *,
+        flush_every: int = 512,
+        flush_interval_s: float = 1.0,
+    ) -> None:
+        path = path if path is not None else os.environ.get(METRICS_FILE_ENV)
+        self.enabled = bool(path)
+        self._path = os.fspath(path) if path else None
+        self._buffer: list[tuple] = []
+        self._flush_every = flush_every
+        self._flush_interval_s = flush_interval_s
+        self._next_flush = time.monotonic() + flush_interval_s
+        self._lock = threading.Lock()
+        if self.enabled:
+            atexit.register(self.close)
+            _flush_on_sigterm(self)
+
+    def log(self, step: int, **metrics: Any) -> None:
+        """Record metrics at a training step (numbers, or 0-d tensors: converted at flush)."""
+        if not self.enabled:
+            return
+        self._buffer.append((time.time(), step, metrics))
+        if len(self._buffer) >= self._flush_every or time.monotonic() >= self._next_flush:
+            self.flush()
+
+    def checkpoint(self, step: int, path: str | os.PathLike, objective: float | None = None) -> None:
+        """Mark a saved checkpoint, with its objective, for retrospective best-checkpoint selection."""
+        if not self.enabled:
+            return
+        self._buffer.append((time.time(), step, None, os.fspath(path), objective))
+        self.flush()
+
+    def flush(self) -> None:
+        """Append buffered points to the metrics file as whole lines."""
+        if not self.enabled:
+            return
+        with self._lock:
+            buffered, self._buffer = self._buffer, []
+            self._next_flush = time.monotonic() + self._flush_interval_s
+            if not buffered:
+                return
+            lines = [_encode(item) for item in buffered]
+            with open(self._path, "a", encoding="utf-8") as f:
+                f.write("".join(lines))
+
+    def close(self) -> None:
+        self.flush()
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    try:
+        return float(value)  # 0-d tensors and numpy scalars
+    except (TypeError, ValueError):
+        return None
+
+
+def _encode(item: tuple) -> str:
+    if item[2] is None:  # checkpoint
+        t, step, _, path, objective = item
+        record = {"t": t, "step": int(step), "checkpoint": path}
+        if objective is not None:
+            record["objective"] = _number(objective)
+    else:
+        t, step, metrics = item
+        record = {"t": t, "step": int(step), "m": {k: _number(v) for k, v in metrics.items()}}
+    return json.dumps(record) + "\n"  # NaN/Infinity are kept: divergence is data
+
+
+def _flush_on_sigterm(reporter: Reporter) -> None:
+    """Flush before a SIGTERM ends the process, then die of SIGTERM as before."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return  # the script handles SIGTERM itself; atexit covers a clean exit
+
+    def handler(signum, frame):
+        reporter.flush()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, handler)

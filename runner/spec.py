@@ -1,0 +1,493 @@
+"""Study files (TOML) -> a validated StudySpec, or every problem found, each with its field.
+
+A study file looks like:
+
+    [study]
+    name = "digits-lr"
+    goal = "Does width help, once the learning rate is tuned?"
+    command = "python train.py --lr {learning_rate} --width {width} --steps {max_train_steps}"
+    max_train_steps = 300
+    objective = { metric = "val_error", mode = "min" }
+    trials = 8            # quasi-random nuisance samples per scientific value
+    seed = 0
+    concurrency = 2
+    gpus_per_trial = 0    # 0 = CPU slots
+    timeout = 600         # seconds per trial
+
+    [params.learning_rate]
+    role = "nuisance"
+    low = 1e-4
+    high = 1e-1
+    scale = "log"
+
+    [params.width]
+    role = "scientific"
+    values = [32, 64]
+
+    [[trial]]             # manual trials, run after the searched ones
+    learning_rate = 0.01
+    width = 64
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import shlex
+import string
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROLES = ("scientific", "nuisance", "fixed")
+BUILTINS = ("max_train_steps", "trial_dir", "trial_number", "study_name")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_PARAM_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+STUDY_FIELDS = {
+    "name", "goal", "notes", "command", "workdir", "max_train_steps", "objective", "trials",
+    "seed", "concurrency", "gpus_per_trial", "timeout", "metrics", "requeue_lost",
+    "stop_on_divergence",
+}
+PARAM_FIELDS = {
+    "role", "type", "low", "high", "scale", "values", "value", "points", "when", "in_command",
+}
+
+
+class SpecError(Exception):
+    """A study file is invalid; `problems` lists each one as 'field: what was expected'."""
+
+    def __init__(self, path: Path | str, problems: list[str]):
+        self.path = str(path)
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{path}: invalid study file ({len(problems)} problem(s)):\n{lines}")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    role: str
+    kind: str  # "float" | "int" | "choice" | "fixed"
+    low: float | None = None
+    high: float | None = None
+    scale: str = "linear"  # "linear" | "log"
+    values: tuple = ()
+    value: Any = None
+    points: int | None = None  # grid size for a scientific range
+    when: tuple[tuple[str, tuple], ...] = ()  # (parent, allowed values) pairs, all must hold
+    in_command: bool = True
+
+    @property
+    def is_log(self) -> bool:
+        return self.scale == "log"
+
+    def applies(self, assigned: dict[str, Any]) -> bool:
+        """Whether a conditional parameter exists given its parents' values."""
+        return all(parent in assigned and assigned[parent] in allowed for parent, allowed in self.when)
+
+
+@dataclass(frozen=True)
+class MetricPattern:
+    """A regex with a `step` group and one named group per metric, matched on stdout lines."""
+
+    regex: re.Pattern
+    metrics: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    path: Path
+    name: str
+    goal: str
+    notes: str
+    command: str
+    argv_template: tuple[str, ...]
+    workdir: Path
+    max_train_steps: int
+    objective_metric: str
+    objective_mode: str
+    trials: int
+    seed: int
+    concurrency: int
+    gpus_per_trial: int
+    timeout_s: float | None
+    metric_patterns: tuple[MetricPattern, ...]
+    params: tuple[ParamSpec, ...]
+    manual: tuple[dict, ...]
+    requeue_lost: bool
+    stop_on_divergence: bool
+    config_text: str
+    config_hash: str = field(repr=False, default="")
+
+    def param(self, name: str) -> ParamSpec:
+        return next(p for p in self.params if p.name == name)
+
+    def by_role(self, role: str) -> list[ParamSpec]:
+        return [p for p in self.params if p.role == role]
+
+    @property
+    def roles(self) -> dict[str, str]:
+        return {p.name: p.role for p in self.params}
+
+
+def load(path: str | Path) -> StudySpec:
+    """Read and validate a study file; raises SpecError naming the file and every bad field."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpecError(path, [f"cannot read the file: {exc.strerror or exc}"]) from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(path, [f"not valid TOML: {exc}"]) from exc
+    return parse(data, path=path, text=text)
+
+
+def parse(data: dict, *, path: Path, text: str = "") -> StudySpec:
+    problems: list[str] = []
+    for key in data:
+        if key not in ("study", "params", "trial"):
+            problems.append(f"[{key}]: unknown table; expected [study], [params.NAME] or [[trial]]")
+    study = data.get("study")
+    if not isinstance(study, dict):
+        raise SpecError(path, [*problems, "[study]: missing; every study file needs a [study] table"])
+    _unknown(study, STUDY_FIELDS, "study", problems)
+
+    check = _Checker(study, "study", problems)
+    name = check.string("name", required=True)
+    if name and not _NAME_RE.match(name):
+        problems.append(f"study.name: {name!r} must be letters, digits, '.', '_' or '-' "
+                        "(it names a folder)")
+    command = check.string("command", required=True)
+    max_steps = check.integer("max_train_steps", required=True, minimum=1)
+    objective_metric, objective_mode = _objective(study.get("objective"), problems)
+    params = _params(data.get("params", {}), problems)
+    argv_template = _command(command, params, problems) if command else ()
+    workdir = (path.parent / check.string("workdir", default=".")).resolve()
+    if not workdir.is_dir():
+        problems.append(f"study.workdir: {workdir} is not a directory")
+    spec = StudySpec(
+        path=path.resolve(),
+        name=name or "",
+        goal=check.string("goal", default=""),
+        notes=check.string("notes", default=""),
+        command=command or "",
+        argv_template=argv_template,
+        workdir=workdir,
+        max_train_steps=max_steps or 0,
+        objective_metric=objective_metric,
+        objective_mode=objective_mode,
+        trials=check.integer("trials", default=1, minimum=0),
+        seed=check.integer("seed", default=0),
+        concurrency=check.integer("concurrency", default=1, minimum=1),
+        gpus_per_trial=check.integer("gpus_per_trial", default=0, minimum=0),
+        timeout_s=check.number("timeout", default=None, positive=True),
+        metric_patterns=_metric_patterns(study.get("metrics", []), problems),
+        params=tuple(params),
+        manual=tuple(_manual(data.get("trial", []), params, problems)),
+        requeue_lost=check.boolean("requeue_lost", default=False),
+        stop_on_divergence=check.boolean("stop_on_divergence", default=True),
+        config_text=text,
+        config_hash=hashlib.sha256(
+            json.dumps(data, sort_keys=True, default=str).encode()
+        ).hexdigest(),
+    )
+    if problems:
+        raise SpecError(path, problems)
+    return spec
+
+
+def _unknown(table: dict, allowed: set[str], where: str, problems: list[str]) -> None:
+    for key in table:
+        if key not in allowed:
+            problems.append(f"{where}.{key}: unknown field; expected one of {', '.join(sorted(allowed))}")
+
+
+class _Checker:
+    """Typed reads of a TOML table that record a problem instead of raising."""
+
+    def __init__(self, table: dict, where: str, problems: list[str]):
+        self.table, self.where, self.problems = table, where, problems
+
+    def _get(self, key, required, default):
+        if key not in self.table:
+            if required:
+                self.problems.append(f"{self.where}.{key}: missing; this field is required")
+            return None, False
+        return self.table[key], True
+
+    def string(self, key, *, required=False, default=None):
+        value, present = self._get(key, required, default)
+        if not present:
+            return default
+        if not isinstance(value, str) or (required and not value.strip()):
+            self.problems.append(f"{self.where}.{key}: expected a non-empty string, got {value!r}")
+            return default
+        return value
+
+    def integer(self, key, *, required=False, default=None, minimum=None):
+        value, present = self._get(key, required, default)
+        if not present:
+            return default
+        if not isinstance(value, int) or isinstance(value, bool):
+            self.problems.append(f"{self.where}.{key}: expected an integer, got {value!r}")
+            return default
+        if minimum is not None and value < minimum:
+            self.problems.append(f"{self.where}.{key}: expected an integer >= {minimum}, got {value}")
+            return default
+        return value
+
+    def number(self, key, *, required=False, default=None, positive=False):
+        value, present = self._get(key, required, default)
+        if not present:
+            return default
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            self.problems.append(f"{self.where}.{key}: expected a number, got {value!r}")
+            return default
+        if positive and value <= 0:
+            self.problems.append(f"{self.where}.{key}: expected a number > 0, got {value}")
+            return default
+        return value
+
+    def boolean(self, key, *, default=False):
+        value, present = self._get(key, False, default)
+        if not present:
+            return default
+        if not isinstance(value, bool):
+            self.problems.append(f"{self.where}.{key}: expected true or false, got {value!r}")
+            return default
+        return value
+
+
+def _objective(obj, problems: list[str]) -> tuple[str, str]:
+    if obj is None:
+        problems.append('study.objective: missing; expected { metric = "NAME", mode = "min" | "max" }')
+        return "", "min"
+    if isinstance(obj, str):
+        obj = {"metric": obj}
+    if not isinstance(obj, dict):
+        problems.append(f'study.objective: expected {{ metric = "NAME", mode = "min" | "max" }}, got {obj!r}')
+        return "", "min"
+    metric, mode = obj.get("metric"), obj.get("mode", "min")
+    if not isinstance(metric, str) or not metric:
+        problems.append(f"study.objective.metric: expected a metric name, got {metric!r}")
+        metric = ""
+    if mode not in ("min", "max"):
+        problems.append(f"study.objective.mode: expected 'min' or 'max', got {mode!r}")
+        mode = "min"
+    for key in obj:
+        if key not in ("metric", "mode"):
+            problems.append(f"study.objective.{key}: unknown field; expected metric, mode")
+    return metric, mode
+
+
+def _params(table, problems: list[str]) -> list[ParamSpec]:
+    if not isinstance(table, dict):
+        problems.append("[params]: expected tables [params.NAME]")
+        return []
+    params = []
+    for name, body in table.items():
+        where = f"params.{name}"
+        if not _PARAM_NAME_RE.match(name) or name in BUILTINS:
+            problems.append(f"{where}: the name must be an identifier and not one of {', '.join(BUILTINS)}")
+            continue
+        if not isinstance(body, dict):
+            problems.append(f"{where}: expected a table with role = ..., got {body!r}")
+            continue
+        param = _param(name, body, where, problems)
+        if param:
+            params.append(param)
+    _check_conditions(params, problems)
+    return params
+
+
+def _param(name: str, body: dict, where: str, problems: list[str]) -> ParamSpec | None:
+    _unknown(body, PARAM_FIELDS, where, problems)
+    before = len(problems)
+    role = body.get("role")
+    if role not in ROLES:
+        problems.append(f"{where}.role: expected one of {', '.join(ROLES)}, got {role!r}")
+    check = _Checker(body, where, problems)
+    in_command = check.boolean("in_command", default=True)
+    when = _when(body.get("when"), where, problems)
+    if role == "fixed" or "value" in body:
+        if "value" not in body:
+            problems.append(f"{where}.value: missing; a fixed parameter needs value = ...")
+        elif role != "fixed":
+            problems.append(f"{where}.value: only fixed parameters have a single value (role is {role!r})")
+        for key in ("low", "high", "values", "scale", "points"):
+            if key in body:
+                problems.append(f"{where}.{key}: a fixed parameter takes only value = ...")
+        return None if len(problems) > before else ParamSpec(
+            name, "fixed", "fixed", value=body.get("value"), when=when, in_command=in_command)
+    scale = body.get("scale", "linear")
+    if scale not in ("linear", "log"):
+        problems.append(f"{where}.scale: expected 'linear' or 'log', got {scale!r}")
+    if "values" in body:
+        values = body["values"]
+        if not isinstance(values, list) or not values:
+            problems.append(f"{where}.values: expected a non-empty list, got {values!r}")
+        elif len(set(map(repr, values))) != len(values):
+            problems.append(f"{where}.values: contains duplicates: {values!r}")
+        for key in ("low", "high", "points"):
+            if key in body:
+                problems.append(f"{where}.{key}: give either values = [...] or low/high, not both")
+        return None if len(problems) > before else ParamSpec(
+            name, role, "choice", values=tuple(values), scale=scale, when=when, in_command=in_command)
+    kind = body.get("type", "float")
+    if kind not in ("float", "int"):
+        problems.append(f"{where}.type: expected 'float' or 'int' for a range, got {kind!r}")
+    low, high = check.number("low", required=True), check.number("high", required=True)
+    if low is not None and high is not None:
+        if low > high:
+            problems.append(f"{where}: low ({low}) > high ({high}); expected low <= high")
+        if scale == "log" and low <= 0:
+            problems.append(f"{where}.low: a log-scale range needs bounds > 0, got low = {low}")
+        if kind == "int" and (int(low) != low or int(high) != high):
+            problems.append(f"{where}: an int range needs integer bounds, got {low}..{high}")
+    points = None
+    if role == "scientific":
+        points = check.integer("points", required=True, minimum=1)
+    elif "points" in body:
+        problems.append(f"{where}.points: only scientific ranges are gridded; "
+                        "nuisance ranges are sampled quasi-randomly")
+    if len(problems) > before:
+        return None
+    return ParamSpec(name, role, kind, low=low, high=high, scale=scale, points=points,
+                     when=when, in_command=in_command)
+
+
+def _when(when, where: str, problems: list[str]) -> tuple:
+    if when is None:
+        return ()
+    if not isinstance(when, dict) or not when:
+        problems.append(f'{where}.when: expected {{ parent = value }} or {{ parent = [values] }}, got {when!r}')
+        return ()
+    return tuple(
+        (parent, tuple(v) if isinstance(v, list) else (v,)) for parent, v in when.items()
+    )
+
+
+def _check_conditions(params: list[ParamSpec], problems: list[str]) -> None:
+    by_name = {p.name: p for p in params}
+    for p in params:
+        for parent, allowed in p.when:
+            where = f"params.{p.name}.when.{parent}"
+            parent_spec = by_name.get(parent)
+            if parent_spec is None:
+                problems.append(f"{where}: no parameter named {parent!r}")
+            elif parent_spec.kind == "fixed":
+                continue
+            elif parent_spec.kind != "choice":
+                problems.append(f"{where}: the parent must have values = [...] (a choice)")
+            else:
+                for v in allowed:
+                    if v not in parent_spec.values:
+                        problems.append(f"{where}: {v!r} is not one of the parent's values "
+                                        f"{list(parent_spec.values)}")
+    # A parent must come before its children so assignment can run in order.
+    order = {p.name: i for i, p in enumerate(params)}
+    for p in params:
+        for parent, _ in p.when:
+            if parent in order and order[parent] > order[p.name]:
+                problems.append(f"params.{p.name}.when: define [params.{parent}] before "
+                                f"[params.{p.name}], which depends on it")
+
+
+def _command(command: str, params: list[ParamSpec], problems: list[str]) -> tuple[str, ...]:
+    try:
+        tokens = shlex.split(command)
+    except ValueError as exc:
+        problems.append(f"study.command: cannot split into arguments: {exc}")
+        return ()
+    if not tokens:
+        problems.append("study.command: empty")
+        return ()
+    known = {p.name for p in params} | set(BUILTINS)
+    used: set[str] = set()
+    for token in tokens:
+        try:
+            fields_ = [f for _, f, _, _ in string.Formatter().parse(token) if f is not None]
+        except ValueError as exc:
+            problems.append(f"study.command: bad placeholder in {token!r}: {exc}")
+            continue
+        for f in fields_:
+            if f not in known:
+                problems.append(f"study.command: placeholder {{{f}}} has no parameter; "
+                                f"expected one of {', '.join(sorted(known))}")
+            used.add(f)
+    for p in params:
+        if p.in_command and p.name not in used:
+            problems.append(f"params.{p.name}: never used in study.command; add {{{p.name}}} to "
+                            "the command, or set in_command = false if the script reads PLAYBOOK_PARAMS")
+    # `python` means the interpreter the runner runs under (the project's venv).
+    if tokens[0] in ("python", "python3"):
+        tokens[0] = sys.executable
+    return tuple(tokens)
+
+
+def _metric_patterns(patterns, problems: list[str]) -> tuple[MetricPattern, ...]:
+    if not isinstance(patterns, list):
+        problems.append(f"study.metrics: expected a list of regexes, got {patterns!r}")
+        return ()
+    out = []
+    for i, pattern in enumerate(patterns):
+        where = f"study.metrics[{i}]"
+        if not isinstance(pattern, str):
+            problems.append(f"{where}: expected a regex string, got {pattern!r}")
+            continue
+        try:
+            regex = re.compile(pattern)
+        except re.error as exc:
+            problems.append(f"{where}: bad regex {pattern!r}: {exc}")
+            continue
+        groups = set(regex.groupindex)
+        if "step" not in groups:
+            problems.append(f"{where}: the regex needs a named group (?P<step>...) for the step")
+        names = tuple(sorted(groups - {"step"}))
+        if not names:
+            problems.append(f"{where}: the regex needs a named group per metric, e.g. (?P<loss>\\S+)")
+        if "step" in groups and names:
+            out.append(MetricPattern(regex, names))
+    return tuple(out)
+
+
+def _manual(entries, params: list[ParamSpec], problems: list[str]) -> list[dict]:
+    if not isinstance(entries, list):
+        problems.append("[[trial]]: expected an array of tables [[trial]]")
+        return []
+    by_name = {p.name: p for p in params}
+    out = []
+    for i, entry in enumerate(entries):
+        where = f"trial[{i}]"
+        for key in entry:
+            if key not in by_name:
+                problems.append(f"{where}.{key}: no parameter of that name")
+            elif by_name[key].role == "fixed":
+                problems.append(f"{where}.{key}: fixed parameters cannot be set per trial")
+        assigned: dict[str, Any] = {}
+        for p in params:
+            if not p.applies(assigned) and p.when:
+                continue
+            if p.role == "fixed":
+                assigned[p.name] = p.value
+            elif p.name not in entry:
+                problems.append(f"{where}.{p.name}: missing; a manual trial sets every "
+                                "scientific and nuisance parameter that applies")
+            else:
+                value = entry[p.name]
+                if p.kind == "choice" and value not in p.values:
+                    problems.append(f"{where}.{p.name}: {value!r} is not one of {list(p.values)}")
+                elif p.kind in ("float", "int") and (
+                    not isinstance(value, (int, float)) or isinstance(value, bool)
+                ):
+                    problems.append(f"{where}.{p.name}: expected a number, got {value!r}")
+                assigned[p.name] = value
+        out.append(assigned)
+    return out

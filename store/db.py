@@ -1,0 +1,93 @@
+"""Opening the database: location, connection settings, migrations, transactions."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from store.schema import MIGRATIONS
+
+DB_ENV = "PLAYBOOK_DB"
+BUSY_TIMEOUT_S = 30.0
+
+
+class StoreError(Exception):
+    """The database cannot be used: not a database, read-only, locked, disk full..."""
+
+
+def default_db_path() -> Path:
+    """Where the database lives when no --db is given.
+
+    `$PLAYBOOK_DB` if set, else `.playbook/playbook.db` under the working
+    directory: a study's data sits beside the code that produced it.
+    """
+    env = os.environ.get(DB_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path.cwd() / ".playbook" / "playbook.db"
+
+
+def connect(path: str | Path, *, migrate: bool = True) -> Database:
+    """Open (creating if needed) the database at `path`, in WAL mode, migrated.
+
+    Raises StoreError with the file name and the cause when the file cannot be
+    used, so a caller can print one clear line instead of a traceback.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we issue BEGIN ourselves (IMMEDIATE where we
+        # read-modify-write), sqlite3's implicit transactions would hide that.
+        conn = sqlite3.connect(
+            str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        db = Database(conn)
+        if migrate:
+            _migrate(db, path)
+        return db
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path}: cannot use this database: {exc}") from exc
+    except OSError as exc:
+        raise StoreError(f"{path}: {exc.strerror or exc}") from exc
+
+
+def _migrate(db: Database, path: Path) -> None:
+    if not MIGRATIONS.pending(db):
+        return
+    # Two processes opening a fresh file at once must not both create tables:
+    # serialize migrations with an advisory lock beside the database.
+    lock_path = path.with_name(path.name + ".migrate-lock")
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            MIGRATIONS.apply(db)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def transaction(db: Database, *, immediate: bool = True) -> Iterator[Database]:
+    """A transaction; IMMEDIATE by default so read-modify-write cannot race."""
+    conn = db.conn
+    conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    try:
+        yield db
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    else:
+        conn.execute("COMMIT")
+
+
+def data_version(db: Database) -> int:
+    """A number that changes whenever another connection commits (cheap change detection)."""
+    return db.conn.execute("PRAGMA data_version").fetchone()[0]

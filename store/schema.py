@@ -1,0 +1,114 @@
+"""Tables and their migrations.
+
+Each migration is applied once per database file (sqlite-utils records it in
+`_sqlite_migrations`); add new ones at the end, never edit an applied one.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database, Migrations
+
+MIGRATIONS = Migrations("playbook")
+
+_V1 = [
+    # The playbook's spreadsheet: one row per study.
+    """CREATE TABLE studies (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        goal TEXT NOT NULL DEFAULT '',
+        notes TEXT NOT NULL DEFAULT '',
+        config_path TEXT NOT NULL,
+        config_text TEXT NOT NULL,
+        config_hash TEXT NOT NULL,
+        command_template TEXT NOT NULL,
+        objective_metric TEXT NOT NULL,
+        objective_mode TEXT NOT NULL CHECK (objective_mode IN ('min', 'max')),
+        max_train_steps INTEGER NOT NULL,
+        run_dir TEXT NOT NULL,
+        reproduce_command TEXT NOT NULL,
+        active INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL
+    )""",
+    """CREATE TABLE trials (
+        id INTEGER PRIMARY KEY,
+        study_id INTEGER NOT NULL REFERENCES studies(id),
+        number INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        state TEXT NOT NULL,
+        reason TEXT,
+        detail TEXT,
+        feasible INTEGER,
+        params_json TEXT NOT NULL,
+        argv_json TEXT NOT NULL,
+        trial_dir TEXT NOT NULL,
+        slot TEXT,
+        host TEXT,
+        pid INTEGER,
+        proc_start TEXT,
+        exit_code INTEGER,
+        stop_requested_at REAL,
+        attempt INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        started_at REAL,
+        ended_at REAL,
+        -- summary, kept current by ingest
+        metrics_offset INTEGER NOT NULL DEFAULT 0,
+        stdout_offset INTEGER NOT NULL DEFAULT 0,
+        last_step INTEGER,
+        best_value REAL,
+        best_step INTEGER,
+        last_report_at REAL,
+        diverged INTEGER NOT NULL DEFAULT 0,
+        bad_lines INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (study_id, number)
+    )""",
+    "CREATE INDEX trials_by_state ON trials(state)",
+    """CREATE TABLE params (
+        trial_id INTEGER NOT NULL REFERENCES trials(id),
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (trial_id, name)
+    ) WITHOUT ROWID""",
+    # Clustered on (trial, name, step): one series is one contiguous range,
+    # and a repeated step replaces the earlier value.
+    """CREATE TABLE metrics (
+        trial_id INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        step INTEGER NOT NULL,
+        value REAL,
+        wall_time REAL,
+        PRIMARY KEY (trial_id, name, step)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE checkpoints (
+        trial_id INTEGER NOT NULL REFERENCES trials(id),
+        step INTEGER NOT NULL,
+        path TEXT NOT NULL,
+        objective REAL,
+        wall_time REAL,
+        PRIMARY KEY (trial_id, step)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE commands (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        study_id INTEGER,
+        trial_id INTEGER,
+        created_at REAL NOT NULL,
+        taken_at REAL,
+        result TEXT
+    )""",
+    """CREATE TABLE lease (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        token TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        host TEXT NOT NULL,
+        acquired_at REAL NOT NULL,
+        heartbeat_at REAL NOT NULL
+    )""",
+]
+
+
+@MIGRATIONS(name="0001_initial")
+def _initial(db: Database) -> None:
+    for statement in _V1:
+        db.execute(statement)

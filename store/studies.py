@@ -1,0 +1,115 @@
+"""Studies: the playbook's spreadsheet rows."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, fields
+
+from sqlite_utils import Database
+
+from store import trials
+from store.db import transaction
+
+
+class StudyConflict(Exception):
+    """A study of that name exists with a different configuration."""
+
+
+@dataclass(frozen=True)
+class Study:
+    id: int
+    name: str
+    goal: str
+    notes: str
+    config_path: str
+    config_text: str
+    config_hash: str
+    command_template: str
+    objective_metric: str
+    objective_mode: str
+    max_train_steps: int
+    run_dir: str
+    reproduce_command: str
+    active: int
+    created_at: float
+
+    @classmethod
+    def from_row(cls, row: dict) -> Study:
+        return cls(**{f.name: row[f.name] for f in fields(cls)})
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    """A study with what the spreadsheet shows next to it."""
+
+    study: Study
+    counts: dict[str, int]
+    best_value: float | None
+    best_trial: int | None  # trial number
+
+
+def upsert(db: Database, fields_: dict) -> Study:
+    """Register a study, or return the stored one when its config is unchanged.
+
+    Raises StudyConflict when the name exists with another config hash: the
+    stored trials were produced by the old config and must not be mixed with
+    trials of a new one.
+    """
+    with transaction(db):
+        rows = list(db["studies"].rows_where("name = ?", [fields_["name"]]))
+        if rows:
+            stored = Study.from_row(rows[0])
+            if stored.config_hash != fields_["config_hash"]:
+                raise StudyConflict(
+                    f"study '{stored.name}' already exists in this database with a different "
+                    f"config (stored from {stored.config_path}); rename the study in "
+                    f"[study].name to start a new one, its {_count(db, stored.id)} stored "
+                    f"trials are kept"
+                )
+            return stored
+        db["studies"].insert({**fields_, "created_at": time.time(), "active": 0})
+        return Study.from_row(next(db["studies"].rows_where("name = ?", [fields_["name"]])))
+
+
+def _count(db: Database, study_id: int) -> int:
+    return db.execute("SELECT COUNT(*) FROM trials WHERE study_id = ?", [study_id]).fetchone()[0]
+
+
+def get(db: Database, study_id: int) -> Study | None:
+    rows = list(db["studies"].rows_where("id = ?", [study_id]))
+    return Study.from_row(rows[0]) if rows else None
+
+
+def by_name(db: Database, name: str) -> Study | None:
+    rows = list(db["studies"].rows_where("name = ?", [name]))
+    return Study.from_row(rows[0]) if rows else None
+
+
+def list_all(db: Database) -> list[Study]:
+    return [Study.from_row(r) for r in db["studies"].rows_where(order_by="id")]
+
+
+def set_active(db: Database, study_id: int, active: bool) -> None:
+    """An active study has its queued trials scheduled by the runner."""
+    with transaction(db):
+        db.execute("UPDATE studies SET active = ? WHERE id = ?", [int(active), study_id])
+
+
+def set_notes(db: Database, study_id: int, notes: str) -> None:
+    with transaction(db):
+        db.execute("UPDATE studies SET notes = ? WHERE id = ?", [notes, study_id])
+
+
+def summarize(db: Database, study: Study) -> StudySummary:
+    order = "ASC" if study.objective_mode == "min" else "DESC"
+    best = db.execute(
+        f"SELECT number, best_value FROM trials WHERE study_id = ? AND best_value IS NOT NULL "
+        f"AND feasible IS NOT 0 ORDER BY best_value {order} LIMIT 1",
+        [study.id],
+    ).fetchone()
+    return StudySummary(
+        study=study,
+        counts=trials.state_counts(db, study.id),
+        best_value=best[1] if best else None,
+        best_trial=best[0] if best else None,
+    )
