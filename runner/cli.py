@@ -1,0 +1,445 @@
+"""playbook-runner: run, watch, stop and export studies without the TUI.
+
+    playbook-runner [--db PATH] run STUDY.toml [--detach]
+    playbook-runner [--db PATH] serve [--until-idle] [--detach]
+    playbook-runner [--db PATH] status [STUDY] [--json]
+    playbook-runner [--db PATH] watch STUDY
+    playbook-runner [--db PATH] stop STUDY|STUDY/N|TRIAL_ID
+    playbook-runner [--db PATH] export STUDY --format csv|json
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from runner import launch, process
+from runner.service import DEFAULT_GRACE_S, LeaseLost, Runner
+from runner.spec import SpecError, load
+from runner.text import printable
+from store import StoreError, commands, connect, default_db_path, lease, studies, trials
+from store.studies import Study, StudyConflict
+from store.trials import Trial, TrialState
+
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    db_path = Path(args.db).expanduser().resolve() if args.db else default_db_path().resolve()
+    print(f"database: {db_path}", file=sys.stderr)
+    try:
+        return args.func(args, db_path)
+    except (CliError, SpecError, StoreError, StudyConflict, lease.LeaseHeld) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="playbook-runner",
+        description="Headless run manager for playbook-tui studies.",
+    )
+    p.add_argument("--db", help=f"database file (default: ${'PLAYBOOK_DB'} or ./.playbook/playbook.db)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="register a study file, run its trials, show progress")
+    run.add_argument("study_file")
+    run.add_argument("--detach", action="store_true",
+                     help="run in the background (survives closing the terminal) and return")
+    _slot_args(run)
+    run.set_defaults(func=cmd_run)
+
+    serve = sub.add_parser("serve", help="own the database and run every launched study")
+    serve.add_argument("--until-idle", action="store_true", help="exit when nothing is left to run")
+    serve.add_argument("--detach", action="store_true", help="start in the background and return")
+    _slot_args(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    status = sub.add_parser("status", help="studies and trials, from the store")
+    status.add_argument("study", nargs="?")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
+
+    watch = sub.add_parser("watch", help="follow a study's progress until it is done")
+    watch.add_argument("study")
+    watch.set_defaults(func=cmd_watch)
+
+    stop = sub.add_parser("stop", help="stop a study or a trial (SIGTERM, then SIGKILL after a grace period)")
+    stop.add_argument("target", help="STUDY, STUDY/NUMBER or a trial id")
+    stop.add_argument("--grace", type=float, default=DEFAULT_GRACE_S, help="seconds before SIGKILL")
+    stop.set_defaults(func=cmd_stop)
+
+    export = sub.add_parser("export", help="one row per trial: params, state, best objective")
+    export.add_argument("study")
+    export.add_argument("--format", choices=("csv", "json"), default="csv")
+    export.add_argument("-o", "--output", help="file to write (default: stdout)")
+    export.set_defaults(func=cmd_export)
+    return p
+
+
+def _slot_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cpu-slots", type=int, default=None,
+                   help="trials running at once on CPU (default: number of cores)")
+    p.add_argument("--grace", type=float, default=DEFAULT_GRACE_S,
+                   help="seconds between SIGTERM and SIGKILL when stopping a trial")
+
+
+# -- run / serve -------------------------------------------------------------
+
+
+def cmd_run(args, db_path: Path) -> int:
+    spec = load(args.study_file)
+    db = connect(db_path)
+    study, added = launch.register(db, db_path, spec)
+    counts = trials.state_counts(db, study.id)
+    total = sum(v for k, v in counts.items() if k != "infeasible")
+    print(f"study {spec.name}: {total} trials ({added} new), "
+          f"{counts.get('queued', 0)} queued; trial folders in {study.run_dir}")
+    studies.set_active(db, study.id, True)
+    owner = _live_owner(db)
+    if owner is not None:
+        print(f"runner pid {owner.pid} on {owner.host} owns this database and will run it")
+        return _follow(db, study)
+    if args.detach:
+        _start_detached(db_path, args)
+        print(f"follow it with: playbook-runner --db {db_path} watch {spec.name}")
+        return 0
+    return _run_foreground(db_path, args, study)
+
+
+def _run_foreground(db_path: Path, args, study: Study | None) -> int:
+    runner = Runner(db_path, cpu_slots=args.cpu_slots, grace_s=args.grace, log=_log)
+    runner.start()
+    gpus_note = f"{len(runner.gpus)} GPU slot(s)" if runner.gpus else "no GPU found, CPU slots"
+    print(f"runner pid {os.getpid()}: {gpus_note}, {runner.cpu_slots} CPU slot(s)")
+    progress = _Progress(runner.db, study) if study else None
+    try:
+        runner.serve(until=lambda: (progress and progress.tick()) or runner.idle())
+    except KeyboardInterrupt:
+        print("\ninterrupted: stopping running trials (Ctrl-C again to leave them running)")
+        if study:
+            studies.set_active(runner.db, study.id, False)
+        runner.stop_all("user")
+        try:
+            runner.serve(until=lambda: not runner.live)
+        except KeyboardInterrupt:
+            print("left the remaining trials running; the next runner adopts them")
+        runner.close()
+        return 130
+    except LeaseLost as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if progress:
+        progress.tick(force=True)
+    runner.close()
+    return _exit_status(connect(db_path), study)
+
+
+def _exit_status(db, study: Study | None) -> int:
+    """0 when every trial finished (failures are results too); 1 if some are still queued."""
+    if study is None:
+        return 0
+    counts = trials.state_counts(db, study.id)
+    return 1 if counts.get("queued") else 0
+
+
+def cmd_serve(args, db_path: Path) -> int:
+    if args.detach:
+        _start_detached(db_path, args, until_idle=args.until_idle)
+        return 0
+    db = connect(db_path)
+    owner = _live_owner(db)
+    if owner is not None:
+        raise CliError(f"runner pid {owner.pid} on {owner.host} already owns this database")
+    runner = Runner(db_path, cpu_slots=args.cpu_slots, grace_s=args.grace, log=_log)
+    runner.start()
+    print(f"runner pid {os.getpid()} serving {db_path}"
+          f" ({len(runner.gpus)} GPU slot(s), {runner.cpu_slots} CPU slot(s))", flush=True)
+    # SIGTERM ends the runner cleanly (lease released); trials keep running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        runner.serve(until=runner.idle if args.until_idle else None)
+    except LeaseLost as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("runner stopped; running trials continue and are adopted by the next runner")
+    finally:
+        runner.close()
+    return 0
+
+
+def _start_detached(db_path: Path, args, until_idle: bool = True) -> None:
+    log_path = db_path.parent / "runner.log"
+    argv = [sys.executable, "-m", "runner", "--db", str(db_path), "serve"]
+    if until_idle:
+        argv.append("--until-idle")
+    if getattr(args, "cpu_slots", None):
+        argv += ["--cpu-slots", str(args.cpu_slots)]
+    argv += ["--grace", str(args.grace)]
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                start_new_session=True)
+    print(f"runner started in the background (pid {proc.pid}); log: {log_path}")
+
+
+def start_detached_runner(db_path: Path) -> int:
+    """Start a background runner for `db_path` (used by the TUI); returns its pid."""
+    log_path = db_path.parent / "runner.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "runner", "--db", str(db_path), "serve", "--until-idle"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+    return proc.pid
+
+
+def _live_owner(db) -> lease.Lease | None:
+    held = lease.current(db)
+    if held is None or not held.is_fresh():
+        return None
+    import socket
+
+    if held.host == socket.gethostname() and not process.is_alive(held.pid, None):
+        return None
+    return held
+
+
+def _log(message: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {printable(message)}", flush=True)
+
+
+class _Progress:
+    """A one-line summary of a study, printed when it changes (at most every 2 s)."""
+
+    def __init__(self, db, study: Study):
+        self.db, self.study = db, study
+        self.last_line = ""
+        self.last_time = 0.0
+
+    def tick(self, force: bool = False) -> bool:
+        now = time.monotonic()
+        if not force and now - self.last_time < 2.0:
+            return False
+        self.last_time = now
+        line = _summary_line(self.db, self.study)
+        if line != self.last_line:
+            print(line, flush=True)
+            self.last_line = line
+        return False
+
+
+def _summary_line(db, study: Study) -> str:
+    s = studies.summarize(db, study)
+    c = s.counts
+    done = sum(c.get(k, 0) for k in ("completed", "failed", "stopped", "lost"))
+    total = done + c.get("queued", 0) + c.get("starting", 0) + c.get("running", 0)
+    best = (f"best {study.objective_metric} {s.best_value:.6g} (trial {s.best_trial})"
+            if s.best_value is not None else f"no {study.objective_metric} yet")
+    return (f"[{study.name}] {done}/{total} finished: {c.get('completed', 0)} completed, "
+            f"{c.get('failed', 0)} failed ({c['infeasible']} infeasible), "
+            f"{c.get('running', 0) + c.get('starting', 0)} running, {c.get('queued', 0)} queued | {best}")
+
+
+def _follow(db, study: Study) -> int:
+    """Print progress from the store until the study has nothing queued or running."""
+    progress = _Progress(db, study)
+    states: dict[int, str] = {}
+    try:
+        while True:
+            for t in trials.list_for_study(db, study.id):
+                if states.get(t.id) != t.state.value:
+                    if t.id in states or t.state is not TrialState.QUEUED:
+                        reason = f" ({t.reason}: {t.detail})" if t.reason else ""
+                        _log(f"trial {study.name}/{t.number} {t.state.value}{reason}")
+                    states[t.id] = t.state.value
+            progress.tick()
+            row = studies.get(db, study.id)
+            counts = trials.state_counts(db, study.id)
+            active_work = counts.get("running", 0) + counts.get("starting", 0)
+            if not active_work and (not row.active or not counts.get("queued")):
+                progress.tick(force=True)
+                return 0
+            if _live_owner(db) is None and (counts.get("queued") or active_work):
+                print("no runner owns this database any more; start one with "
+                      f"`playbook-runner --db {db.conn.execute('PRAGMA database_list').fetchone()[2]} serve`")
+                return 1
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        print("\nstopped following; the runner goes on")
+        return 0
+
+
+def cmd_watch(args, db_path: Path) -> int:
+    db = connect(db_path)
+    return _follow(db, _study(db, args.study))
+
+
+# -- status / stop / export --------------------------------------------------
+
+
+def _study(db, name: str) -> Study:
+    study = studies.by_name(db, name)
+    if study is None:
+        known = ", ".join(s.name for s in studies.list_all(db)) or "none yet"
+        raise CliError(f"no study named {name!r} in this database (studies: {known})")
+    return study
+
+
+def resolve_target(db, text: str) -> Study | Trial:
+    """STUDY, STUDY/NUMBER, or a bare trial id."""
+    if "/" in text:
+        name, _, number = text.rpartition("/")
+        study = _study(db, name)
+        if not number.isdigit() or not (t := trials.get_by_number(db, study.id, int(number))):
+            raise CliError(f"study {name!r} has no trial {number!r}")
+        return t
+    study = studies.by_name(db, text)
+    if study is not None:
+        return study
+    if text.isdigit() and (t := trials.get(db, int(text))):
+        return t
+    known = ", ".join(s.name for s in studies.list_all(db)) or "none yet"
+    raise CliError(f"no study or trial {text!r} (studies: {known}; a trial is STUDY/NUMBER)")
+
+
+def cmd_stop(args, db_path: Path) -> int:
+    db = connect(db_path)
+    target = resolve_target(db, args.target)
+    owner = _live_owner(db)
+    if owner is not None:
+        if isinstance(target, Study):
+            commands.enqueue(db, "stop_study", study_id=target.id)
+        else:
+            commands.enqueue(db, "stop_trial", trial_id=target.id)
+        print(f"asked runner pid {owner.pid} to stop {args.target}")
+        return 0
+    # No runner: become a short-lived one that only stops, then releases the database.
+    runner = Runner(db_path, grace_s=args.grace, schedule=False, log=_log)
+    runner.start()
+    try:
+        result = (runner.stop_study(target.id) if isinstance(target, Study)
+                  else runner.stop_trial(target.id))
+        print(f"{args.target}: {result}")
+        runner.serve(until=runner.idle)
+    finally:
+        runner.close()
+    return 0
+
+
+def cmd_status(args, db_path: Path) -> int:
+    db = connect(db_path)
+    chosen = [_study(db, args.study)] if args.study else studies.list_all(db)
+    report = {
+        "database": str(db_path),
+        "runner": _runner_info(db),
+        "studies": [_study_record(db, s) for s in chosen],
+    }
+    if args.json:
+        json.dump(report, sys.stdout, indent=2, default=str)
+        print()
+        return 0
+    from runner.status_view import render_status
+
+    render_status(report)
+    return 0
+
+
+def _runner_info(db) -> dict | None:
+    owner = _live_owner(db)
+    if owner is None:
+        return None
+    return {"pid": owner.pid, "host": owner.host, "heartbeat_age_s": round(time.time() - owner.heartbeat_at, 1)}
+
+
+def _study_record(db, study: Study) -> dict:
+    s = studies.summarize(db, study)
+    return {
+        "name": study.name,
+        "goal": study.goal,
+        "notes": study.notes,
+        "active": bool(study.active),
+        "config_path": study.config_path,
+        "reproduce_command": study.reproduce_command,
+        "objective": {"metric": study.objective_metric, "mode": study.objective_mode},
+        "max_train_steps": study.max_train_steps,
+        "counts": s.counts,
+        "best_value": s.best_value,
+        "best_trial": s.best_trial,
+        "trials": [_trial_record(db, study, t) for t in trials.list_for_study(db, study.id)],
+    }
+
+
+def _trial_record(db, study: Study, t: Trial) -> dict:
+    roles = dict(db.execute("SELECT name, role FROM params WHERE trial_id = ?", [t.id]).fetchall())
+    return {
+        "id": t.id,
+        "number": t.number,
+        "source": t.source,
+        "state": t.state.value,
+        "reason": t.reason,
+        "detail": t.detail,
+        "feasible": None if t.feasible is None else bool(t.feasible),
+        "params": t.params,
+        "roles": roles,
+        "best_value": t.best_value,
+        "best_step": t.best_step,
+        "last_step": t.last_step,
+        "max_train_steps": study.max_train_steps,
+        "slot": t.slot,
+        "started_at": t.started_at,
+        "ended_at": t.ended_at,
+        "trial_dir": t.trial_dir,
+        "bad_lines": t.bad_lines,
+    }
+
+
+def cmd_export(args, db_path: Path) -> int:
+    db = connect(db_path)
+    study = _study(db, args.study)
+    records = [_trial_record(db, study, t) for t in trials.list_for_study(db, study.id)]
+    rows = [_export_row(study, r) for r in records]
+    if args.format == "json":
+        text = json.dumps(rows, indent=2, default=str) + "\n"
+    else:
+        param_names = sorted({k for r in records for k in r["params"]})
+        columns = ["study", "trial", "source", "state", "reason", "detail", "feasible",
+                   *[f"param.{n}" for n in param_names], "objective", "best_value", "best_step",
+                   "last_step", "max_train_steps", "started_at", "ended_at", "trial_dir"]
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns)
+        writer.writeheader()
+        for row in rows:
+            flat = {k: v for k, v in row.items() if k != "params"}
+            flat.update({f"param.{k}": v for k, v in row["params"].items()})
+            writer.writerow(flat)
+        text = buffer.getvalue()
+    if args.output:
+        Path(args.output).write_text(text)
+        print(f"wrote {len(rows)} trials to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _export_row(study: Study, r: dict) -> dict:
+    return {
+        "study": study.name, "trial": r["number"], "source": r["source"], "state": r["state"],
+        "reason": r["reason"], "detail": r["detail"], "feasible": r["feasible"],
+        "params": r["params"], "objective": study.objective_metric, "best_value": r["best_value"],
+        "best_step": r["best_step"], "last_step": r["last_step"],
+        "max_train_steps": r["max_train_steps"], "started_at": r["started_at"],
+        "ended_at": r["ended_at"], "trial_dir": r["trial_dir"],
+    }

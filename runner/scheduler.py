@@ -1,0 +1,80 @@
+"""Which queued trials start now, on which slot (pure: free slots and queue in, launches out).
+
+One slot per GPU (a trial that asks for k GPUs takes k of them) and a number of
+CPU slots for trials that ask for none, or for all trials when there is no GPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Where a trial runs: `gpus` empty means a CPU slot."""
+
+    gpus: tuple[int, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return "gpu:" + ",".join(map(str, self.gpus)) if self.gpus else "cpu"
+
+    @property
+    def cuda_visible_devices(self) -> str:
+        return ",".join(map(str, self.gpus))
+
+
+@dataclass(frozen=True)
+class Waiting:
+    trial_id: int
+    study_id: int
+    gpus_per_trial: int
+    concurrency: int  # the study's limit on trials running at once
+
+
+@dataclass(frozen=True)
+class Launch:
+    trial_id: int
+    slot: Slot
+
+
+def plan_launches(
+    queue: list[Waiting],
+    *,
+    all_gpus: list[int],
+    busy_gpus: set[int],
+    cpu_slots: int,
+    busy_cpu: int,
+    running_per_study: dict[int, int],
+) -> tuple[list[Launch], list[tuple[int, str]]]:
+    """Fill free slots from the queue in order, within each study's concurrency.
+
+    Returns (launches, impossible): `impossible` lists (trial_id, why) for
+    trials that can never run here (more GPUs asked than the machine has).
+    Trials asking for GPUs on a machine with none run on CPU slots.
+    """
+    free_gpus = [g for g in all_gpus if g not in busy_gpus]
+    free_cpu = cpu_slots - busy_cpu
+    running = dict(running_per_study)
+    launches: list[Launch] = []
+    impossible: list[tuple[int, str]] = []
+    for w in queue:
+        if running.get(w.study_id, 0) >= w.concurrency:
+            continue
+        want = w.gpus_per_trial if all_gpus else 0
+        if want > len(all_gpus):
+            impossible.append((w.trial_id, f"asks for {want} GPUs; this machine has {len(all_gpus)}"))
+            continue
+        if want:
+            if len(free_gpus) < want:
+                continue
+            slot = Slot(tuple(free_gpus[:want]))
+            free_gpus = free_gpus[want:]
+        else:
+            if free_cpu <= 0:
+                continue
+            free_cpu -= 1
+            slot = Slot()
+        running[w.study_id] = running.get(w.study_id, 0) + 1
+        launches.append(Launch(w.trial_id, slot))
+    return launches, impossible

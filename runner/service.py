@@ -1,0 +1,410 @@
+"""The runner: owns a database (lease), launches queued trials, watches them, ingests metrics.
+
+One loop, one thread. Each pass: heartbeat, commands from the store, reap ended
+trials, enforce stops and timeouts, ingest new metric lines, fill free slots.
+Nothing in a pass waits on a trial, so one stuck trial never stalls the others.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+import tomllib
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from runner import failures, gpus, process
+from runner.ingest import TailTarget, collect
+from runner.process import TrialPaths
+from runner.scheduler import Slot, Waiting, plan_launches
+from runner.spec import SpecError, StudySpec, parse
+from store import commands, lease, metrics, studies, trials
+from store.db import connect
+from store.studies import Study
+from store.trials import Trial, TrialState
+
+HEARTBEAT_EVERY_S = 2.0
+DEFAULT_GRACE_S = 10.0
+
+
+class LeaseLost(Exception):
+    """Another runner took over this database."""
+
+
+@dataclass
+class LiveTrial:
+    """A trial this runner is watching (started by it, or adopted after a restart)."""
+
+    trial_id: int
+    study_id: int
+    pid: int
+    paths: TrialPaths
+    slot: Slot
+    popen: subprocess.Popen | None  # None when adopted from a previous runner
+    proc_start: str | None
+    deadline: float | None  # wall-clock time after which it is stopped as timed out
+    oom_kills_at_start: int | None
+    stop_reason: str | None = None  # 'user' | 'timeout' | 'diverged'
+    term_sent_at: float | None = None
+    kill_sent: bool = False
+
+    def returncode(self) -> tuple[bool, int | None]:
+        """(ended, return code of the command if known)."""
+        if self.popen is not None:
+            if self.popen.poll() is None:
+                return False, None
+        elif process.is_alive(self.pid, self.proc_start):
+            return False, None
+        record = process.read_exit(self.paths)
+        if record is not None:
+            return True, record.get("returncode")
+        return True, self.popen.returncode if self.popen is not None else None
+
+
+def _spec_of(study: Study) -> StudySpec:
+    """The study's config as stored (the file may have changed since)."""
+    return parse(tomllib.loads(study.config_text), path=Path(study.config_path),
+                 text=study.config_text)
+
+
+class Runner:
+    """Runs the trials of active studies in one database until told to stop.
+
+    gpu_indices: GPUs to schedule on (None: discover through NVML).
+    cpu_slots: concurrent CPU trials (None: the number of CPU cores).
+    schedule: False for a runner that only watches and stops (the CLI's direct stop).
+    """
+
+    def __init__(
+        self,
+        db_path: str | Path,
+        *,
+        gpu_indices: list[int] | None = None,
+        cpu_slots: int | None = None,
+        grace_s: float = DEFAULT_GRACE_S,
+        poll_s: float = 0.2,
+        schedule: bool = True,
+        log: Callable[[str], None] = print,
+    ) -> None:
+        self.db_path = Path(db_path)
+        self.db = connect(self.db_path)
+        self.gpus = gpus.discover() if gpu_indices is None else list(gpu_indices)
+        self.cpu_slots = cpu_slots or os.cpu_count() or 1
+        self.grace_s = grace_s
+        self.poll_s = poll_s
+        self.schedule = schedule
+        self.log = log
+        self.host = socket.gethostname()
+        self.token = uuid.uuid4().hex
+        self.live: dict[int, LiveTrial] = {}
+        self._specs: dict[int, StudySpec | SpecError] = {}
+        self._last_heartbeat = 0.0
+        self._owning = False
+
+    # -- ownership ---------------------------------------------------------
+
+    def start(self) -> None:
+        """Take the lease (raises store.lease.LeaseHeld) and recover the previous runner's trials."""
+        lease.acquire(self.db, self.token, os.getpid(), self.host, self._owner_alive)
+        self._owning = True
+        self._last_heartbeat = time.monotonic()
+        self._recover()
+
+    def _owner_alive(self, held: lease.Lease) -> bool:
+        if held.host != self.host:
+            return True  # cannot check another machine: trust the heartbeat
+        return process.is_alive(held.pid, None)
+
+    def close(self) -> None:
+        """Release the lease; trials still running keep running and are adopted next time."""
+        if self._owning:
+            lease.release(self.db, self.token)
+            self._owning = False
+        self.db.conn.close()
+
+    def _recover(self) -> None:
+        """Adopt trials whose process survived; settle the rest (never leave a false 'running')."""
+        for trial in trials.in_states(self.db, {TrialState.STARTING, TrialState.RUNNING}):
+            paths = TrialPaths(Path(trial.trial_dir))
+            alive = trial.host == self.host and process.is_alive(trial.pid, trial.proc_start)
+            if alive:
+                self.live[trial.id] = self._live_from_row(trial, popen=None)
+                self.log(f"adopted running trial {self._label(trial)} (pid {trial.pid})")
+            elif trial.state is TrialState.RUNNING and process.read_exit(paths) is not None:
+                # It ended while no runner watched: its exit file says how.
+                live = self._live_from_row(trial, popen=None)
+                self._ingest([live])
+                self._settle(live, process.read_exit(paths).get("returncode"))
+            else:
+                self._lose(trial)
+
+    def _lose(self, trial: Trial) -> None:
+        spec = self._spec(trial.study_id)
+        if isinstance(spec, StudySpec) and spec.requeue_lost:
+            trials.requeue(self.db, trial.id)
+            self.log(f"re-queued lost trial {self._label(trial)}")
+        else:
+            trials.finish(self.db, trial.id, TrialState.LOST,
+                          detail="its process was gone when a runner looked (runner or machine died)")
+            self.log(f"trial {self._label(trial)} lost: no process behind it")
+
+    def _live_from_row(self, trial: Trial, popen) -> LiveTrial:
+        spec = self._spec(trial.study_id)
+        timeout = spec.timeout_s if isinstance(spec, StudySpec) else None
+        started = trial.started_at or time.time()
+        gpus_ = tuple(int(g) for g in trial.slot[4:].split(",")) if trial.slot and trial.slot.startswith("gpu:") else ()
+        return LiveTrial(
+            trial_id=trial.id, study_id=trial.study_id, pid=trial.pid or 0,
+            paths=TrialPaths(Path(trial.trial_dir)), slot=Slot(gpus_), popen=popen,
+            proc_start=trial.proc_start, deadline=started + timeout if timeout else None,
+            oom_kills_at_start=process.host_oom_kills(),
+        )
+
+    # -- the loop ------------------------------------------------------------
+
+    def serve(self, until: Callable[[], bool] | None = None) -> None:
+        """Run passes until `until()` is true (never, when None)."""
+        while True:
+            self.run_pass()
+            if until is not None and until():
+                return
+            time.sleep(self.poll_s)
+
+    def idle(self) -> bool:
+        """Nothing running and nothing queued in an active study."""
+        if self.live:
+            return False
+        if not self.schedule:
+            return True
+        return not self.db.execute(
+            "SELECT 1 FROM trials t JOIN studies s ON s.id = t.study_id "
+            "WHERE s.active = 1 AND t.state = 'queued' LIMIT 1"
+        ).fetchone()
+
+    def run_pass(self) -> None:
+        now = time.monotonic()
+        if now - self._last_heartbeat >= HEARTBEAT_EVERY_S:
+            if not lease.heartbeat(self.db, self.token):
+                self._owning = False
+                raise LeaseLost("another runner took over this database")
+            self._last_heartbeat = now
+        self._handle_commands()
+        self._ingest(list(self.live.values()))
+        self._check_divergence_and_timeouts()
+        self._escalate_stops()
+        self._reap()
+        if self.schedule:
+            self._launch_queued()
+            self._retire_finished_studies()
+
+    def stop_all(self, reason: str = "user") -> None:
+        """Ask every live trial to stop (SIGTERM now, SIGKILL after the grace period)."""
+        for live in self.live.values():
+            live.stop_reason = live.stop_reason or reason
+
+    # -- commands ------------------------------------------------------------
+
+    def _handle_commands(self) -> None:
+        for cmd in commands.take_pending(self.db):
+            if cmd.kind == "launch_study" and cmd.study_id is not None:
+                studies.set_active(self.db, cmd.study_id, True)
+                result = "launched"
+            elif cmd.kind == "stop_study" and cmd.study_id is not None:
+                result = self.stop_study(cmd.study_id)
+            elif cmd.kind == "stop_trial" and cmd.trial_id is not None:
+                result = self.stop_trial(cmd.trial_id)
+            else:
+                result = "ignored: incomplete command"
+            commands.record_result(self.db, cmd.id, result)
+
+    def stop_trial(self, trial_id: int) -> str:
+        if trial_id in self.live:
+            self.live[trial_id].stop_reason = self.live[trial_id].stop_reason or "user"
+            return "stopping"
+        trial = trials.get(self.db, trial_id)
+        if trial and trial.state is TrialState.QUEUED:
+            trials.finish(self.db, trial_id, TrialState.STOPPED, detail="stopped before it started")
+            return "stopped (was queued)"
+        return "not running"
+
+    def stop_study(self, study_id: int) -> str:
+        """Stop its running trials; its queued trials stay queued until it is launched again."""
+        studies.set_active(self.db, study_id, False)
+        n = 0
+        for live in self.live.values():
+            if live.study_id == study_id:
+                live.stop_reason = live.stop_reason or "user"
+                n += 1
+        return f"stopping {n} running trial(s); queued trials wait for the next launch"
+
+    # -- watching ------------------------------------------------------------
+
+    def _spec(self, study_id: int) -> StudySpec | SpecError:
+        if study_id not in self._specs:
+            study = studies.get(self.db, study_id)
+            try:
+                self._specs[study_id] = _spec_of(study)
+            except SpecError as exc:
+                self._specs[study_id] = exc
+        return self._specs[study_id]
+
+    def _ingest(self, live: list[LiveTrial]) -> None:
+        if not live:
+            return
+        targets, modes = [], {}
+        rows = {t.id: t for t in trials.in_states(self.db, {TrialState.STARTING, TrialState.RUNNING})}
+        for lt in live:
+            trial = rows.get(lt.trial_id)
+            spec = self._spec(lt.study_id)
+            if trial is None or not isinstance(spec, StudySpec):
+                continue
+            modes[trial.id] = spec.objective_mode
+            targets.append(TailTarget(
+                trial_id=trial.id, metrics_path=str(lt.paths.metrics),
+                stdout_path=str(lt.paths.stdout), metrics_offset=trial.metrics_offset,
+                stdout_offset=trial.stdout_offset, objective=spec.objective_metric,
+                mode=spec.objective_mode, patterns=spec.metric_patterns,
+            ))
+        now = time.time()
+        updates = [u for u in (collect(t, now) for t in targets) if not u.is_empty()]
+        if updates:
+            metrics.write_updates(self.db, updates, modes)
+
+    def _check_divergence_and_timeouts(self) -> None:
+        now = time.time()
+        diverged = {
+            r[0] for r in self.db.execute(
+                "SELECT id FROM trials WHERE diverged = 1 AND state = 'running'")
+        }
+        for live in self.live.values():
+            if live.stop_reason:
+                continue
+            spec = self._spec(live.study_id)
+            if live.trial_id in diverged and isinstance(spec, StudySpec) and spec.stop_on_divergence:
+                live.stop_reason = "diverged"
+            elif live.deadline is not None and now > live.deadline:
+                live.stop_reason = "timeout"
+
+    def _escalate_stops(self) -> None:
+        now = time.monotonic()
+        for live in self.live.values():
+            if not live.stop_reason:
+                continue
+            if live.term_sent_at is None:
+                process.signal_group(live.pid, process.TERMINATE)
+                live.term_sent_at = now
+            elif not live.kill_sent and now - live.term_sent_at >= self.grace_s:
+                process.signal_group(live.pid, process.KILL)
+                live.kill_sent = True
+
+    def _reap(self) -> None:
+        for live in list(self.live.values()):
+            ended, returncode = live.returncode()
+            if not ended:
+                continue
+            if live.popen is None or not live.kill_sent:
+                # stragglers (children the command forked) go with it
+                process.signal_group(live.pid, process.KILL)
+            self._ingest([live])  # the lines written just before the end
+            self._settle(live, returncode)
+            del self.live[live.trial_id]
+
+    def _settle(self, live: LiveTrial, returncode: int | None) -> None:
+        trial = trials.get(self.db, live.trial_id)
+        oom_now = process.host_oom_kills()
+        spec = self._spec(live.study_id)
+        outcome = failures.classify(
+            returncode,
+            stop_reason=live.stop_reason,
+            diverged=bool(trial and trial.diverged),
+            stderr_tail=process.stderr_tail(live.paths),
+            host_oom_kill=(oom_now is not None and live.oom_kills_at_start is not None
+                           and oom_now > live.oom_kills_at_start),
+            timeout_s=spec.timeout_s if isinstance(spec, StudySpec) else None,
+        )
+        trials.finish(self.db, live.trial_id, outcome.state, reason=outcome.reason,
+                      detail=outcome.detail, feasible=outcome.feasible, exit_code=returncode)
+        what = outcome.state.value + (f" ({outcome.reason}: {outcome.detail})" if outcome.reason else "")
+        self.log(f"trial {self._label(trial)} {what}")
+
+    # -- launching -----------------------------------------------------------
+
+    def _launch_queued(self) -> None:
+        queue: list[Waiting] = []
+        rows = self.db.execute(
+            "SELECT t.id, t.study_id FROM trials t JOIN studies s ON s.id = t.study_id "
+            "WHERE s.active = 1 AND t.state = 'queued' ORDER BY t.id"
+        ).fetchall()
+        for trial_id, study_id in rows:
+            spec = self._spec(study_id)
+            if isinstance(spec, SpecError):
+                trials.finish(self.db, trial_id, TrialState.FAILED, reason="config",
+                              detail=str(spec), feasible=None)
+                continue
+            queue.append(Waiting(trial_id, study_id, spec.gpus_per_trial, spec.concurrency))
+        if not queue:
+            return
+        running: dict[int, int] = {}
+        for live in self.live.values():
+            running[live.study_id] = running.get(live.study_id, 0) + 1
+        launches, impossible = plan_launches(
+            queue, all_gpus=self.gpus,
+            busy_gpus={g for lt in self.live.values() for g in lt.slot.gpus},
+            cpu_slots=self.cpu_slots,
+            busy_cpu=sum(1 for lt in self.live.values() if not lt.slot.gpus),
+            running_per_study=running,
+        )
+        for trial_id, why in impossible:
+            trials.finish(self.db, trial_id, TrialState.FAILED, reason="config", detail=why)
+        for launch in launches:
+            self._launch(launch.trial_id, launch.slot)
+
+    def _retire_finished_studies(self) -> None:
+        """A launched study with nothing left queued or running is no longer active."""
+        live_studies = {lt.study_id for lt in self.live.values()}
+        for (study_id,) in self.db.execute(
+            "SELECT id FROM studies s WHERE active = 1 AND NOT EXISTS ("
+            " SELECT 1 FROM trials t WHERE t.study_id = s.id AND t.state IN ('queued', 'starting', 'running'))"
+        ).fetchall():
+            if study_id not in live_studies:
+                studies.set_active(self.db, study_id, False)
+
+    def _launch(self, trial_id: int, slot: Slot) -> None:
+        if not trials.claim(self.db, trial_id, slot.label, self.host):
+            return
+        trial = trials.get(self.db, trial_id)
+        spec = self._spec(trial.study_id)
+        paths = TrialPaths(Path(trial.trial_dir))
+        env = {
+            "CUDA_VISIBLE_DEVICES": slot.cuda_visible_devices,
+            "PLAYBOOK_MAX_TRAIN_STEPS": str(spec.max_train_steps),
+            "PLAYBOOK_TRIAL_NUMBER": str(trial.number),
+            "PLAYBOOK_STUDY": spec.name,
+        }
+        try:
+            popen = process.spawn(trial.argv, paths=paths, cwd=spec.workdir,
+                                  params=trial.params, extra_env=env)
+        except OSError as exc:
+            trials.finish(self.db, trial_id, TrialState.FAILED, reason="exit",
+                          detail=f"cannot start: {exc}", feasible=None)
+            return
+        proc_start = process.start_time(popen.pid)
+        trials.mark_running(self.db, trial_id, popen.pid, proc_start)
+        self.live[trial_id] = LiveTrial(
+            trial_id=trial_id, study_id=trial.study_id, pid=popen.pid, paths=paths, slot=slot,
+            popen=popen, proc_start=proc_start,
+            deadline=time.time() + spec.timeout_s if spec.timeout_s else None,
+            oom_kills_at_start=process.host_oom_kills(),
+        )
+        self.log(f"trial {self._label(trial)} started on {slot.label} (pid {popen.pid})")
+
+    def _label(self, trial: Trial | None) -> str:
+        if trial is None:
+            return "?"
+        spec = self._spec(trial.study_id)
+        name = spec.name if isinstance(spec, StudySpec) else f"study {trial.study_id}"
+        return f"{name}/{trial.number}"

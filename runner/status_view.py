@@ -1,0 +1,75 @@
+"""`playbook-runner status` as tables (rich), from the same record as `--json`."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from runner.text import printable
+
+
+def _t(value, style: str = "") -> Text:
+    """Trial-supplied strings become literal Text: no markup, no escapes reach the terminal."""
+    return Text(printable("" if value is None else str(value)), style=style)
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+STATE_STYLE = {"completed": "green", "failed": "red", "running": "cyan", "starting": "cyan",
+               "queued": "dim", "stopped": "yellow", "lost": "magenta"}
+
+
+def render_status(report: dict, console: Console | None = None) -> None:
+    console = console or Console()
+    runner = report["runner"]
+    console.print(Text(f"runner: pid {runner['pid']} on {runner['host']}" if runner
+                       else "runner: none alive for this database"))
+    if not report["studies"]:
+        console.print("no studies yet: playbook-runner run sample_studies/digits/study.toml")
+    for study in report["studies"]:
+        console.print()
+        _render_study(console, study)
+
+
+def _render_study(console: Console, study: dict) -> None:
+    c = study["counts"]
+    objective = study["objective"]
+    best = (f"best {objective['metric']} = {_fmt(study['best_value'])} (trial {study['best_trial']})"
+            if study["best_value"] is not None else "no objective reported yet")
+    header = Text()
+    header.append(printable(study["name"]), style="bold")
+    header.append(f"  [{'active' if study['active'] else 'idle'}]  ")
+    header.append(", ".join(f"{k} {v}" for k, v in c.items() if v) + f"  |  {best}")
+    console.print(header)
+    if study["goal"]:
+        console.print(_t("goal: " + study["goal"]))
+    console.print(_t(f"config: {study['config_path']}   reproduce: {study['reproduce_command']}"))
+    trials = study["trials"]
+    param_names = sorted({k for t in trials for k in t["params"]})
+    varied = [n for n in param_names
+              if len({repr(t["params"].get(n)) for t in trials}) > 1]
+    table = Table(show_edge=False, pad_edge=False)
+    table.add_column("#", justify="right")
+    table.add_column("state")
+    for name in varied:
+        role = next((t["roles"].get(name) for t in trials if name in t["roles"]), "")
+        table.add_column(("*" if role == "scientific" else "") + name, justify="right")
+    table.add_column(f"best {objective['metric']}", justify="right")
+    table.add_column("@step", justify="right")
+    table.add_column("progress", justify="right")
+    for t in trials:
+        state = t["state"] + (f" ({t['reason']})" if t["reason"] else "")
+        progress = f"{t['last_step'] if t['last_step'] is not None else '-'}/{t['max_train_steps']}"
+        table.add_row(
+            str(t["number"]), _t(state, STATE_STYLE.get(t["state"], "")),
+            *[_t(_fmt(t["params"].get(n, "-"))) for n in varied],
+            _t(_fmt(t["best_value"]) if t["best_value"] is not None else "-"),
+            _t(t["best_step"] if t["best_step"] is not None else "-"), progress,
+        )
+    console.print(table)
+    console.print(Text("* scientific parameter", style="dim"))
