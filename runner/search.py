@@ -55,7 +55,7 @@ def grid_values(p: ParamSpec) -> list[Any]:
 def scientific_grid(spec: StudySpec) -> list[dict[str, Any]]:
     """Every combination of scientific values (one empty combination when there are none)."""
     sci = spec.by_role("scientific")
-    return [dict(zip([p.name for p in sci], combo))
+    return [dict(zip([p.name for p in sci], combo, strict=True))
             for combo in itertools.product(*(grid_values(p) for p in sci))]
 
 
@@ -75,7 +75,7 @@ def nuisance_samples(spec: StudySpec, n: int) -> list[dict[str, Any]]:
     points = halton.random(n)
     shift = np.random.default_rng(spec.seed).random(len(nuisance))
     points = (points + shift) % 1.0
-    return [{p.name: from_unit(p, u) for p, u in zip(nuisance, row)} for row in points]
+    return [{p.name: from_unit(p, u) for p, u in zip(nuisance, row, strict=True)} for row in points]
 
 
 def resolve(spec: StudySpec, chosen: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from sqlite_utils import Database
 from store.db import transaction
 
 
-class TrialState(str, enum.Enum):
+class TrialState(enum.StrEnum):
     QUEUED = "queued"
     STARTING = "starting"
     RUNNING = "running"

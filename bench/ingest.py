@@ -1,0 +1,331 @@
+"""Ingest throughput: 8 live trials' metrics files -> the store, against raw sqlite3 executemany.
+
+Setup (not timed): 8 metrics files of S steps x 3 metrics (train_loss, grad_norm, lr),
+written through runner.report.Reporter, so the lines are exactly what a training
+script writes; a fresh store.connect() database holding 8 running trials.
+
+Timed, "ours": passes like Runner._ingest: read the saved offsets from the store
+(trials.in_states), collect() each of the 8 targets from its offset, then
+store.metrics.write_updates() in one transaction, until every point is in. Two
+pass sizes: live tailing (a small max-bytes per pass, about what a fast trial
+writes between two runner polls) and catch-up (ingest.MAX_BYTES_PER_PASS, what a
+restarted runner does).
+
+Timed, baselines: raw sqlite3 (WAL, synchronous=NORMAL) executemany of the same
+pre-built (trial, name, step, value, wall) tuples, committing every 100 steps x 8
+trials; into a plain rowid table, and into the store's WITHOUT ROWID schema with
+the store's INSERT OR REPLACE (schema cost vs pipeline cost).
+
+    .venv/bin/python bench/ingest.py [--steps S] [--repeats N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _common import Timer, make_trials, median, print_result  # noqa: E402
+
+from runner import ingest  # noqa: E402
+from runner.ingest import TailTarget, collect, parse_metrics_line, read_complete_lines  # noqa: E402
+from runner.report import Reporter  # noqa: E402
+from store import metrics, trials  # noqa: E402
+from store.db import connect  # noqa: E402
+from store.metrics import TrialUpdate  # noqa: E402
+from store.trials import TrialState  # noqa: E402
+
+N_TRIALS = 8
+METRIC_NAMES = ("train_loss", "grad_norm", "lr")
+LIVE_CHUNK = 16 * 1024  # bytes per trial per pass while tailing live (~150 lines)
+BASELINE_COMMIT_STEPS = 100
+GOAL_RATIO = 0.5
+
+PLAIN_SCHEMA = """CREATE TABLE metrics (
+    trial_id INTEGER NOT NULL, name TEXT NOT NULL, step INTEGER NOT NULL,
+    value REAL, wall_time REAL)"""
+STORE_SCHEMA = """CREATE TABLE metrics (
+    trial_id INTEGER NOT NULL, name TEXT NOT NULL, step INTEGER NOT NULL,
+    value REAL, wall_time REAL, PRIMARY KEY (trial_id, name, step)) WITHOUT ROWID"""
+
+
+# -- setup -------------------------------------------------------------------
+
+
+def write_metrics_files(root: Path, steps: int) -> list[str]:
+    """One metrics.jsonl per trial, through the real Reporter (flush every 512 points)."""
+    paths = []
+    rng = random.Random(1234)
+    for i in range(N_TRIALS):
+        path = root / f"trial-{i}" / "metrics.jsonl"
+        path.parent.mkdir(parents=True)
+        rep = Reporter(path, flush_interval_s=3600.0)
+        base_lr = 3e-4 * (1 + i / 10)
+        for step in range(steps):
+            loss = 2.5 * math.exp(-step / 5000) + 0.05 * rng.random()
+            norm = 1.0 + rng.random()
+            lr = base_lr * 0.5 * (1 + math.cos(math.pi * step / steps))
+            rep.log(step, train_loss=loss, grad_norm=norm, lr=lr)
+        rep.close()
+        paths.append(str(path))
+    return paths
+
+
+def fresh_store(root: Path, tag: str) -> tuple[str, list[int], dict[int, str]]:
+    """A new store database with N_TRIALS running trials: (path, trial ids, objective modes)."""
+    db_path = str(root / f"store-{tag}.db")
+    db = connect(db_path)
+    ids = make_trials(db, N_TRIALS, str(root))
+    for tid in ids:
+        assert trials.claim(db, tid, "cpu", "bench-host")
+        trials.mark_running(db, tid, os.getpid(), None)
+    db.conn.close()
+    return db_path, ids, {tid: "min" for tid in ids}
+
+
+def fresh_raw(root: Path, tag: str, schema: str) -> sqlite3.Connection:
+    path = str(root / f"raw-{tag}.db")
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(schema)
+    return conn
+
+
+def baseline_batches(paths: list[str], ids: list[int], steps: int) -> list[list[tuple]]:
+    """The same tuples ingest stores, grouped per commit: 100 steps x 8 trials each."""
+    per_trial = []
+    for tid, path in zip(ids, paths):
+        rows = []
+        with open(path, "rb") as f:
+            for line in f:
+                rec = json.loads(line)
+                rows.extend((tid, k, rec["step"], v, rec["t"]) for k, v in rec["m"].items())
+        per_trial.append(rows)
+    per_commit = BASELINE_COMMIT_STEPS * len(METRIC_NAMES)
+    batches = []
+    for start in range(0, steps * len(METRIC_NAMES), per_commit):
+        batches.append([r for rows in per_trial for r in rows[start:start + per_commit]])
+    return batches
+
+
+# -- timed runs ---------------------------------------------------------------
+
+
+def run_ours(db_path: str, ids: list[int], modes: dict[int, str], paths: list[str],
+             max_bytes: int, expected: int) -> dict:
+    """Passes like Runner._ingest until every file is read to its end; verifies the result."""
+    db = connect(db_path)
+    by_id = dict(zip(ids, paths))
+    sizes = {tid: os.path.getsize(p) for tid, p in by_id.items()}
+    saved_defaults = read_complete_lines.__defaults__
+    read_complete_lines.__defaults__ = (max_bytes,)  # collect() reads with the default bound
+    t_offsets, t_collect, t_write = Timer(), Timer(), Timer()
+    passes = 0
+    try:
+        t0 = time.perf_counter()
+        while True:
+            with t_offsets:  # the runner re-reads the saved offsets each pass
+                rows = {t.id: t for t in trials.in_states(db, {TrialState.STARTING, TrialState.RUNNING})}
+            if all(rows[tid].metrics_offset >= sizes[tid] for tid in ids):
+                break
+            with t_collect:
+                now = time.time()
+                targets = [
+                    TailTarget(trial_id=tid, metrics_path=by_id[tid], stdout_path=by_id[tid] + ".stdout",
+                               metrics_offset=rows[tid].metrics_offset,
+                               stdout_offset=rows[tid].stdout_offset,
+                               objective="train_loss", mode="min")
+                    for tid in ids
+                ]
+                updates = [u for u in (collect(t, now) for t in targets) if not u.is_empty()]
+            with t_write:
+                metrics.write_updates(db, updates, modes)
+            passes += 1
+        elapsed = time.perf_counter() - t0
+    finally:
+        read_complete_lines.__defaults__ = saved_defaults
+    verify_store(db, ids, sizes, expected)
+    db.conn.close()
+    return {
+        "seconds": elapsed,
+        "passes": passes,
+        "split_s": {"collect": t_collect.total, "write_updates": t_write.total,
+                    "read_offsets": t_offsets.total},
+    }
+
+
+def verify_store(db, ids: list[int], sizes: dict[int, int], expected: int) -> None:
+    count = db.execute("SELECT COUNT(*) FROM metrics").fetchone()[0]
+    if count != expected:
+        raise SystemExit(f"ingest bench: store holds {count} metric rows, expected {expected}")
+    for tid in ids:
+        t = trials.get(db, tid)
+        if t.metrics_offset != sizes[tid] or t.bad_lines or t.diverged:
+            raise SystemExit(
+                f"ingest bench: trial {tid}: offset {t.metrics_offset}/{sizes[tid]}, "
+                f"bad_lines {t.bad_lines}, diverged {t.diverged}")
+
+
+def run_raw(conn: sqlite3.Connection, batches: list[list[tuple]], sql: str, expected: int) -> float:
+    t0 = time.perf_counter()
+    for batch in batches:
+        conn.execute("BEGIN")
+        conn.executemany(sql, batch)
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - t0
+    count = conn.execute("SELECT COUNT(*) FROM metrics").fetchone()[0]
+    if count != expected:
+        raise SystemExit(f"ingest bench: raw table holds {count} rows, expected {expected}")
+    conn.close()
+    return elapsed
+
+
+def parse_breakdown(paths: list[str], ids: list[int], max_bytes: int) -> dict:
+    """Where collect() time goes: reading + splitting, json.loads, the rest of parse_metrics_line."""
+    t_read, t_json, t_parse = Timer(), Timer(), Timer()
+    all_lines = []
+    for path in paths:
+        offset, size = 0, os.path.getsize(path)
+        while offset < size:
+            with t_read:
+                lines, offset = read_complete_lines(path, offset, max_bytes)
+            all_lines.append(lines)
+    loads = json.loads
+    with t_json:
+        for lines in all_lines:
+            for line in lines:
+                loads(line)
+    target = TailTarget(trial_id=ids[0], metrics_path=paths[0], stdout_path="", metrics_offset=0,
+                        stdout_offset=0, objective="train_loss", mode="min")
+    with t_parse:
+        for lines in all_lines:
+            update = TrialUpdate(trial_id=ids[0])
+            for line in lines:
+                if line.strip() and not parse_metrics_line(line, target, update):
+                    update.bad_lines += 1
+    n_lines = sum(len(x) for x in all_lines)
+    return {
+        "lines": n_lines,
+        "read_split_us_per_line": 1e6 * t_read.total / n_lines,
+        "json_loads_us_per_line": 1e6 * t_json.total / n_lines,
+        "parse_metrics_line_us_per_line": 1e6 * t_parse.total / n_lines,
+        "validate_accumulate_us_per_line": 1e6 * (t_parse.total - t_json.total) / n_lines,
+    }
+
+
+# -- the figure ---------------------------------------------------------------
+
+
+def run(steps: int = 20_000, repeats: int = 3) -> dict:
+    expected = N_TRIALS * steps * len(METRIC_NAMES)
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
+        root = Path(tmp)
+        t0 = time.perf_counter()
+        paths = write_metrics_files(root, steps)
+        write_s = time.perf_counter() - t0
+        _, ids, _ = fresh_store(root, "ids")  # ids are the same in every fresh store
+        batches = baseline_batches(paths, ids, steps)
+        setup_s = time.perf_counter() - t0
+
+        variants = {"live": LIVE_CHUNK, "catchup": ingest.MAX_BYTES_PER_PASS}
+        ours: dict[str, list[dict]] = {k: [] for k in variants}
+        raw: dict[str, list[float]] = {"plain": [], "schema": []}
+        for r in range(repeats):  # interleaved, so drift hits every series alike
+            for name, max_bytes in variants.items():
+                db_path, ids_, modes = fresh_store(root, f"{name}-{r}")
+                assert ids_ == ids
+                ours[name].append(run_ours(db_path, ids, modes, paths, max_bytes, expected))
+            raw["plain"].append(run_raw(fresh_raw(root, f"plain-{r}", PLAIN_SCHEMA), batches,
+                                        "INSERT INTO metrics VALUES (?, ?, ?, ?, ?)", expected))
+            raw["schema"].append(run_raw(fresh_raw(root, f"schema-{r}", STORE_SCHEMA), batches,
+                                         "INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?, ?)",
+                                         expected))
+        breakdown = parse_breakdown(paths, ids, LIVE_CHUNK)
+        file_bytes = sum(os.path.getsize(p) for p in paths)
+
+    def rate(seconds: float) -> float:
+        return expected / seconds
+
+    raw_plain = rate(median(raw["plain"]))
+    raw_schema = rate(median(raw["schema"]))
+    figures = {}
+    for name, runs in ours.items():
+        best = median([x["seconds"] for x in runs])
+        split = {k: median([x["split_s"][k] for x in runs]) for k in runs[0]["split_s"]}
+        figures[name] = {
+            "max_bytes_per_pass": variants[name],
+            "passes": runs[0]["passes"],
+            "points_per_s": rate(best),
+            "seconds": best,
+            "split_s": split,
+            "split_share": {k: v / best for k, v in split.items()},
+            "ratio_vs_raw_plain": rate(best) / raw_plain,
+            "ratio_vs_raw_schema": rate(best) / raw_schema,
+        }
+    live = figures["live"]
+    return {
+        "name": "ingest",
+        "params": {"trials": N_TRIALS, "steps": steps, "metrics_per_step": len(METRIC_NAMES),
+                   "points": expected, "file_bytes": file_bytes, "repeats": repeats,
+                   "live_chunk_bytes": LIVE_CHUNK, "baseline_commit_rows": BASELINE_COMMIT_STEPS * 3 * N_TRIALS},
+        "setup_s": {"write_files": write_s, "total": setup_s},
+        "raw_plain_points_per_s": raw_plain,
+        "raw_schema_points_per_s": raw_schema,
+        "schema_cost_ratio": raw_schema / raw_plain,
+        "ours": figures,
+        "parse_breakdown": breakdown,
+        "goal": f"ours (live) >= {GOAL_RATIO:.0%} of raw plain",
+        "ratio": live["ratio_vs_raw_plain"],
+        "goal_met": live["ratio_vs_raw_plain"] >= GOAL_RATIO,
+        "verified_rows": expected,
+    }
+
+
+def summary_rows(res: dict) -> list[tuple[str, str, str, str]]:
+    """(figure, ours, baseline, ratio) rows for run_all's table."""
+    rows = []
+    for name, f in res["ours"].items():
+        rows.append((f"ingest {name} ({f['max_bytes_per_pass'] // 1024} KiB/pass, {f['passes']} passes)",
+                     f"{f['points_per_s'] / 1e3:,.0f} k pts/s",
+                     f"raw plain {res['raw_plain_points_per_s'] / 1e3:,.0f} k pts/s",
+                     f"{f['ratio_vs_raw_plain']:.2f}x"))
+        rows.append((f"ingest {name} vs same-schema raw", f"{f['points_per_s'] / 1e3:,.0f} k pts/s",
+                     f"raw schema {res['raw_schema_points_per_s'] / 1e3:,.0f} k pts/s",
+                     f"{f['ratio_vs_raw_schema']:.2f}x"))
+    rows.append(("schema cost (raw schema / raw plain)", f"{res['raw_schema_points_per_s'] / 1e3:,.0f} k pts/s",
+                 f"{res['raw_plain_points_per_s'] / 1e3:,.0f} k pts/s", f"{res['schema_cost_ratio']:.2f}x"))
+    live = res["ours"]["live"]["split_share"]
+    b = res["parse_breakdown"]
+    rows.append(("ingest live split", f"collect {live['collect']:.0%}, write {live['write_updates']:.0%}, "
+                 f"offsets {live['read_offsets']:.0%}", "", ""))
+    rows.append(("parse per line", f"json {b['json_loads_us_per_line']:.1f} us + rest "
+                 f"{b['validate_accumulate_us_per_line']:.1f} us + read {b['read_split_us_per_line']:.2f} us",
+                 "", ""))
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=20_000)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    res = run(args.steps, args.repeats)
+    print_result(res)
+    for row in summary_rows(res):
+        print(" | ".join(row))
+    if not res["goal_met"]:
+        print(f"goal not met: {res['goal']}")
+
+
+if __name__ == "__main__":
+    main()

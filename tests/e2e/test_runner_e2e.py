@@ -1,0 +1,226 @@
+"""The runner with real subprocesses, real files and a real SQLite database."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import store
+from runner.cli import main as cli
+from store import metrics, studies, trials
+
+BASE = """
+[study]
+name = "{name}"
+command = "python trainer.py --lr {{lr}} --steps {{max_train_steps}} --mode {{mode}} --sleep {{sleep}}"
+max_train_steps = {steps}
+objective = {{ metric = "val_loss", mode = "min" }}
+trials = {trials}
+concurrency = {concurrency}
+timeout = {timeout}
+
+[params.lr]
+role = "nuisance"
+low = 0.01
+high = 0.5
+scale = "log"
+
+[params.mode]
+role = "scientific"
+values = {modes}
+
+[params.sleep]
+role = "fixed"
+value = {sleep}
+"""
+
+
+def study_text(name="s", steps=30, trials=2, concurrency=4, timeout=60, modes='["ok"]', sleep=0.0):
+    return BASE.format(name=name, steps=steps, trials=trials, concurrency=concurrency,
+                       timeout=timeout, modes=modes, sleep=sleep)
+
+
+def runner_cli(db_path: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "runner", "--db", str(db_path), *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes in a process group; an orphaned zombie is already dead."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
+
+
+def lines_in(path: Path) -> int:
+    return sum(1 for line in path.read_text().splitlines() if line.strip()) if path.exists() else 0
+
+
+def test_study_runs_end_to_end_and_every_point_is_stored(make_study, db_path, capsys):
+    path = make_study(study_text(trials=3, steps=40))
+    assert cli(["--db", str(db_path), "run", str(path), "--cpu-slots", "2"]) == 0
+    out = capsys.readouterr()
+    assert f"database: {db_path}" in out.err
+    assert "[s] 3/3 finished: 3 completed" in out.out
+    db = store.connect(db_path)
+    study = studies.by_name(db, "s")
+    rows = trials.list_for_study(db, study.id)
+    assert [t.state.value for t in rows] == ["completed"] * 3
+    for t in rows:
+        assert metrics.count_points(db, t.id) == 40 * 3  # train_loss, val_loss, grad_norm each step
+        assert t.last_step == 39 and t.best_value is not None and t.feasible == 1
+        params = json.loads((Path(t.trial_dir) / "params.json").read_text())
+        assert params == t.params
+    assert not study.active or studies.get(db, study.id).active == 0
+
+
+def test_failures_are_classified(make_study, db_path):
+    path = make_study(study_text(steps=8, trials=1, timeout=3, sleep=0.05,
+                                 modes='["crash", "nan", "hang", "segv", "cuda_oom"]'))
+    assert cli(["--db", str(db_path), "run", str(path), "--grace", "1"]) == 0
+    db = store.connect(db_path)
+    study = studies.by_name(db, "s")
+    got = {t.params["mode"]: t for t in trials.list_for_study(db, study.id)}
+    assert (got["crash"].reason, got["crash"].feasible) == ("exit", 0)
+    assert "exit code 3" in got["crash"].detail and "ValueError: bad batch shape" in got["crash"].detail
+    assert (got["nan"].reason, got["nan"].feasible) == ("diverged", 0)
+    assert (got["hang"].reason, got["hang"].feasible) == ("timeout", None)
+    assert (got["segv"].reason, got["segv"].detail) == ("signal", "killed by SIGSEGV")
+    assert (got["cuda_oom"].reason, got["cuda_oom"].feasible) == ("oom", 0)
+    assert all(t.state.value == "failed" for t in got.values())
+
+
+def test_parameters_reach_the_script_as_literal_argv(make_study, db_path):
+    text = study_text(trials=0) + '\n[[trial]]\nlr = 0.1\nmode = "ok"\n'
+    text = text.replace('values = ["ok"]', 'values = ["ok", "1; touch pwned"]')
+    text += '\n[[trial]]\nlr = 0.1\nmode = "1; touch pwned"\n'
+    path = make_study(text)
+    cli(["--db", str(db_path), "run", str(path)])
+    db = store.connect(db_path)
+    t = trials.list_for_study(db, studies.by_name(db, "s").id)[-1]
+    argv = json.loads((Path(t.trial_dir) / "argv.json").read_text())
+    assert argv[argv.index("--mode") + 1] == "1; touch pwned"
+    assert not (path.parent / "pwned").exists() and not Path("pwned").exists()
+
+
+def test_runner_sigkill_midway_loses_nothing_and_leaves_nothing_running(make_study, db_path):
+    path = make_study(study_text(steps=60, trials=3, concurrency=3, sleep=0.03))
+    cmd = [sys.executable, "-m", "runner", "--db", str(db_path), "run", str(path)]
+    for _ in range(2):  # kill it twice at different points
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            time.sleep(0.3)
+            if db_path.exists():
+                db = store.connect(db_path)
+                row = db.execute("SELECT COUNT(*) FROM metrics").fetchone()[0]
+                db.conn.close()
+                if row > 40:
+                    break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        time.sleep(0.5)
+    # A fresh runner adopts or settles every trial and finishes the study.
+    done = runner_cli(db_path, "run", str(path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    db = store.connect(db_path)
+    study = studies.by_name(db, "s")
+    rows = trials.list_for_study(db, study.id)
+    assert not [t for t in rows if t.state.value in ("running", "starting", "queued")]
+    for t in rows:
+        written = lines_in(Path(t.trial_dir) / "metrics.jsonl")
+        if written:
+            assert metrics.count_points(db, t.id) == written * 3, t
+    assert all(t.state.value in ("completed", "lost") for t in rows)
+    assert sum(t.state.value == "completed" for t in rows) >= 1
+
+
+def test_stop_escalates_to_sigkill_and_reaches_forked_children(make_study, db_path):
+    path = make_study(study_text(steps=5, trials=1, modes='["ignore_term", "hang"]'))
+    started = runner_cli(db_path, "run", str(path), "--detach", "--grace", "1")
+    assert started.returncode == 0 and "runner started in the background" in started.stdout
+    db = store.connect(db_path)
+    study = studies.by_name(db, "s")
+    deadline = time.time() + 20
+    while time.time() < deadline and trials.state_counts(db, study.id).get("running", 0) < 2:
+        time.sleep(0.2)
+    pids = [t.pid for t in trials.list_for_study(db, study.id)]
+    stop = runner_cli(db_path, "stop", "s")
+    assert stop.returncode == 0 and "asked runner pid" in stop.stdout
+    deadline = time.time() + 20
+    while time.time() < deadline and trials.state_counts(db, study.id).get("stopped", 0) < 2:
+        time.sleep(0.2)
+    assert [t.state.value for t in trials.list_for_study(db, study.id)] == ["stopped", "stopped"]
+    for pid in pids:
+        assert group_members(pid) == []
+
+
+def test_stop_without_a_runner_still_stops_the_processes(make_study, db_path):
+    path = make_study(study_text(steps=5, trials=1, modes='["hang"]'))
+    proc = subprocess.Popen([sys.executable, "-m", "runner", "--db", str(db_path), "run", str(path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db = store.connect(db_path)
+    deadline = time.time() + 20
+    while time.time() < deadline and not db.execute(
+            "SELECT 1 FROM trials WHERE state = 'running'").fetchone():
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    stop = runner_cli(db_path, "stop", "s/1", "--grace", "1")
+    assert stop.returncode == 0, stop.stderr
+    t = trials.list_for_study(db, studies.by_name(db, "s").id)[0]
+    assert t.state.value == "stopped"
+    assert group_members(t.pid) == []
+
+
+def test_regex_capture_status_json_and_export(make_study, db_path, capsys, tmp_path):
+    text = study_text(trials=1, steps=12, modes='["print"]').replace(
+        'objective = { metric = "val_loss", mode = "min" }',
+        'objective = { metric = "acc", mode = "max" }\n'
+        "metrics = ['step (?P<step>\\d+) loss=(?P<loss>\\S+) acc=(?P<acc>\\S+)']")
+    path = make_study(text)
+    assert cli(["--db", str(db_path), "run", str(path)]) == 0
+    capsys.readouterr()
+    assert cli(["--db", str(db_path), "status", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    (trial,) = report["studies"][0]["trials"]
+    last_line = (Path(trial["trial_dir"]) / "stdout.log").read_text().splitlines()[-1]
+    assert trial["state"] == "completed" and trial["best_step"] == 11  # acc rises every step
+    assert last_line.endswith(f"acc={trial['best_value']:.4f}")
+    out = tmp_path / "out.csv"
+    assert cli(["--db", str(db_path), "export", "s", "--format", "csv", "-o", str(out)]) == 0
+    header, row = out.read_text().splitlines()[:2]
+    assert "param.lr" in header and "param.mode" in header and ",completed," in row
+    assert cli(["--db", str(db_path), "export", "s", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["best_step"] == 11
+
+
+def test_bad_study_file_fails_before_anything_runs(make_study, db_path, capsys):
+    path = make_study(study_text().replace('role = "nuisance"', 'role = "nuisense"'))
+    assert cli(["--db", str(db_path), "run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "params.lr.role" in err
+    assert not db_path.exists() or store.connect(db_path).execute(
+        "SELECT COUNT(*) FROM trials").fetchone()[0] == 0
+
+
+def test_changed_config_under_same_name_is_refused_and_keeps_trials(make_study, db_path, capsys):
+    path = make_study(study_text(trials=1, steps=5))
+    assert cli(["--db", str(db_path), "run", str(path)]) == 0
+    path.write_text(study_text(trials=2, steps=5))
+    assert cli(["--db", str(db_path), "run", str(path)]) == 2
+    assert "already exists in this database with a different config" in capsys.readouterr().err
+    db = store.connect(db_path)
+    assert trials.state_counts(db, studies.by_name(db, "s").id)["completed"] == 1

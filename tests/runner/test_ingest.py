@@ -1,0 +1,86 @@
+import json
+import math
+
+from runner.ingest import TailTarget, collect
+from runner.report import Reporter
+from runner.spec import MetricPattern
+
+
+def target(tmp_path, **kw):
+    base = dict(trial_id=1, metrics_path=str(tmp_path / "m.jsonl"), stdout_path=str(tmp_path / "out.log"),
+                metrics_offset=0, stdout_offset=0, objective="val_loss", mode="min")
+    return TailTarget(**{**base, **kw})
+
+
+def test_reads_whole_lines_only_and_resumes_from_offset(tmp_path):
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"step": 0, "t": 1.0, "m": {"val_loss": 2.0}}\n{"step": 1, "m": {"val_lo')
+    u = collect(target(tmp_path), now=0)
+    assert [(r[1], r[2], r[3]) for r in u.rows] == [("val_loss", 0, 2.0)]
+    assert u.metrics_offset == path.read_text().index("\n") + 1
+    with open(path, "a") as f:
+        f.write('ss": 1.5}}\n')
+    u2 = collect(target(tmp_path, metrics_offset=u.metrics_offset), now=0)
+    assert [(r[2], r[3]) for r in u2.rows] == [(1, 1.5)]
+    assert u2.best == (1.5, 1)
+
+
+def test_malformed_lines_are_counted_not_fatal(tmp_path):
+    lines = [
+        "not json",
+        '{"step": "x", "m": {"a": 1}}',
+        '{"step": -1, "m": {"a": 1}}',
+        '{"step": 3, "m": {"a": true}}',
+        '{"step": 4, "m": {"a": 1e999}}',  # inf: kept
+        '{"step": 5, "m": {"a": 1}, "extra": "ignored"}',
+        '{"step": 6, "m": {"a": ' + "9" * 400 + "}}",  # beyond float range
+        "[1, 2]",
+    ]
+    (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n")
+    u = collect(target(tmp_path), now=0)
+    assert [(r[2], r[3]) for r in u.rows] == [(4, math.inf), (5, 1.0)]
+    assert u.bad_lines == 6
+
+
+def test_nan_loss_marks_divergence_and_is_stored_as_missing(tmp_path):
+    (tmp_path / "m.jsonl").write_text('{"step": 7, "m": {"train_loss": NaN, "acc": 0.5}}\n')
+    u = collect(target(tmp_path), now=0)
+    assert u.diverged
+    assert ("train_loss", 7, None) in [(r[1], r[2], r[3]) for r in u.rows]
+
+
+def test_nan_in_a_non_loss_metric_is_not_divergence(tmp_path):
+    (tmp_path / "m.jsonl").write_text('{"step": 7, "m": {"grad_norm": NaN}}\n')
+    assert not collect(target(tmp_path), now=0).diverged
+
+
+def test_checkpoints_and_reporter_format(tmp_path):
+    r = Reporter(tmp_path / "m.jsonl", flush_every=1000)
+    for step in range(5):
+        r.log(step, val_loss=1.0 / (step + 1), lr=0.1)
+    r.checkpoint(4, "/ckpt/4.pt", objective=0.2)
+    r.flush()
+    u = collect(target(tmp_path), now=0)
+    assert len(u.rows) == 10 and u.best == (0.2, 4) and u.last_step == 4
+    assert [c[1:4] for c in u.checkpoints] == [(4, "/ckpt/4.pt", 0.2)]
+
+
+def test_reporter_is_a_noop_outside_the_runner(tmp_path, monkeypatch):
+    monkeypatch.delenv("PLAYBOOK_METRICS_FILE", raising=False)
+    r = Reporter()
+    r.log(0, loss=1.0)
+    r.flush()
+    assert not r.enabled and list(tmp_path.iterdir()) == []
+
+
+def test_stdout_regex_capture(tmp_path):
+    import re
+
+    (tmp_path / "out.log").write_text("epoch 1\nstep 10 loss=0.5 acc=0.8\nstep 20 loss=nan acc=0.1\n")
+    pattern = MetricPattern(re.compile(r"step (?P<step>\d+) loss=(?P<loss>\S+) acc=(?P<acc>\S+)"),
+                            ("acc", "loss"))
+    u = collect(target(tmp_path, patterns=(pattern,)), now=123.0)
+    assert sorted((r[1], r[2], r[3]) for r in u.rows if r[3] is not None) == [
+        ("acc", 10, 0.8), ("acc", 20, 0.1), ("loss", 10, 0.5)]
+    assert u.diverged and u.stdout_offset == len((tmp_path / "out.log").read_bytes())
+    assert json.loads('{"x": 1}')  # json module still sane after NaN handling

@@ -1,0 +1,27 @@
+from runner.scheduler import Waiting, plan_launches
+
+
+def q(n, study=1, gpus=1, conc=8):
+    return [Waiting(i, study, gpus, conc) for i in range(1, n + 1)]
+
+
+def test_one_trial_per_gpu_with_its_own_device():
+    launches, _ = plan_launches(q(5), all_gpus=[0, 1, 2], busy_gpus={1}, cpu_slots=4, busy_cpu=0,
+                                running_per_study={})
+    assert [(x.trial_id, x.slot.cuda_visible_devices) for x in launches] == [(1, "0"), (2, "2")]
+
+
+def test_multi_gpu_trials_and_impossible_requests():
+    launches, impossible = plan_launches(q(2, gpus=2) + [Waiting(9, 1, 5, 8)], all_gpus=[0, 1, 2, 3],
+                                         busy_gpus=set(), cpu_slots=1, busy_cpu=0, running_per_study={})
+    assert [x.slot.gpus for x in launches] == [(0, 1), (2, 3)]
+    assert impossible == [(9, "asks for 5 GPUs; this machine has 4")]
+
+
+def test_no_gpu_means_cpu_slots_and_concurrency_limits_per_study():
+    queue = q(4, study=1, gpus=1, conc=2) + q(2, study=2, gpus=0, conc=8)
+    queue[-2:] = [Waiting(10, 2, 0, 8), Waiting(11, 2, 0, 8)]
+    launches, _ = plan_launches(queue, all_gpus=[], busy_gpus=set(), cpu_slots=3, busy_cpu=0,
+                                running_per_study={1: 1})
+    assert [x.trial_id for x in launches] == [1, 10, 11]
+    assert all(x.slot.label == "cpu" for x in launches)

@@ -1,0 +1,116 @@
+import threading
+
+import pytest
+
+import store
+from store import commands, lease, metrics, studies, trials
+from store.metrics import TrialUpdate
+from store.trials import NewTrial, TrialState
+
+
+def add_study(db, name="s"):
+    return studies.upsert(db, dict(
+        name=name, goal="g", notes="", config_path="/x/study.toml", config_text="", config_hash="h",
+        command_template="python t.py", objective_metric="loss", objective_mode="min",
+        max_train_steps=100, run_dir="/tmp/runs", reproduce_command="playbook-runner run x"))
+
+
+def add_trials(db, study, n=3):
+    new = [NewTrial(i, "search", {"lr": 0.1 * i}, {"lr": "nuisance"}, ["python"], f"/tmp/t{i}")
+           for i in range(1, n + 1)]
+    trials.insert_new(db, study.id, new)
+    return trials.list_for_study(db, study.id)
+
+
+def test_reopening_and_concurrent_opens_migrate_once(db_path):
+    errors = []
+
+    def open_it():
+        try:
+            store.connect(db_path).conn.close()
+        except Exception as exc:  # pragma: no cover - the assertion below reports it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    db = store.connect(db_path)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("SELECT COUNT(*) FROM _sqlite_migrations").fetchone()[0] == 1
+
+
+def test_not_a_database_is_a_clear_error(tmp_path):
+    bad = tmp_path / "notes.db"
+    bad.write_text("hello, I am a text file" * 100)
+    with pytest.raises(store.StoreError, match="notes.db: cannot use this database"):
+        store.connect(bad)
+    assert bad.read_text().startswith("hello")  # nothing overwritten
+
+
+def test_same_study_twice_is_the_same_row_and_conflict_keeps_trials(db):
+    s = add_study(db)
+    add_trials(db, s)
+    assert add_study(db).id == s.id
+    assert trials.insert_new(db, s.id, [NewTrial(1, "search", {}, {}, [], "/t")]) == 0
+    with pytest.raises(studies.StudyConflict, match="3 stored trials are kept"):
+        studies.upsert(db, {**s.__dict__, "config_hash": "other"})
+
+
+def test_lifecycle_transitions_are_conditional(db):
+    s = add_study(db)
+    t = add_trials(db, s)[0]
+    assert trials.claim(db, t.id, "cpu", "host")
+    assert not trials.claim(db, t.id, "cpu", "host")  # only queued may start
+    trials.mark_running(db, t.id, 1234, "99")
+    assert trials.finish(db, t.id, TrialState.COMPLETED, feasible=1)
+    assert not trials.finish(db, t.id, TrialState.FAILED, reason="exit")  # finished refuses edits
+    assert trials.get(db, t.id).state is TrialState.COMPLETED
+
+
+def test_best_objective_and_offsets_written_together(db):
+    s = add_study(db)
+    t = add_trials(db, s)[0]
+    u1 = TrialUpdate(t.id, rows=[(t.id, "loss", 0, 2.0, 1.0), (t.id, "loss", 1, 1.0, 2.0)],
+                     metrics_offset=50, last_step=1, best=(1.0, 1))
+    u2 = TrialUpdate(t.id, rows=[(t.id, "loss", 2, 1.5, 3.0)], metrics_offset=80, last_step=2,
+                     best=(1.5, 2))
+    metrics.write_updates(db, [u1], {t.id: "min"})
+    metrics.write_updates(db, [u2], {t.id: "min"})
+    row = trials.get(db, t.id)
+    assert (row.best_value, row.best_step, row.last_step, row.metrics_offset) == (1.0, 1, 2, 80)
+    summary = studies.summarize(db, s)
+    assert (summary.best_value, summary.best_trial) == (1.0, 1)
+
+
+def test_downsampled_series_is_bounded_and_keeps_spikes(db):
+    s = add_study(db)
+    t = add_trials(db, s)[0]
+    rows = [(t.id, "loss", step, 1.0, None) for step in range(10_000)]
+    rows[7777] = (t.id, "loss", 7777, 50.0, None)
+    metrics.write_updates(db, [TrialUpdate(t.id, rows=rows)], {})
+    series = metrics.read_series(db, t.id, "loss", max_points=200)
+    assert len(series.steps) <= 200 and series.total_points == 10_000
+    assert series.steps[-1] == 9999 and max(series.highs) == 50.0
+    assert series.steps == sorted(series.steps)
+    small = metrics.read_series(db, t.id, "nothing")
+    assert small.steps == [] and small.total_points == 0
+
+
+def test_lease_excludes_a_second_live_runner(db):
+    lease.acquire(db, "a", 1, "h", owner_alive=lambda _: True)
+    with pytest.raises(lease.LeaseHeld, match="pid 1 on h"):
+        lease.acquire(db, "b", 2, "h", owner_alive=lambda _: True)
+    lease.acquire(db, "b", 2, "h", owner_alive=lambda _: False)  # dead owner: taken at once
+    assert lease.current(db).token == "b"
+    assert not lease.heartbeat(db, "a")
+
+
+def test_commands_are_taken_once(db):
+    commands.enqueue(db, "stop_trial", trial_id=5)
+    assert [c.kind for c in commands.take_pending(db)] == ["stop_trial"]
+    assert commands.take_pending(db) == []
+    with pytest.raises(ValueError):
+        commands.enqueue(db, "format_disk")

@@ -1,0 +1,168 @@
+"""DataTable helpers: literal cells, rows from snapshots, in-place syncing, sorting."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import DataTable
+from textual.widgets.data_table import CellDoesNotExist
+
+from runner.text import printable
+from tui.snapshot import StudyRow, TrialRow
+
+
+def cell(value: Any, style: str = "") -> Text:
+    """A cell that shows `value` literally: DataTable parses plain str cells as markup,
+    and values come from study files and trial output."""
+    if isinstance(value, Text):
+        return value
+    return Text(printable(value if isinstance(value, str) else fmt(value)), style=style, no_wrap=True)
+
+
+def fmt(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.4g}" if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def one_line(text: str | None, limit: int = 60) -> str:
+    """The last non-empty line of a multi-line detail (stderr's last line says the most)."""
+    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
+    line = lines[-1] if lines else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def sort_key(value: Any) -> tuple:
+    """Sortable across mixed types; missing values last."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return (2, 0.0, "")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (0, float(value), "")
+    return (1, 0.0, str(value))
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    value: Callable[[Any], Any]  # row -> raw value (sorting)
+    show: Callable[[Any], Text] | None = None  # row -> cell; default: cell(value(row))
+
+    def render(self, row: Any) -> Text:
+        return self.show(row) if self.show else cell(self.value(row))
+
+
+STATE_STYLE = {"running": "bold green", "starting": "green", "queued": "dim",
+               "completed": "", "failed": "red", "stopped": "yellow", "lost": "magenta"}
+
+
+def _count(row: StudyRow, *states: str) -> int:
+    return sum(row.counts.get(s, 0) for s in states)
+
+
+def _best_study(row: StudyRow) -> Text:
+    if row.best_value is None:
+        return cell(None)
+    return cell(f"{fmt(row.best_value)} (#{row.best_trial})")
+
+
+# "done" counts trials that ended on purpose (completed, or stopped by a user);
+# "failed" those that ended abnormally (failed, or lost with their runner).
+STUDY_COLUMNS = (
+    Column("name", "study", lambda r: r.name),
+    Column("goal", "goal", lambda r: r.goal, lambda r: cell(one_line(r.goal, 36))),
+    Column("queued", "queued", lambda r: _count(r, "queued")),
+    Column("running", "running", lambda r: _count(r, "starting", "running")),
+    Column("done", "done", lambda r: _count(r, "completed", "stopped")),
+    Column("failed", "failed", lambda r: _count(r, "failed", "lost")),
+    Column("infeasible", "infeas.", lambda r: _count(r, "infeasible")),
+    Column("best", "best (trial)", lambda r: r.best_value, _best_study),
+    Column("active", "active", lambda r: r.active,
+           lambda r: cell("active", "bold green") if r.active else cell("")),
+    Column("config", "config", lambda r: r.config_path),
+)
+
+
+def _state(row: TrialRow) -> Text:
+    text = row.state + (f" ({row.reason})" if row.reason else "")
+    if row.feasible == 0:
+        text += " infeasible"
+    return cell(text, STATE_STYLE.get(row.state, ""))
+
+
+def trial_columns(study: StudyRow | None, roles: dict[str, str]) -> tuple[Column, ...]:
+    """#, state, one column per parameter (scientific ones starred), best, progress, detail."""
+    metric = study.objective_metric if study else "objective"
+    max_steps = study.max_train_steps if study else None
+    params = tuple(
+        Column(f"p:{name}", name + ("*" if role == "scientific" else ""),
+               lambda r, n=name: r.params.get(n))
+        for name, role in roles.items()
+    )
+    return (
+        Column("number", "#", lambda r: r.number),
+        Column("state", "state", lambda r: r.state, _state),
+        *params,
+        Column("best", f"best {metric}", lambda r: r.best_value),
+        Column("best_step", "@step", lambda r: r.best_step),
+        Column("progress", "steps", lambda r: r.last_step,
+               lambda r: cell(f"{fmt(r.last_step)}/{fmt(max_steps)}")),
+        Column("detail", "detail", lambda r: r.detail, lambda r: cell(one_line(r.detail))),
+    )
+
+
+def sorted_rows(rows: Sequence[Any], column: Column, reverse: bool) -> list[Any]:
+    return sorted(rows, key=lambda r: sort_key(column.value(r)), reverse=reverse)
+
+
+def set_columns(table: DataTable, columns: Sequence[Column]) -> bool:
+    """Make the table's columns these; True when they changed (the rows were cleared)."""
+    if [str(k.value) for k in table.columns] == [c.key for c in columns]:
+        return False
+    table.clear(columns=True)
+    for column in columns:
+        table.add_column(cell(column.label, "bold"), key=column.key)
+    return True
+
+
+def sync_rows(table: DataTable, columns: Sequence[Column], rows: Sequence[Any],
+              key: Callable[[Any], str]) -> None:
+    """Show `rows` (in order), editing cells in place when the same rows are there in the
+    same order (no flicker, scroll kept), else clear and re-add keeping the cursor's row."""
+    keys = [key(r) for r in rows]
+    cells = [[c.render(r) for c in columns] for r in rows]
+    if [k.value for k in table.rows] == keys:
+        for row_key, row_cells in zip(keys, cells):
+            for column, new in zip(columns, row_cells):
+                if not _same(table.get_cell(row_key, column.key), new):
+                    table.update_cell(row_key, column.key, new)
+        return
+    cursor_key = current_key(table)
+    table.clear()
+    for row_key, row_cells in zip(keys, cells):
+        table.add_row(*row_cells, key=row_key)
+    if cursor_key in keys:
+        table.move_cursor(row=keys.index(cursor_key))
+
+
+def current_key(table: DataTable) -> str | None:
+    """The key of the row under the cursor, if any."""
+    if not table.row_count:
+        return None
+    try:
+        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+    except CellDoesNotExist:  # the cursor is past the rows while the table is rebuilt
+        return None
+
+
+def _same(old: Any, new: Text) -> bool:
+    # Text equality ignores the base style; a state's colour is in its style.
+    return isinstance(old, Text) and old == new and old.style == new.style
