@@ -71,6 +71,7 @@ class StudiesScreen(SnapshotScreen):
     def on_mount(self) -> None:
         tables.set_columns(self.query_one(DataTable), tables.STUDY_COLUMNS)
         self.query_one("#empty", Static).update(Text("reading the database…"))
+        self.add_class("-empty")  # until the first snapshot says otherwise
 
     def show(self, snap: Snapshot) -> None:
         self.query_one(RunnerStatus).show(snap)

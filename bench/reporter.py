@@ -1,0 +1,173 @@
+"""Cost of one Reporter.log() call in a training loop, against an empty loop measured alike.
+
+Each iteration is timed on its own with time.perf_counter_ns; the distribution
+includes the calls that trigger a flush (every 512 points by default: encoding
+and appending the buffered lines to a real file in a temp dir). Also the no-op
+Reporter (no PLAYBOOK_METRICS_FILE in the environment).
+
+    .venv/bin/python bench/reporter.py [--calls N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import sys
+import tempfile
+import time
+from array import array
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _common import print_result  # noqa: E402
+
+from runner.report import METRICS_FILE_ENV, Reporter  # noqa: E402
+
+GOAL_MEDIAN_US = 5.0
+
+
+def _loop_log(rep: Reporter, n: int, flushed: bytearray | None = None) -> array:
+    """n timed log() calls with the four usual metrics; per-call ns.
+
+    With `flushed`, marks the calls after which the buffer was empty (they ran flush()).
+    """
+    out = array("q", bytes(8 * n))
+    pc = time.perf_counter_ns
+    log = rep.log
+    loss, norm, lr, eps = 2.5, 1.25, 3e-4, 12345.6
+    if flushed is None:
+        for i in range(n):
+            loss *= 0.99999
+            t0 = pc()
+            log(i, train_loss=loss, grad_norm=norm, lr=lr, examples_per_s=eps)
+            t1 = pc()
+            out[i] = t1 - t0
+    else:
+        for i in range(n):
+            loss *= 0.99999
+            t0 = pc()
+            log(i, train_loss=loss, grad_norm=norm, lr=lr, examples_per_s=eps)
+            t1 = pc()
+            out[i] = t1 - t0
+            flushed[i] = not rep._buffer
+    return out
+
+
+def _loop_empty(n: int) -> array:
+    """The same loop with nothing between the two clock reads."""
+    out = array("q", bytes(8 * n))
+    pc = time.perf_counter_ns
+    loss = 2.5
+    for i in range(n):
+        loss *= 0.99999
+        t0 = pc()
+        t1 = pc()
+        out[i] = t1 - t0
+    return out
+
+
+def _stats(samples: array) -> dict:
+    s = sorted(samples)
+    n = len(s)
+
+    def q(p: float) -> float:
+        return s[min(n - 1, int(p * n))] / 1e3
+
+    return {"median_us": q(0.5), "p90_us": q(0.9), "p99_us": q(0.99), "p999_us": q(0.999),
+            "max_us": s[-1] / 1e3, "mean_us": sum(s) / n / 1e3}
+
+
+def _flush_calls(samples: array, flushed: bytearray) -> dict:
+    """The calls that ran flush() (512 points buffered, or 1 s since the last flush)."""
+    flushes = sorted(samples[i] for i, f in enumerate(flushed) if f)
+    others = sorted(samples[i] for i, f in enumerate(flushed) if not f)
+    if not flushes:
+        return {"count": 0}
+    return {"count": len(flushes), "median_us": flushes[len(flushes) // 2] / 1e3,
+            "max_us": flushes[-1] / 1e3, "share_of_total_time": sum(flushes) / sum(samples),
+            "non_flush_median_us": others[len(others) // 2] / 1e3,
+            "non_flush_max_us": others[-1] / 1e3}
+
+
+def run(calls: int = 200_000) -> dict:
+    os.environ.pop(METRICS_FILE_ENV, None)
+    gc_was = gc.isenabled()
+    gc.disable()  # GC pauses would land on random calls of either loop; measured apart below
+    try:
+        _loop_empty(10_000)  # warm up
+        empty = _loop_empty(calls)
+        noop = Reporter()
+        assert not noop.enabled
+        _loop_log(noop, 10_000)
+        noop_samples = _loop_log(noop, calls)
+        with tempfile.TemporaryDirectory(prefix="bench-reporter-") as tmp:
+            path = os.path.join(tmp, "metrics.jsonl")
+            rep = Reporter(path)
+            flushed = bytearray(calls)
+            real = _loop_log(rep, calls, flushed)
+            rep.close()
+            size = os.path.getsize(path)
+            with open(path, "rb") as f:
+                lines = sum(1 for _ in f)
+        if lines != calls:
+            raise SystemExit(f"reporter bench: {lines} lines in the file, expected {calls}")
+    finally:
+        if gc_was:
+            gc.enable()
+    # The same loop with the collector on, as a training script runs: mean cost only.
+    with tempfile.TemporaryDirectory(prefix="bench-reporter-gc-") as tmp:
+        rep = Reporter(os.path.join(tmp, "metrics.jsonl"))
+        t0 = time.perf_counter()
+        _loop_log(rep, calls)
+        gc_mean_us = (time.perf_counter() - t0) / calls * 1e6
+        rep.close()
+
+    e, r, z = _stats(empty), _stats(real), _stats(noop_samples)
+    net_median = r["median_us"] - e["median_us"]
+    return {
+        "name": "reporter",
+        "params": {"calls": calls, "flush_every": 512, "file_bytes": size},
+        "empty_loop": e,
+        "log": r,
+        "noop_log": z,
+        "flush_calls": _flush_calls(real, flushed),
+        "log_minus_empty_us": {k.replace("_us", ""): r[k] - e[k] for k in ("median_us", "p99_us", "mean_us")},
+        "noop_minus_empty_us": {k.replace("_us", ""): z[k] - e[k] for k in ("median_us", "p99_us", "mean_us")},
+        "ratio_median_vs_empty": r["median_us"] / e["median_us"],
+        "ratio_p99_vs_empty": r["p99_us"] / e["p99_us"],
+        "noop_ratio_median_vs_empty": z["median_us"] / e["median_us"],
+        "mean_us_with_gc_enabled": gc_mean_us,
+        "goal": f"median log() <= {GOAL_MEDIAN_US} us",
+        "goal_met": r["median_us"] <= GOAL_MEDIAN_US,
+    }
+
+
+def summary_rows(res: dict) -> list[tuple[str, str, str, str]]:
+    e, r, z, f = res["empty_loop"], res["log"], res["noop_log"], res["flush_calls"]
+    return [
+        ("Reporter.log median", f"{r['median_us']:.2f} us (net {res['log_minus_empty_us']['median']:.2f})",
+         f"empty {e['median_us']:.2f} us", f"{res['ratio_median_vs_empty']:.1f}x"),
+        ("Reporter.log p99", f"{r['p99_us']:.2f} us", f"empty {e['p99_us']:.2f} us",
+         f"{res['ratio_p99_vs_empty']:.1f}x"),
+        ("Reporter.log mean (incl. flushes)", f"{r['mean_us']:.2f} us", f"empty {e['mean_us']:.2f} us",
+         f"{r['mean_us'] / e['mean_us']:.1f}x"),
+        ("Reporter.log flush call (1 in 512)", f"{f['median_us']:.0f} us median, {f['max_us']:.0f} max",
+         "", ""),
+        ("no-op Reporter.log median", f"{z['median_us']:.2f} us", f"empty {e['median_us']:.2f} us",
+         f"{res['noop_ratio_median_vs_empty']:.1f}x"),
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--calls", type=int, default=200_000)
+    args = ap.parse_args()
+    res = run(args.calls)
+    print_result(res)
+    for row in summary_rows(res):
+        print(" | ".join(row))
+
+
+if __name__ == "__main__":
+    main()

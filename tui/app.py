@@ -1,0 +1,185 @@
+"""playbook-tui: the app, its store poller, and the entry point.
+
+    playbook-tui [--db PATH]
+
+The event loop never waits on SQLite or on the runner: a thread worker polls
+the store (skipping work when PRAGMA data_version says nothing changed) and
+posts Snapshots; the keys' actions run in thread workers too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sqlite3
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from functools import partial
+from pathlib import Path
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.message import Message
+from textual.screen import Screen
+from textual.worker import get_current_worker
+
+import tui
+from runner.text import printable
+from store import StoreError, connect, default_db_path
+from tui.actions import Actions, Note
+from tui.screens import SnapshotScreen, StudiesScreen, StudyScreen
+from tui.snapshot import Snapshot, StorePoller, View
+
+POLL_S = 1.0
+SAMPLE_STUDY = Path(tui.__file__).resolve().parents[1] / "sample_studies" / "digits" / "study.toml"
+
+
+class StoreChanged(Message):
+    """A fresh snapshot from the poller thread."""
+
+    def __init__(self, snapshot: Snapshot):
+        super().__init__()
+        self.snapshot = snapshot
+
+
+class StoreFailed(Message):
+    """The poller could not read the store (locked, corrupt, gone); it keeps trying."""
+
+    def __init__(self, error: str):
+        super().__init__()
+        self.error = error
+
+
+class PlaybookApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "playbook-tui"
+
+    def __init__(self, db_path: Path, sample_study: Path = SAMPLE_STUDY):
+        super().__init__()
+        self.db_path = Path(db_path)
+        self.sample_study = Path(sample_study)
+        self.sub_title = str(self.db_path)
+        self.snapshot: Snapshot | None = None
+        self.view = View()  # read by the poller thread; replaced, never mutated
+        self.actions = Actions(self.db_path)
+        self._wake = threading.Event()
+
+    def get_default_screen(self) -> Screen:
+        return StudiesScreen()
+
+    def on_mount(self) -> None:
+        self._poll_store()
+
+    def on_unmount(self) -> None:
+        self._wake.set()  # let the poller see it was cancelled now, not after its sleep
+
+    # -- the poller (a thread) and its messages --------------------------------
+
+    @work(thread=True, exclusive=True, group="poll", name="store poller")
+    def _poll_store(self) -> None:
+        worker = get_current_worker()
+        poller = StorePoller(self.db_path)
+        try:
+            while not worker.is_cancelled:
+                self._poll_once(poller)
+                self._wake.wait(POLL_S)
+                self._wake.clear()
+        finally:
+            poller.close()
+
+    def _poll_once(self, poller: StorePoller) -> None:
+        try:
+            snap = poller.poll(self.view)
+            if snap is not None:
+                self.post_message(StoreChanged(snap))
+            poller.load_probe()  # after the first snapshot: it takes about a second
+        except (StoreError, sqlite3.Error) as exc:
+            self.post_message(StoreFailed(str(exc)))
+
+    def on_store_changed(self, message: StoreChanged) -> None:
+        self._show(message.snapshot)
+
+    def on_store_failed(self, message: StoreFailed) -> None:
+        base = self.snapshot or Snapshot(runner=None, runner_checked=False, studies=(), view=self.view)
+        self._show(dataclasses.replace(base, error=message.error))
+
+    def _show(self, snap: Snapshot) -> None:
+        self.snapshot = snap
+        # Screens under a modal (the command palette) keep up too.
+        for screen in self.screen_stack:
+            if isinstance(screen, SnapshotScreen) and screen.is_mounted:
+                screen.show(snap)
+
+    def set_view(self, view: View) -> None:
+        if view != self.view:
+            self.view = view
+            self._wake.set()
+
+    # -- navigation -------------------------------------------------------------
+
+    def open_study(self, study_id: int) -> None:
+        self.set_view(View(study_id))
+        self.push_screen(StudyScreen(study_id))
+
+    def close_study(self) -> None:
+        self.set_view(View())
+        self.pop_screen()
+
+    # -- actions: each in a worker thread, reported as a notification ------------
+
+    def register_sample(self) -> None:
+        self._act(self.actions.register, self.sample_study)
+
+    def launch_study(self, study_id: int) -> None:
+        self._act(self.actions.launch, study_id)
+
+    def stop_study(self, study_id: int) -> None:
+        self._act(self.actions.stop_study, study_id)
+
+    def stop_trial(self, trial_id: int) -> None:
+        self._act(self.actions.stop_trial, trial_id)
+
+    @work(thread=True, group="actions")
+    def _act(self, action: Callable[..., Note], *args) -> None:
+        try:
+            note = action(*args)
+        except Exception as exc:  # a monitoring app reports a failed action, it does not die of it
+            note = Note(f"{type(exc).__name__}: {printable(str(exc))}", "error")
+        # markup=False: the text quotes study names, paths and errors literally.
+        self.notify(note.text, severity=note.severity, markup=False,
+                    timeout=10 if note.severity == "error" else 5)
+        self._wake.set()  # show the effect without waiting for the next tick
+
+    # -- the command palette lists the screen's keys ----------------------------
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for key, active in screen.active_bindings.items():
+            binding = active.binding
+            if active.node is screen and binding.description and active.enabled:
+                help_text = f"{binding.tooltip or binding.description} (key: {key})"
+                yield SystemCommand(binding.description, help_text,
+                                    partial(self.run_action, binding.action, screen))
+
+
+def make_app(db_path: str | Path, sample_study: Path = SAMPLE_STUDY) -> PlaybookApp:
+    return PlaybookApp(Path(db_path).expanduser().resolve(), sample_study)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="playbook-tui", description=__doc__.splitlines()[0])
+    parser.add_argument("--db", help="database file (default: $PLAYBOOK_DB or ./.playbook/playbook.db)")
+    args = parser.parse_args(argv)
+    db_path = Path(args.db).expanduser().resolve() if args.db else default_db_path().resolve()
+    try:
+        connect(db_path).conn.close()  # create and migrate it now: fail here, in one line
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    make_app(db_path).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
