@@ -24,7 +24,6 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.worker import get_current_worker
 
-import tui
 from runner.text import printable
 from store import StoreError, connect, default_db_path
 from tui.actions import Actions, Note
@@ -32,7 +31,9 @@ from tui.screens import SnapshotScreen, StudiesScreen, StudyScreen
 from tui.snapshot import Snapshot, StorePoller, View
 
 POLL_S = 1.0
-SAMPLE_STUDY = Path(tui.__file__).resolve().parents[1] / "sample_studies" / "digits" / "study.toml"
+# The repository root is tui/..; from this file rather than tui.__file__, which is None
+# while an editable install made before tui/__init__.py existed maps tui as a namespace.
+SAMPLE_STUDY = Path(__file__).resolve().parents[1] / "sample_studies" / "digits" / "study.toml"
 
 
 class StoreChanged(Message):

@@ -60,7 +60,7 @@ class Block(nn.Module):
         super().__init__()
         self.heads, self.post_ln = heads, post_ln
         self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
-        self.ff = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+        self.ff = nn.Sequential(nn.Linear(d, 4 * d), nn.ReLU(), nn.Linear(4 * d, d))
         self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
 
     def attn(self, x: torch.Tensor) -> torch.Tensor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -224,3 +225,28 @@ def test_changed_config_under_same_name_is_refused_and_keeps_trials(make_study, 
     assert "already exists in this database with a different config" in capsys.readouterr().err
     db = store.connect(db_path)
     assert trials.state_counts(db, studies.by_name(db, "s").id)["completed"] == 1
+
+
+def test_vanished_trials_are_requeued_when_the_study_asks(make_study, db_path):
+    text = study_text(steps=40, trials=2, sleep=0.05).replace("timeout = 60", "timeout = 60\nrequeue_lost = true")
+    path = make_study(text)
+    proc = subprocess.Popen([sys.executable, "-m", "runner", "--db", str(db_path), "run", str(path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db = store.connect(db_path)
+    deadline = time.time() + 20
+    while time.time() < deadline and db.execute(
+            "SELECT COUNT(*) FROM metrics").fetchone()[0] < 20:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)  # the runner dies...
+    proc.wait()
+    running = [t for t in trials.list_for_study(db, studies.by_name(db, "s").id) if t.pid]
+    for t in running:  # ...and so does the machine's view of its trials
+        os.killpg(t.pid, signal.SIGKILL)
+    time.sleep(0.3)
+    done = runner_cli(db_path, "run", str(path))
+    assert done.returncode == 0 and "re-queued lost trial" in done.stdout, done.stdout + done.stderr
+    rows = trials.list_for_study(db, studies.by_name(db, "s").id)
+    assert [t.state.value for t in rows] == ["completed"] * 2
+    for t in rows:  # one clean attempt per curve; the killed attempt's files are archived
+        assert metrics.count_points(db, t.id) == lines_in(Path(t.trial_dir) / "metrics.jsonl") * 3
+    assert any((Path(t.trial_dir) / "attempt-1" / "metrics.jsonl").exists() for t in running)
