@@ -16,6 +16,7 @@ import io
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -126,8 +127,14 @@ def _run_foreground(db_path: Path, args, study: Study | None) -> int:
     gpus_note = f"{len(runner.gpus)} GPU slot(s)" if runner.gpus else "no GPU found, CPU slots"
     print(f"runner pid {os.getpid()}: {gpus_note}, {runner.cpu_slots} CPU slot(s)")
     progress = _Progress(runner.db, study) if study else None
+
+    def done() -> bool:
+        if progress:
+            progress.tick()
+        return runner.idle()
+
     try:
-        runner.serve(until=lambda: (progress and progress.tick()) or runner.idle())
+        runner.serve(until=done)
     except KeyboardInterrupt:
         print("\ninterrupted: stopping running trials (Ctrl-C again to leave them running)")
         if study:
@@ -210,8 +217,6 @@ def _live_owner(db) -> lease.Lease | None:
     held = lease.current(db)
     if held is None or not held.is_fresh():
         return None
-    import socket
-
     if held.host == socket.gethostname() and not process.is_alive(held.pid, None):
         return None
     return held
@@ -229,16 +234,15 @@ class _Progress:
         self.last_line = ""
         self.last_time = 0.0
 
-    def tick(self, force: bool = False) -> bool:
+    def tick(self, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now - self.last_time < 2.0:
-            return False
+            return
         self.last_time = now
         line = _summary_line(self.db, self.study)
         if line != self.last_line:
             print(line, flush=True)
             self.last_line = line
-        return False
 
 
 def _summary_line(db, study: Study) -> str:

@@ -306,9 +306,8 @@ class Runner:
             ended, returncode = live.returncode()
             if not ended:
                 continue
-            if live.popen is None or not live.kill_sent:
-                # stragglers (children the command forked) go with it
-                process.signal_group(live.pid, process.KILL)
+            # Stragglers (children the command forked and left behind) go with it.
+            process.signal_group(live.pid, process.KILL)
             self._ingest([live])  # the lines written just before the end
             self._settle(live, returncode)
             del self.live[live.trial_id]
