@@ -104,7 +104,7 @@ def fresh_raw(root: Path, tag: str, schema: str) -> sqlite3.Connection:
 def baseline_batches(paths: list[str], ids: list[int], steps: int) -> list[list[tuple]]:
     """The same tuples ingest stores, grouped per commit: 100 steps x 8 trials each."""
     per_trial = []
-    for tid, path in zip(ids, paths):
+    for tid, path in zip(ids, paths, strict=True):
         rows = []
         with open(path, "rb") as f:
             for line in f:
@@ -125,7 +125,7 @@ def run_ours(db_path: str, ids: list[int], modes: dict[int, str], paths: list[st
              max_bytes: int, expected: int) -> dict:
     """Passes like Runner._ingest until every file is read to its end; verifies the result."""
     db = connect(db_path)
-    by_id = dict(zip(ids, paths))
+    by_id = dict(zip(ids, paths, strict=True))
     sizes = {tid: os.path.getsize(p) for tid, p in by_id.items()}
     saved_defaults = read_complete_lines.__defaults__
     read_complete_lines.__defaults__ = (max_bytes,)  # collect() reads with the default bound
@@ -205,6 +205,14 @@ def parse_breakdown(paths: list[str], ids: list[int], max_bytes: int) -> dict:
         for lines in all_lines:
             for line in lines:
                 loads(line)
+    # What-if: decode the bytes first and call a shared decoder (json.loads(bytes) runs the
+    # pure-Python detect_encoding() and builds a decoder call chain on every line).
+    decode = json.JSONDecoder().decode
+    t_json_str = Timer()
+    with t_json_str:
+        for lines in all_lines:
+            for line in lines:
+                decode(line.decode("utf-8"))
     target = TailTarget(trial_id=ids[0], metrics_path=paths[0], stdout_path="", metrics_offset=0,
                         stdout_offset=0, objective="train_loss", mode="min")
     with t_parse:
@@ -218,6 +226,7 @@ def parse_breakdown(paths: list[str], ids: list[int], max_bytes: int) -> dict:
         "lines": n_lines,
         "read_split_us_per_line": 1e6 * t_read.total / n_lines,
         "json_loads_us_per_line": 1e6 * t_json.total / n_lines,
+        "whatif_decode_then_decoder_us_per_line": 1e6 * t_json_str.total / n_lines,
         "parse_metrics_line_us_per_line": 1e6 * t_parse.total / n_lines,
         "validate_accumulate_us_per_line": 1e6 * (t_parse.total - t_json.total) / n_lines,
     }
@@ -308,9 +317,13 @@ def summary_rows(res: dict) -> list[tuple[str, str, str, str]]:
     b = res["parse_breakdown"]
     rows.append(("ingest live split", f"collect {live['collect']:.0%}, write {live['write_updates']:.0%}, "
                  f"offsets {live['read_offsets']:.0%}", "", ""))
-    rows.append(("parse per line", f"json {b['json_loads_us_per_line']:.1f} us + rest "
+    rows.append(("parse per line", f"json.loads {b['json_loads_us_per_line']:.1f} us + rest "
                  f"{b['validate_accumulate_us_per_line']:.1f} us + read {b['read_split_us_per_line']:.2f} us",
                  "", ""))
+    rows.append(("what-if: bytes.decode + shared JSONDecoder",
+                 f"{b['whatif_decode_then_decoder_us_per_line']:.1f} us/line",
+                 f"json.loads(bytes) {b['json_loads_us_per_line']:.1f} us/line",
+                 f"{b['whatif_decode_then_decoder_us_per_line'] / b['json_loads_us_per_line']:.2f}x"))
     return rows
 
 

@@ -124,7 +124,6 @@ def run(calls: int = 200_000) -> dict:
         rep.close()
 
     e, r, z = _stats(empty), _stats(real), _stats(noop_samples)
-    net_median = r["median_us"] - e["median_us"]
     return {
         "name": "reporter",
         "params": {"calls": calls, "flush_every": 512, "file_bytes": size},

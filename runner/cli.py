@@ -16,13 +16,12 @@ import io
 import json
 import os
 import signal
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from runner import launch, process
+from runner import launch
+from runner.owner import live_owner, start_detached
 from runner.service import DEFAULT_GRACE_S, LeaseLost, Runner
 from runner.spec import SpecError, load
 from runner.text import printable
@@ -110,7 +109,7 @@ def cmd_run(args, db_path: Path) -> int:
     print(f"study {spec.name}: {total} trials ({added} new), "
           f"{counts.get('queued', 0)} queued; trial folders in {study.run_dir}")
     studies.set_active(db, study.id, True)
-    owner = _live_owner(db)
+    owner = live_owner(db)
     if owner is not None:
         print(f"runner pid {owner.pid} on {owner.host} owns this database and will run it")
         return _follow(db, study)
@@ -168,7 +167,7 @@ def cmd_serve(args, db_path: Path) -> int:
         _start_detached(db_path, args, until_idle=args.until_idle)
         return 0
     db = connect(db_path)
-    owner = _live_owner(db)
+    owner = live_owner(db)
     if owner is not None:
         raise CliError(f"runner pid {owner.pid} on {owner.host} already owns this database")
     runner = Runner(db_path, cpu_slots=args.cpu_slots, grace_s=args.grace, log=_log)
@@ -190,36 +189,12 @@ def cmd_serve(args, db_path: Path) -> int:
 
 
 def _start_detached(db_path: Path, args, until_idle: bool = True) -> None:
-    log_path = db_path.parent / "runner.log"
-    argv = [sys.executable, "-m", "runner", "--db", str(db_path), "serve"]
-    if until_idle:
-        argv.append("--until-idle")
+    serve_args = ["--until-idle"] if until_idle else []
     if getattr(args, "cpu_slots", None):
-        argv += ["--cpu-slots", str(args.cpu_slots)]
-    argv += ["--grace", str(args.grace)]
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                start_new_session=True)
-    print(f"runner started in the background (pid {proc.pid}); log: {log_path}")
-
-
-def start_detached_runner(db_path: Path) -> int:
-    """Start a background runner for `db_path` (used by the TUI); returns its pid."""
-    log_path = db_path.parent / "runner.log"
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "runner", "--db", str(db_path), "serve", "--until-idle"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
-    return proc.pid
-
-
-def _live_owner(db) -> lease.Lease | None:
-    held = lease.current(db)
-    if held is None or not held.is_fresh():
-        return None
-    if held.host == socket.gethostname() and not process.is_alive(held.pid, None):
-        return None
-    return held
+        serve_args += ["--cpu-slots", str(args.cpu_slots)]
+    serve_args += ["--grace", str(args.grace)]
+    proc = start_detached(db_path, serve_args)
+    print(f"runner started in the background (pid {proc.pid}); log: {db_path.parent / 'runner.log'}")
 
 
 def _log(message: str) -> None:
@@ -276,7 +251,7 @@ def _follow(db, study: Study) -> int:
             if not active_work and (not row.active or not counts.get("queued")):
                 progress.tick(force=True)
                 return 0
-            if _live_owner(db) is None and (counts.get("queued") or active_work):
+            if live_owner(db) is None and (counts.get("queued") or active_work):
                 print("no runner owns this database any more; start one with "
                       f"`playbook-runner --db {db.conn.execute('PRAGMA database_list').fetchone()[2]} serve`")
                 return 1
@@ -322,7 +297,7 @@ def resolve_target(db, text: str) -> Study | Trial:
 def cmd_stop(args, db_path: Path) -> int:
     db = connect(db_path)
     target = resolve_target(db, args.target)
-    owner = _live_owner(db)
+    owner = live_owner(db)
     if owner is not None:
         if isinstance(target, Study):
             commands.enqueue(db, "stop_study", study_id=target.id)
@@ -362,7 +337,7 @@ def cmd_status(args, db_path: Path) -> int:
 
 
 def _runner_info(db) -> dict | None:
-    owner = _live_owner(db)
+    owner = live_owner(db)
     if owner is None:
         return None
     return {"pid": owner.pid, "host": owner.host, "heartbeat_age_s": round(time.time() - owner.heartbeat_at, 1)}

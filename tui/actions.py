@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
+from runner.owner import live_owner, start_detached
 from runner.text import printable
 from store import commands, connect, studies, trials
 
@@ -32,13 +33,6 @@ def _open(db_path: Path) -> Iterator[Database]:
         yield db
     finally:
         db.conn.close()
-
-
-def _cli():
-    # runner.cli imports scipy through runner.launch (about a second): only on use.
-    from runner import cli
-
-    return cli
 
 
 class Actions:
@@ -66,7 +60,6 @@ class Actions:
                     "enter opens it, l launches it")
 
     def launch(self, study_id: int) -> Note:
-        cli = _cli()
         with self._lock, _open(self.db_path) as db:
             study = studies.get(db, study_id)
             if study is None:
@@ -74,25 +67,24 @@ class Actions:
             name = printable(study.name)
             studies.set_active(db, study_id, True)
             commands.enqueue(db, "launch_study", study_id=study_id)
-            owner = cli._live_owner(db)
+            owner = live_owner(db)
             if owner is not None:
                 return Note(f"asked runner pid {owner.pid} on {printable(owner.host)} to launch {name}")
             if self._spawned is not None and _alive(self._spawned):
                 # It has not taken the lease yet (startup takes a second); it will see the command.
                 return Note(f"runner pid {self._spawned} is starting; it will launch {name}")
-            self._spawned = cli.start_detached_runner(self.db_path)
+            self._spawned = start_detached(self.db_path).pid
         return Note(f"started runner pid {self._spawned} for {name} "
                     f"(log: {self.db_path.parent / 'runner.log'})")
 
     def stop_trial(self, trial_id: int) -> Note:
-        cli = _cli()
         with self._lock, _open(self.db_path) as db:
             trial = trials.get(db, trial_id)
             if trial is None:
                 return Note(f"trial {trial_id} is gone from the database", "error")
             if trial.state.is_finished():
                 return Note(f"trial #{trial.number} already ended ({trial.state.value})", "warning")
-            owner = cli._live_owner(db)
+            owner = live_owner(db)
             if owner is None:
                 return Note(f"no runner is alive for this database: trial #{trial.number} is not "
                             "being run (press l to launch the study)", "warning")
@@ -100,13 +92,12 @@ class Actions:
         return Note(f"asked runner pid {owner.pid} to stop trial #{trial.number}")
 
     def stop_study(self, study_id: int) -> Note:
-        cli = _cli()
         with self._lock, _open(self.db_path) as db:
             study = studies.get(db, study_id)
             if study is None:
                 return Note(f"study {study_id} is gone from the database", "error")
             name = printable(study.name)
-            owner = cli._live_owner(db)
+            owner = live_owner(db)
             if owner is None:
                 studies.set_active(db, study_id, False)
                 return Note(f"no runner is alive for this database; {name} set inactive "

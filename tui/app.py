@@ -20,6 +20,7 @@ from pathlib import Path
 
 from textual import work
 from textual.app import App, SystemCommand
+from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
 from textual.worker import get_current_worker
@@ -83,19 +84,24 @@ class PlaybookApp(App):
         poller = StorePoller(self.db_path)
         try:
             while not worker.is_cancelled:
+                self._wake.clear()  # before polling: a wake during the poll means poll again
                 self._poll_once(poller)
                 self._wake.wait(POLL_S)
-                self._wake.clear()
         finally:
             poller.close()
 
     def _poll_once(self, poller: StorePoller) -> None:
         try:
-            snap = poller.poll(self.view)
-            if snap is not None:
-                self.post_message(StoreChanged(snap))
-            poller.load_probe()  # after the first snapshot: it takes about a second
+            for _ in range(2):
+                snap = poller.poll(self.view)
+                if snap is not None:
+                    self.post_message(StoreChanged(snap))
+                # After the first snapshot is posted (the import takes about a second);
+                # once loaded, poll again at once to say whether a runner is alive.
+                if not poller.load_probe():
+                    break
         except (StoreError, sqlite3.Error) as exc:
+            poller.forget()  # so the next good read is posted and clears the error
             self.post_message(StoreFailed(str(exc)))
 
     def on_store_changed(self, message: StoreChanged) -> None:
@@ -156,9 +162,12 @@ class PlaybookApp(App):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
+        # Only the keys our screens declare (not Screen's focus/copy keys, nor app.quit,
+        # which the palette already offers).
+        own = {b.action for b in getattr(screen, "BINDINGS", ()) if isinstance(b, Binding)}
         for key, active in screen.active_bindings.items():
             binding = active.binding
-            if active.node is screen and binding.description and active.enabled:
+            if binding.action in own and not binding.action.startswith("app.") and active.enabled:
                 help_text = f"{binding.tooltip or binding.description} (key: {key})"
                 yield SystemCommand(binding.description, help_text,
                                     partial(self.run_action, binding.action, screen))

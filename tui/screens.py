@@ -121,7 +121,9 @@ class MetricSpark(Horizontal):
         values = list(curve.values) if curve else []
         last = tables.fmt(curve.last) if curve and curve.last is not None else "no points yet"
         self.query_one(".metric-label", Static).update(Text(f"{self.metric}\n{last}"))
-        self.query_one(Sparkline).data = values
+        spark = self.query_one(Sparkline)
+        spark.data = values
+        spark.display = bool(values)  # an empty sparkline still draws a misleading baseline
 
 
 class StudyScreen(SnapshotScreen):
@@ -198,7 +200,7 @@ class StudyScreen(SnapshotScreen):
         if row is None:
             detail.update(Text("no trial highlighted"))
             return
-        state = row.state + (f" ({row.reason})" if row.reason else "")
+        state = tables.state_text(row, long=True)
         metric = study.objective_metric if study else "objective"
         best = (f"best {metric} {tables.fmt(row.best_value)} at step {row.best_step}"
                 if row.best_value is not None else f"no {metric} yet")

@@ -163,7 +163,7 @@ class StorePoller:
     def __init__(self, db_path: str | Path):
         self.db_path = Path(db_path)
         self.db: Database | None = None
-        self._live_owner = None  # runner.cli._live_owner, imported on first probe
+        self._live_owner = None  # runner.owner.live_owner, imported on first probe
         self._last: tuple | None = None
 
     def poll(self, view: View) -> Snapshot | None:
@@ -177,19 +177,28 @@ class StorePoller:
         self._last = key
         return snap
 
-    def load_probe(self) -> None:
-        """Import the runner liveness check. runner.cli pulls in scipy (about a second),
-        so this is called after the first snapshot is on screen, never at startup."""
-        if self._live_owner is None:
-            from runner.cli import _live_owner
+    def load_probe(self) -> bool:
+        """Import the runner liveness check; True when it was not loaded before.
 
-            self._live_owner = _live_owner
+        Deferred to after the first snapshot is on screen, so the first frame
+        never waits on it.
+        """
+        if self._live_owner is not None:
+            return False
+        from runner.owner import live_owner
+
+        self._live_owner = live_owner
+        return True
 
     def _runner(self) -> tuple[RunnerInfo | None, bool]:
         if self._live_owner is None:
             return None, False
         owner = self._live_owner(self.db)
         return (RunnerInfo(owner.pid, owner.host) if owner else None), True
+
+    def forget(self) -> None:
+        """Treat the next poll as changed (after an error was shown instead of data)."""
+        self._last = None
 
     def close(self) -> None:
         if self.db is not None:

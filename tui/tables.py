@@ -78,24 +78,30 @@ def _best_study(row: StudyRow) -> Text:
 # "failed" those that ended abnormally (failed, or lost with their runner).
 STUDY_COLUMNS = (
     Column("name", "study", lambda r: r.name),
-    Column("goal", "goal", lambda r: r.goal, lambda r: cell(one_line(r.goal, 36))),
+    Column("best", "best (trial)", lambda r: r.best_value, _best_study),
     Column("queued", "queued", lambda r: _count(r, "queued")),
     Column("running", "running", lambda r: _count(r, "starting", "running")),
     Column("done", "done", lambda r: _count(r, "completed", "stopped")),
     Column("failed", "failed", lambda r: _count(r, "failed", "lost")),
     Column("infeasible", "infeas.", lambda r: _count(r, "infeasible")),
-    Column("best", "best (trial)", lambda r: r.best_value, _best_study),
     Column("active", "active", lambda r: r.active,
            lambda r: cell("active", "bold green") if r.active else cell("")),
+    # Long text last, so the numbers fit an 80-column terminal.
+    Column("goal", "goal", lambda r: r.goal, lambda r: cell(one_line(r.goal, 36))),
     Column("config", "config", lambda r: r.config_path),
 )
 
 
+def state_text(row: TrialRow, long: bool = False) -> str:
+    """'failed (oom)'; the long form adds infeasibility (too wide for the table)."""
+    notes = [row.reason] if row.reason else []
+    if long and row.feasible == 0:
+        notes.append("infeasible")
+    return row.state + (f" ({', '.join(notes)})" if notes else "")
+
+
 def _state(row: TrialRow) -> Text:
-    text = row.state + (f" ({row.reason})" if row.reason else "")
-    if row.feasible == 0:
-        text += " infeasible"
-    return cell(text, STATE_STYLE.get(row.state, ""))
+    return cell(state_text(row), STATE_STYLE.get(row.state, ""))
 
 
 def trial_columns(study: StudyRow | None, roles: dict[str, str]) -> tuple[Column, ...]:
@@ -140,14 +146,14 @@ def sync_rows(table: DataTable, columns: Sequence[Column], rows: Sequence[Any],
     keys = [key(r) for r in rows]
     cells = [[c.render(r) for c in columns] for r in rows]
     if [k.value for k in table.rows] == keys:
-        for row_key, row_cells in zip(keys, cells):
-            for column, new in zip(columns, row_cells):
+        for row_key, row_cells in zip(keys, cells, strict=True):
+            for column, new in zip(columns, row_cells, strict=True):
                 if not _same(table.get_cell(row_key, column.key), new):
-                    table.update_cell(row_key, column.key, new)
+                    table.update_cell(row_key, column.key, new, update_width=True)
         return
     cursor_key = current_key(table)
     table.clear()
-    for row_key, row_cells in zip(keys, cells):
+    for row_key, row_cells in zip(keys, cells, strict=True):
         table.add_row(*row_cells, key=row_key)
     if cursor_key in keys:
         table.move_cursor(row=keys.index(cursor_key))

@@ -37,7 +37,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--lr", type=float, default=0.01, help="Adam learning rate after warmup")
     p.add_argument("--warmup-steps", type=int, default=0, help="linear warmup 0 -> lr")
-    p.add_argument("--steps", type=int, default=300, help="training steps (max_train_steps)")
+    p.add_argument("--steps", type=int, default=200, help="training steps (max_train_steps)")
     p.add_argument("--clip", type=float, default=None, help="clip the gradient's L2 norm to this")
     p.add_argument("--eval-every", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
@@ -48,7 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--norm", choices=["post", "pre"], default="post",
                    help="post: LN(x + f(x)) (needs warmup at high lr); pre: x + f(LN(x))")
-    p.add_argument("--beta2", type=float, default=0.999)
+    p.add_argument("--beta2", type=float, default=0.98, help="Adam beta2 (0.98 as in the original post-LN transformer)")
     p.add_argument("--out", type=Path, default=None,
                    help="trial directory: save the best state_dict there and mark it as a checkpoint")
     p.add_argument("--threads", type=int, default=1, help="CPU threads (ignored on CUDA)")
@@ -122,8 +122,9 @@ def lr_at(step: int, lr: float, warmup: int) -> float:
 
 
 def batch(data: torch.Tensor, size: int, seq_len: int, gen: torch.Generator):
-    starts = torch.randint(0, len(data) - seq_len - 1, (size,), generator=gen)
-    windows = torch.stack([data[s:s + seq_len + 1] for s in starts.tolist()])
+    """`size` random windows: inputs and the next character at each position."""
+    starts = torch.randint(0, len(data) - seq_len, (size, 1), generator=gen)
+    windows = data[starts + torch.arange(seq_len + 1)]
     return windows[:, :-1], windows[:, 1:]
 
 
