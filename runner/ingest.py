@@ -62,50 +62,92 @@ def _number(value) -> float | None:
     return None if math.isnan(value) else value
 
 
-def _accumulate(update: TrialUpdate, target: TailTarget, step: int, name: str,
-                finite_value: float | None, wall: float | None) -> None:
-    """Add one point; `finite_value` is None for NaN (SQLite cannot store NaN)."""
-    update.rows.append((target.trial_id, name, step, finite_value, wall))
-    if finite_value is None or math.isinf(finite_value):
-        if is_loss_metric(name, target.objective):
-            update.diverged = True
-    elif name == target.objective:
-        best = update.best
-        if best is None or (finite_value < best[0] if target.mode == "min" else finite_value > best[0]):
-            update.best = (finite_value, step)
-    update.last_step = step if update.last_step is None else max(update.last_step, step)
+def _add_points(update: TrialUpdate, target: TailTarget, step: int,
+                points: list[tuple[str, float | None]], wall: float | None) -> None:
+    """Add one step's points; a value is None for NaN (SQLite cannot store NaN)."""
+    trial_id, objective = target.trial_id, target.objective
+    rows = update.rows
+    for name, value in points:
+        rows.append((trial_id, name, step, value, wall))
+        if value is None or value in (math.inf, -math.inf):
+            if is_loss_metric(name, objective):
+                update.diverged = True
+        elif name == objective:
+            best = update.best
+            if best is None or (value < best[0] if target.mode == "min" else value > best[0]):
+                update.best = (value, step)
+    if update.last_step is None or step > update.last_step:
+        update.last_step = step
+
+
+_decode = json.JSONDecoder().decode  # one decoder, str input: json.loads(bytes) sniffs encodings
+
+
+def decode_lines(lines: list[bytes]) -> list[object | None]:
+    """The JSON value of each line, None where a line is malformed.
+
+    All lines go through one decode call as a JSON array when they are all
+    valid (about half the cost of a call per line); otherwise line by line.
+    """
+    texts = [line.decode("utf-8", errors="replace") for line in lines]
+    try:
+        records = _decode("[" + ",".join(texts) + "]")
+        if len(records) == len(texts):
+            return records
+    except (ValueError, RecursionError):
+        pass
+    out: list[object | None] = []
+    for text in texts:
+        try:
+            out.append(_decode(text))
+        except (ValueError, RecursionError):
+            out.append(None)
+    return out
+
+
+def add_record(record, target: TailTarget, update: TrialUpdate) -> bool:
+    """Add one decoded metrics.jsonl record to `update`; False (and nothing added) if malformed."""
+    if not isinstance(record, dict):
+        return False
+    step = record.get("step")
+    if type(step) is not int or step < 0:
+        return False
+    wall = record.get("t")
+    wall = float(wall) if isinstance(wall, (int, float)) and not isinstance(wall, bool) else None
+    if "checkpoint" in record:
+        return _add_checkpoint(record, step, wall, target, update)
+    metrics = record.get("m")
+    if not isinstance(metrics, dict) or any(not k or len(k) > MAX_NAME_LEN for k in metrics):
+        return False
+    points = []
+    for name, value in metrics.items():
+        if type(value) is float and -math.inf < value < math.inf:  # the common case, NaN fails it
+            points.append((name, value))
+        elif value is not None:  # null: the script logged something that is not a number
+            try:
+                points.append((name, _number(value)))
+            except (ValueError, OverflowError):
+                return False
+    _add_points(update, target, step, points, wall)
+    return True
+
+
+def _add_checkpoint(record: dict, step: int, wall, target: TailTarget, update: TrialUpdate) -> bool:
+    path, objective = record["checkpoint"], record.get("objective")
+    if not isinstance(path, str):
+        return False
+    try:
+        objective = _number(objective) if objective is not None else None
+    except (ValueError, OverflowError):
+        return False
+    update.checkpoints.append((target.trial_id, step, path, objective, wall))
+    return True
 
 
 def parse_metrics_line(line: bytes, target: TailTarget, update: TrialUpdate) -> bool:
     """Add one metrics.jsonl line to `update`; False (and nothing added) if malformed."""
-    try:
-        record = json.loads(line)
-        step = record["step"]
-        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-            return False
-        wall = record.get("t")
-        wall = float(wall) if isinstance(wall, (int, float)) and not isinstance(wall, bool) else None
-        if "checkpoint" in record:
-            path = record["checkpoint"]
-            objective = record.get("objective")
-            if not isinstance(path, str):
-                return False
-            objective = _number(objective) if objective is not None else None
-            update.checkpoints.append((target.trial_id, step, path, objective, wall))
-            return True
-        metrics = record["m"]
-        if not isinstance(metrics, dict):
-            return False
-        # null means the script logged something that is not a number: skip that metric.
-        pending = [(str(k), _number(v)) for k, v in metrics.items() if v is not None]
-    except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
-        return False
-    for name, _ in pending:
-        if not name or len(name) > MAX_NAME_LEN:
-            return False
-    for name, value in pending:
-        _accumulate(update, target, step, name, value, wall)
-    return True
+    (record,) = decode_lines([line])
+    return add_record(record, target, update)
 
 
 def parse_stdout_line(line: bytes, target: TailTarget, update: TrialUpdate, wall: float) -> None:
@@ -119,15 +161,13 @@ def parse_stdout_line(line: bytes, target: TailTarget, update: TrialUpdate, wall
             step = int(match.group("step"))
         except (TypeError, ValueError):
             continue
+        points = []
         for name in pattern.metrics:
-            raw = match.group(name)
-            if raw is None:
-                continue
             try:
-                value = _number(float(raw))
-            except ValueError:
-                continue
-            _accumulate(update, target, step, name, value, wall)
+                points.append((name, _number(float(match.group(name)))))
+            except (TypeError, ValueError):
+                continue  # the group did not match, or matched something that is not a number
+        _add_points(update, target, step, points, wall)
 
 
 def collect(target: TailTarget, now: float) -> TrialUpdate:
@@ -136,8 +176,9 @@ def collect(target: TailTarget, now: float) -> TrialUpdate:
     lines, offset = read_complete_lines(target.metrics_path, target.metrics_offset)
     if offset != target.metrics_offset:
         update.metrics_offset = offset
-        for line in lines:
-            if line.strip() and not parse_metrics_line(line, target, update):
+        lines = [line for line in lines if line.strip()]
+        for record in decode_lines(lines):
+            if not add_record(record, target, update):
                 update.bad_lines += 1
     if target.patterns:
         lines, offset = read_complete_lines(target.stdout_path, target.stdout_offset)

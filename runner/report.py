@@ -60,6 +60,7 @@ class Reporter:
         self._flush_interval_s = flush_interval_s
         self._next_flush = time.monotonic() + flush_interval_s
         self._lock = threading.Lock()
+        self._terminate_after_flush = False  # set by the SIGTERM handler during a flush
         if self.enabled:
             atexit.register(self.close)
             _flush_on_sigterm(self)
@@ -84,13 +85,20 @@ class Reporter:
         if not self.enabled:
             return
         with self._lock:
-            buffered, self._buffer = self._buffer, []
-            self._next_flush = time.monotonic() + self._flush_interval_s
-            if not buffered:
-                return
-            lines = [_encode(item) for item in buffered]
-            with open(self._path, "a", encoding="utf-8") as f:
-                f.write("".join(lines))
+            try:
+                self._write_buffered()
+            finally:
+                if self._terminate_after_flush:
+                    _terminate()
+
+    def _write_buffered(self) -> None:
+        buffered, self._buffer = self._buffer, []
+        self._next_flush = time.monotonic() + self._flush_interval_s
+        if not buffered:
+            return
+        lines = [_encode(item) for item in buffered]
+        with open(self._path, "a", encoding="utf-8") as f:
+            f.write("".join(lines))
 
     def close(self) -> None:
         self.flush()
@@ -125,8 +133,21 @@ def _flush_on_sigterm(reporter: Reporter) -> None:
         return  # the script handles SIGTERM itself; atexit covers a clean exit
 
     def handler(signum, frame):
-        reporter.flush()
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
+        # The signal may land inside a flush (this thread's or another's): taking the
+        # lock again would deadlock, so that flush finishes and terminates instead.
+        if reporter._lock.acquire(blocking=False):
+            try:
+                reporter._write_buffered()
+            finally:
+                reporter._lock.release()
+            _terminate()
+        else:
+            reporter._terminate_after_flush = True
 
     signal.signal(signal.SIGTERM, handler)
+
+
+def _terminate() -> None:
+    """Die of SIGTERM (the handler restored the default), so the exit status stays honest."""
+    os.kill(os.getpid(), signal.SIGTERM)

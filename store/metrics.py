@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from sqlite_utils import Database
 
 from store.db import transaction
 
 MetricRow = tuple[int, str, int, "float | None", "float | None"]  # trial, name, step, value, wall
+_KEY = itemgetter(0, 1, 2)
 CheckpointRow = tuple[int, int, str, "float | None", "float | None"]  # trial, step, path, obj, wall
 
 
@@ -41,6 +43,10 @@ def write_updates(db: Database, updates: list[TrialUpdate], objective_mode: dict
     `objective_mode` maps trial id -> 'min' | 'max'.
     """
     rows = [r for u in updates for r in u.rows]
+    # Key order makes every insert an append to its series' B-tree pages (the table is
+    # clustered on trial, name, step); the sort is stable, so a repeated step still ends
+    # with its last reported value.
+    rows.sort(key=_KEY)
     checkpoints = [c for u in updates for c in u.checkpoints]
     now = time.time()
     with transaction(db):

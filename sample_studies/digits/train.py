@@ -2,9 +2,11 @@
 
     python train.py --lr 0.1 --width 128 --steps 300
 
-Runs alone too: outside the runner the Reporter is a no-op and a summary is
-printed. Uses CUDA when there is one, else one CPU thread (trials run
-concurrently, so a trial should not grab every core).
+Schedule: SGD with Nesterov momentum, learning rate cosine-decayed from --lr
+to 0 over --steps. Too high a --lr diverges (NaN loss): the script reports it
+and exits 1. Runs alone too: outside the runner the Reporter is a no-op and
+progress is printed at each evaluation. Uses CUDA when there is one, else one
+CPU thread (the runner runs trials side by side; one should not take every core).
 """
 
 from __future__ import annotations
@@ -100,19 +102,21 @@ def main(argv: list[str] | None = None) -> int:
         t.to(device) for t in glyphs.split(args.train_size, args.val_size, seed=DATA_SEED))
     torch.manual_seed(args.seed)
     model = mlp(args.width).to(device)
-    opt = NesterovSGD(list(model.parameters()), args.momentum, args.weight_decay)
+    params = list(model.parameters())
+    opt = NesterovSGD(params, args.momentum, args.weight_decay)
     batches = torch.Generator(device="cpu").manual_seed(args.seed)
 
-    best = math.inf
+    best, best_path = math.inf, None
     last = time.perf_counter()
     for step in range(1, args.steps + 1):
         idx = torch.randint(0, len(x_train), (args.batch_size,), generator=batches).to(device)
         # Cosine decay to 0: the playbook's default when the step budget is fixed.
         lr = args.lr * 0.5 * (1 + math.cos(math.pi * (step - 1) / args.steps))
         loss = F.cross_entropy(model(x_train[idx]), y_train[idx])
-        model.zero_grad(set_to_none=True)
+        for p in params:
+            p.grad = None
         loss.backward()
-        norm = grad_norm(model.parameters())
+        norm = grad_norm(params)  # unclipped total L2 norm, logged every step
         opt.step(lr)
         # One sync per step to catch divergence at once; negligible for a model this small.
         loss_value = loss.item()
@@ -133,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
                 path = args.out / f"model_step{step}.pt"
                 torch.save(model.state_dict(), path)
                 report.checkpoint(step, path, objective=val_error)
+                if best_path is not None:
+                    best_path.unlink(missing_ok=True)  # keep only the best one (save_top_k=1)
+                best_path = path
             best = min(best, val_error)
             print(f"step {step:5d}  train_loss {loss_value:.4f}  val_loss {val_loss:.4f}  "
                   f"val_error {val_error:.4f}", flush=True)

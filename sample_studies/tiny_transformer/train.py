@@ -1,11 +1,13 @@
 """Train a tiny post-LN transformer language model on generated stories (textgen.py).
 
-    python train.py --lr 0.01 --warmup-steps 30 --steps 300
+    python train.py --lr 0.02 --warmup-steps 20 --steps 200
 
 Schedule: linear warmup 0 -> lr over --warmup-steps, then constant. Post-LN
-(x = LayerNorm(x + f(x))) with Adam and no warmup is the classic unstable
-recipe at high learning rates; see README.md for measurements.
-Runs alone too: outside the runner the Reporter is a no-op.
+(x = LayerNorm(x + f(x))) trained with Adam at a high learning rate and no
+warmup is the classic unstable recipe: the first few full-size Adam steps make
+the residual branches dwarf the skip path and the network never recovers.
+README.md has the measurements. Runs alone too: outside the runner the
+Reporter is a no-op.
 """
 
 from __future__ import annotations
@@ -48,7 +50,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--norm", choices=["post", "pre"], default="post",
                    help="post: LN(x + f(x)) (needs warmup at high lr); pre: x + f(LN(x))")
-    p.add_argument("--beta2", type=float, default=0.98, help="Adam beta2 (0.98 as in the original post-LN transformer)")
+    p.add_argument("--init-std", type=float, default=0.02,
+                   help="std of the weight matrices and embeddings (biases keep PyTorch's "
+                        "default); 0 = PyTorch's default init for all")
+    p.add_argument("--beta2", type=float, default=0.98,
+                   help="Adam beta2 (0.98 as in the original post-LN transformer)")
     p.add_argument("--out", type=Path, default=None,
                    help="trial directory: save the best state_dict there and mark it as a checkpoint")
     p.add_argument("--threads", type=int, default=1, help="CPU threads (ignored on CUDA)")
@@ -78,13 +84,21 @@ class Block(nn.Module):
 
 
 class TinyLM(nn.Module):
-    def __init__(self, vocab: int, seq_len: int, d: int, layers: int, heads: int, post_ln: bool):
+    def __init__(self, vocab: int, seq_len: int, d: int, layers: int, heads: int, post_ln: bool,
+                 init_std: float = 0.0):
         super().__init__()
         self.tok, self.pos = nn.Embedding(vocab, d), nn.Embedding(seq_len, d)
         self.blocks = nn.ModuleList(Block(d, heads, post_ln) for _ in range(layers))
         # Pre-LN leaves the residual stream unnormalized: it needs a final LayerNorm.
         self.ln_f = nn.Identity() if post_ln else nn.LayerNorm(d)
         self.head = nn.Linear(d, vocab)
+        if init_std > 0:
+            # The common `p.dim() > 1` idiom: weight matrices and embeddings N(0, init_std)
+            # (GPT-2's 0.02), biases and LayerNorms keep PyTorch's defaults. Weights this
+            # small make an early full-size Adam step (about lr per weight) a big change.
+            for p in self.parameters():
+                if p.dim() > 1:
+                    nn.init.normal_(p, std=init_std)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         x = self.tok(idx) + self.pos(torch.arange(idx.shape[1], device=idx.device))
@@ -108,12 +122,16 @@ class Adam:
 
     @torch.no_grad()
     def step(self, lr: float) -> None:
+        # Multi-tensor (_foreach) ops, as torch.optim uses: one kernel per op, not per tensor.
         self.t += 1
-        c1, c2 = 1 - self.beta1 ** self.t, 1 - self.beta2 ** self.t
-        for p, m, v in zip(self.params, self.m, self.v):
-            m.lerp_(p.grad, 1 - self.beta1)
-            v.mul_(self.beta2).addcmul_(p.grad, p.grad, value=1 - self.beta2)
-            p.addcdiv_(m, (v / c2).sqrt_().add_(self.eps), value=-lr / c1)
+        grads = [p.grad for p in self.params]
+        torch._foreach_lerp_(self.m, grads, 1 - self.beta1)
+        torch._foreach_mul_(self.v, self.beta2)
+        torch._foreach_addcmul_(self.v, grads, grads, 1 - self.beta2)
+        denom = torch._foreach_div(self.v, 1 - self.beta2 ** self.t)
+        torch._foreach_sqrt_(denom)
+        torch._foreach_add_(denom, self.eps)
+        torch._foreach_addcdiv_(self.params, self.m, denom, -lr / (1 - self.beta1 ** self.t))
 
 
 def lr_at(step: int, lr: float, warmup: int) -> float:
@@ -145,28 +163,30 @@ def main(argv: list[str] | None = None) -> int:
 
     train_data = torch.tensor(textgen.encode(textgen.corpus(200_000, DATA_SEED)))
     val_data = torch.tensor(textgen.encode(textgen.corpus(20_000, VAL_SEED)))
-    # A fixed validation set: 64 disjoint windows, the same for every trial.
-    n_val = min(64, (len(val_data) - 1) // args.seq_len)
+    # A fixed validation set: 128 disjoint windows of held-out stories, the same for every trial.
+    n_val = min(128, (len(val_data) - 1) // args.seq_len)
     val = val_data[: n_val * args.seq_len + 1]
     val_x = val[:-1].view(n_val, args.seq_len).to(device)
     val_y = val[1:].view(n_val, args.seq_len).to(device)
 
     torch.manual_seed(args.seed)
     model = TinyLM(len(textgen.VOCAB), args.seq_len, args.d_model, args.layers, args.heads,
-                   post_ln=args.norm == "post").to(device)
-    opt = Adam(list(model.parameters()), beta2=args.beta2)
+                   post_ln=args.norm == "post", init_std=args.init_std).to(device)
+    params = list(model.parameters())
+    opt = Adam(params, beta2=args.beta2)
     gen = torch.Generator().manual_seed(args.seed)
     tokens_per_step = args.batch_size * args.seq_len
 
-    best = math.inf
+    best, best_path = math.inf, None
     last = time.perf_counter()
     for step in range(1, args.steps + 1):
         x, y = (t.to(device) for t in batch(train_data, args.batch_size, args.seq_len, gen))
         lr = lr_at(step, args.lr, args.warmup_steps)
         loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
-        model.zero_grad(set_to_none=True)
+        for p in params:
+            p.grad = None
         loss.backward()
-        norm = grad_norm(model.parameters(), clip=args.clip)  # logged unclipped
+        norm = grad_norm(params, clip=args.clip)  # the unclipped norm, clipped if --clip
         opt.step(lr)
         # One sync per step to catch divergence at once; negligible for a model this small.
         loss_value = loss.item()
@@ -188,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
                 path = args.out / f"model_step{step}.pt"
                 torch.save(model.state_dict(), path)
                 report.checkpoint(step, path, objective=val_loss)
+                if best_path is not None:
+                    best_path.unlink(missing_ok=True)  # keep only the best one (save_top_k=1)
+                best_path = path
             best = min(best, val_loss)
             print(f"step {step:5d}  lr {lr:.2e}  train_loss {loss_value:.4f}  "
                   f"val_loss {val_loss:.4f}  grad_norm {float(norm):.3g}", flush=True)

@@ -84,3 +84,31 @@ def test_stdout_regex_capture(tmp_path):
         ("acc", 10, 0.8), ("acc", 20, 0.1), ("loss", 10, 0.5)]
     assert u.diverged and u.stdout_offset == len((tmp_path / "out.log").read_bytes())
     assert json.loads('{"x": 1}')  # json module still sane after NaN handling
+
+
+def test_sigterm_during_a_flush_still_flushes_and_exits(tmp_path):
+    """The runner stops trials with SIGTERM; one landing mid-flush must not deadlock or lose points."""
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import os, signal, sys
+        sys.path.insert(0, {str(__import__('pathlib').Path(__file__).parents[2])!r})
+        from runner import report
+        r = report.Reporter({str(tmp_path / 'm.jsonl')!r}, flush_every=10**9, flush_interval_s=1e9)
+        for step in range(100):
+            r.log(step, train_loss=1.0)
+        real_write = r._write_buffered
+        def write_then_signal():
+            os.kill(os.getpid(), signal.SIGTERM)  # arrives while the flush holds its lock
+            real_write()
+        r._write_buffered = write_then_signal
+        r.flush()
+        print("survived SIGTERM", flush=True)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=20)
+    assert proc.returncode == -signal.SIGTERM, proc.stderr
+    assert "survived" not in proc.stdout
+    assert len((tmp_path / "m.jsonl").read_text().splitlines()) == 100
