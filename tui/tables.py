@@ -105,13 +105,17 @@ def _state(row: TrialRow) -> Text:
 
 
 def trial_columns(study: StudyRow | None, roles: dict[str, str]) -> tuple[Column, ...]:
-    """#, state, one column per parameter (scientific ones starred), best, progress, detail."""
+    """#, state, one column per varied parameter (scientific ones starred), best, progress, detail.
+
+    Fixed parameters are the same on every row, so they get no column.
+    """
     metric = study.objective_metric if study else "objective"
     max_steps = study.max_train_steps if study else None
     params = tuple(
         Column(f"p:{name}", name + ("*" if role == "scientific" else ""),
                lambda r, n=name: r.params.get(n))
         for name, role in roles.items()
+        if role != "fixed"
     )
     return (
         Column("number", "#", lambda r: r.number),

@@ -72,8 +72,8 @@ values = [4, 8]
 # TOML escapes: the stored value holds a real ESC and BEL.
 EVIL_PARAM = """
 [params.label]
-role = "fixed"
-value = "[bold red]x[/] \\u001b]52;c;aGk=\\u0007"
+role = "nuisance"
+values = ["[bold red]x[/] \\u001b]52;c;aGk=\\u0007"]
 in_command = false
 """
 
