@@ -217,10 +217,10 @@ def test_hand_written_optimizers_match_torch_optim(monkeypatch):
         ref = [torch.nn.Parameter(p.detach().clone()) for p in ours]
         opt_ours, opt_ref = make_ours(ours), make_ref(ref)
         for _ in range(10):
-            for a, b in zip(ours, ref):
+            for a, b in zip(ours, ref, strict=True):
                 a.grad = torch.randn(a.shape, generator=gen)
                 b.grad = a.grad.clone()
             opt_ours.step(0.05)
             opt_ref.step()
-        for a, b in zip(ours, ref):
+        for a, b in zip(ours, ref, strict=True):
             torch.testing.assert_close(a.detach(), b.detach(), rtol=1e-5, atol=1e-6)

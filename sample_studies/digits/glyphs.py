@@ -86,5 +86,5 @@ def ascii_art(image: torch.Tensor) -> str:
 
 if __name__ == "__main__":
     imgs, labs = render(6, seed=0)
-    for img, lab in zip(imgs, labs):
+    for img, lab in zip(imgs, labs, strict=True):
         print(f"label {int(lab)}\n{ascii_art(img)}\n")

