@@ -92,40 +92,40 @@ class Series:
 
 
 def read_series(db: Database, trial_id: int, name: str, max_points: int = 400) -> Series:
-    """A metric's curve, downsampled in SQL to at most `max_points` buckets by step."""
+    """A metric's curve, downsampled in SQL to at most `max_points` buckets by step.
+
+    Bounded work whatever the length: two index seeks for the step range, one
+    grouped scan for the buckets' extremes, and one seek per bucket for its
+    last value. Steps are unique per series, so a range no wider than
+    `max_points` is read whole.
+    """
     conn = db.conn
-    lo, hi, count = conn.execute(
-        "SELECT MIN(step), MAX(step), COUNT(*) FROM metrics WHERE trial_id = ? AND name = ?",
-        [trial_id, name],
-    ).fetchone()
-    if not count:
+    where = "trial_id = ? AND name = ?"
+    lo = conn.execute(f"SELECT step FROM metrics WHERE {where} ORDER BY step LIMIT 1",
+                      [trial_id, name]).fetchone()
+    if lo is None:
         return Series(name, [], [], [], [], 0)
-    if count <= max_points:
-        pts = conn.execute(
-            "SELECT step, value FROM metrics WHERE trial_id = ? AND name = ? ORDER BY step",
-            [trial_id, name],
-        ).fetchall()
-        values = [p[1] for p in pts]
-        return Series(name, [p[0] for p in pts], values, values, values, count)
+    lo = lo[0]
+    hi = conn.execute(f"SELECT step FROM metrics WHERE {where} ORDER BY step DESC LIMIT 1",
+                      [trial_id, name]).fetchone()[0]
     span = hi - lo + 1
+    if span <= max_points:
+        pts = conn.execute(f"SELECT step, value FROM metrics WHERE {where} ORDER BY step",
+                           [trial_id, name]).fetchall()
+        values = [p[1] for p in pts]
+        return Series(name, [p[0] for p in pts], values, values, values, len(pts))
     buckets = conn.execute(
-        "SELECT MAX(step), MIN(value), MAX(value) FROM metrics WHERE trial_id = ? AND name = ? "
+        f"SELECT MAX(step), MIN(value), MAX(value), COUNT(*) FROM metrics WHERE {where} "
         "GROUP BY ((step - ?) * ?) / ? ORDER BY 1",
         [trial_id, name, lo, max_points, span],
     ).fetchall()
-    last = dict(
-        conn.execute(
-            "SELECT step, value FROM metrics WHERE trial_id = ? AND name = ? AND step IN ("
-            " SELECT MAX(step) FROM metrics WHERE trial_id = ? AND name = ? "
-            " GROUP BY ((step - ?) * ?) / ?)",
-            [trial_id, name, trial_id, name, lo, max_points, span],
-        ).fetchall()
-    )
     steps = [b[0] for b in buckets]
-    return Series(
-        name, steps, [last[s] for s in steps], [b[1] for b in buckets], [b[2] for b in buckets],
-        count,
-    )
+    last = dict(conn.execute(
+        f"SELECT step, value FROM metrics WHERE {where} AND step IN ({','.join('?' * len(steps))})",
+        [trial_id, name, *steps],
+    ).fetchall())
+    return Series(name, steps, [last[s] for s in steps], [b[1] for b in buckets],
+                  [b[2] for b in buckets], sum(b[3] for b in buckets))
 
 
 def metric_names(db: Database, trial_id: int) -> list[str]:
