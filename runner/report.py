@@ -108,21 +108,48 @@ def _number(value: Any) -> Any:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return value
     try:
-        return float(value)  # 0-d tensors and numpy scalars
+        return float(value)  # 0-d tensors, numpy scalars, bools
     except (TypeError, ValueError):
         return None
 
 
+_INF = float("inf")
+_KEYS: dict[str, str] = {}  # metric name -> its JSON key text, built once per name
+
+
+def _json_number(value: Any) -> str:
+    """A number as JSON text; NaN/Infinity kept (divergence is data), null for non-numbers."""
+    if type(value) is not float:
+        if type(value) is int:
+            return str(value)
+        value = _number(value)
+        if value is None:
+            return "null"
+        if type(value) is int:
+            return str(value)
+    if value != value:
+        return "NaN"
+    if value == _INF or value == -_INF:
+        return "Infinity" if value > 0 else "-Infinity"
+    return repr(value)
+
+
 def _encode(item: tuple) -> str:
-    if item[2] is None:  # checkpoint
+    """One record as a JSON line; built by hand because json.dumps dominates the flush cost."""
+    if item[2] is None:  # checkpoint: rare, keep it simple
         t, step, _, path, objective = item
         record = {"t": t, "step": int(step), "checkpoint": path}
         if objective is not None:
             record["objective"] = _number(objective)
-    else:
-        t, step, metrics = item
-        record = {"t": t, "step": int(step), "m": {k: _number(v) for k, v in metrics.items()}}
-    return json.dumps(record) + "\n"  # NaN/Infinity are kept: divergence is data
+        return json.dumps(record) + "\n"
+    t, step, metrics = item
+    parts = []
+    for name, value in metrics.items():
+        key = _KEYS.get(name)
+        if key is None:
+            key = _KEYS[name] = json.dumps(str(name)) + ":"
+        parts.append(key + _json_number(value))
+    return '{"t":%r,"step":%d,"m":{%s}}\n' % (t, int(step), ",".join(parts))
 
 
 def _flush_on_sigterm(reporter: Reporter) -> None:

@@ -112,3 +112,17 @@ def test_sigterm_during_a_flush_still_flushes_and_exits(tmp_path):
     assert proc.returncode == -signal.SIGTERM, proc.stderr
     assert "survived" not in proc.stdout
     assert len((tmp_path / "m.jsonl").read_text().splitlines()) == 100
+
+
+def test_reporter_lines_round_trip_special_values(tmp_path):
+    import numpy as np
+
+    r = Reporter(tmp_path / "m.jsonl", flush_every=1000)
+    r.log(2, train_loss=float("nan"), grad_norm=float("inf"), lr=np.float32(0.5), steps_seen=7,
+          note="not a number", **{'odd "name"\\': 1.25})
+    r.flush()
+    u = collect(target(tmp_path), now=0)
+    got = {r[1]: r[3] for r in u.rows}
+    assert got == {"train_loss": None, "grad_norm": math.inf, "lr": 0.5, "steps_seen": 7.0,
+                   'odd "name"\\': 1.25}  # the non-number is skipped, not stored
+    assert u.diverged and u.bad_lines == 0
