@@ -149,7 +149,7 @@ def _encode(item: tuple) -> str:
         if key is None:
             key = _KEYS[name] = json.dumps(str(name)) + ":"
         parts.append(key + _json_number(value))
-    return '{"t":%r,"step":%d,"m":{%s}}\n' % (t, int(step), ",".join(parts))
+    return f'{{"t":{t!r},"step":{int(step)},"m":{{{",".join(parts)}}}}}\n'
 
 
 def _flush_on_sigterm(reporter: Reporter) -> None:
