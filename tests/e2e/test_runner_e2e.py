@@ -250,3 +250,35 @@ def test_vanished_trials_are_requeued_when_the_study_asks(make_study, db_path):
     for t in rows:  # one clean attempt per curve; the killed attempt's files are archived
         assert metrics.count_points(db, t.id) == lines_in(Path(t.trial_dir) / "metrics.jsonl") * 3
     assert any((Path(t.trial_dir) / "attempt-1" / "metrics.jsonl").exists() for t in running)
+
+
+def test_each_gpu_trial_gets_its_own_device(make_study, db_path):
+    """Scheduling against two GPU indices (this machine has no GPU: the indices are given, the
+    processes, environment and slot bookkeeping are real)."""
+    from runner.service import Runner
+
+    text = study_text(steps=20, trials=4, sleep=0.02).replace("timeout = 60", "timeout = 60\ngpus_per_trial = 1")
+    path = make_study(text)
+    from runner import launch
+    from runner.spec import load
+
+    db = store.connect(db_path)
+    study, _ = launch.register(db, db_path, load(path))
+    studies.set_active(db, study.id, True)
+    runner = Runner(db_path, gpu_indices=[0, 1], cpu_slots=4, log=lambda m: None)
+    runner.start()
+    seen_busy = set()
+    try:
+        def done():
+            seen_busy.add(tuple(sorted(g for lt in runner.live.values() for g in lt.slot.gpus)))
+            return runner.idle()
+        runner.serve(until=done)
+    finally:
+        runner.close()
+    rows = trials.list_for_study(db, study.id)
+    envs = [json.loads((Path(t.trial_dir) / "env.json").read_text()) for t in rows]
+    assert {e["CUDA_VISIBLE_DEVICES"] for e in envs} == {"0", "1"}
+    assert all(t.slot in ("gpu:0", "gpu:1") and t.state.value == "completed" for t in rows)
+    # Both GPUs were used at once, and never one GPU by two trials.
+    assert (0, 1) in seen_busy and all(len(set(b)) == len(b) for b in seen_busy)
+    assert all(e["PLAYBOOK_MAX_TRAIN_STEPS"] == "20" and e["PLAYBOOK_STUDY"] == "s" for e in envs)

@@ -26,6 +26,9 @@ def main() -> int:
     if os.environ.get("PLAYBOOK_TRIAL_DIR"):
         with open(os.path.join(os.environ["PLAYBOOK_TRIAL_DIR"], "argv.json"), "w") as f:
             json.dump(sys.argv[1:], f)
+        with open(os.path.join(os.environ["PLAYBOOK_TRIAL_DIR"], "env.json"), "w") as f:
+            json.dump({k: v for k, v in os.environ.items()
+                       if k.startswith("PLAYBOOK_") or k == "CUDA_VISIBLE_DEVICES"}, f)
     if args.mode == "ignore_term":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     report = Reporter(flush_every=8, flush_interval_s=0.05)
