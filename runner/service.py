@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import subprocess
 import time
 import tomllib
@@ -167,9 +168,23 @@ class Runner:
     # -- the loop ------------------------------------------------------------
 
     def serve(self, until: Callable[[], bool] | None = None) -> None:
-        """Run passes until `until()` is true (never, when None)."""
+        """Run passes until `until()` is true (never, when None).
+
+        A store error (locked past the busy timeout, disk full) skips the pass
+        and is retried: the trials keep writing their files meanwhile, and the
+        offsets make the next good pass pick up everything they wrote.
+        """
+        reported = False  # log a run of failures once, not every second
         while True:
-            self.run_pass()
+            try:
+                self.run_pass()
+                reported = False
+            except sqlite3.OperationalError as exc:
+                if not reported:
+                    reported = True
+                    self.log(f"store error, retrying: {exc}")
+                time.sleep(1.0)
+                continue
             if until is not None and until():
                 return
             time.sleep(self.poll_s)

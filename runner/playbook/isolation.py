@@ -138,3 +138,11 @@ def isolation_data(study: StudyData, scientific: str | None = None, buckets: int
 
 def _order_key(value: Any) -> tuple:
     return (0, value, "") if isinstance(value, (int, float)) and not isinstance(value, bool) else (1, 0, str(value))
+
+
+def scientific_label(study: StudyData, trial: TrialResult) -> str:
+    """The trial's scientific values as 'name=value, ...' ('all trials' when the study has none)."""
+    names = [p.name for p in study.by_role("scientific")]
+    if not names:
+        return "all trials"
+    return ", ".join(f"{n}={trial.params.get(n)}" for n in names)
