@@ -15,6 +15,13 @@ class Slot:
 
     gpus: tuple[int, ...] = ()
 
+    @classmethod
+    def from_label(cls, label: str | None) -> Slot:
+        """The inverse of `label` ("gpu:0,1" or "cpu"), as stored on the trial."""
+        if label and label.startswith("gpu:"):
+            return cls(tuple(int(g) for g in label[4:].split(",")))
+        return cls()
+
     @property
     def label(self) -> str:
         return "gpu:" + ",".join(map(str, self.gpus)) if self.gpus else "cpu"

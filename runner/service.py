@@ -157,10 +157,9 @@ class Runner:
         spec = self._spec(trial.study_id)
         timeout = spec.timeout_s if isinstance(spec, StudySpec) else None
         started = trial.started_at or time.time()
-        gpus_ = tuple(int(g) for g in trial.slot[4:].split(",")) if trial.slot and trial.slot.startswith("gpu:") else ()
         return LiveTrial(
             trial_id=trial.id, study_id=trial.study_id, pid=trial.pid or 0,
-            paths=TrialPaths(Path(trial.trial_dir)), slot=Slot(gpus_), popen=popen,
+            paths=TrialPaths(Path(trial.trial_dir)), slot=Slot.from_label(trial.slot), popen=popen,
             proc_start=trial.proc_start, deadline=started + timeout if timeout else None,
             oom_kills_at_start=process.host_oom_kills(),
         )

@@ -25,3 +25,10 @@ def test_no_gpu_means_cpu_slots_and_concurrency_limits_per_study():
                                 running_per_study={1: 1})
     assert [x.trial_id for x in launches] == [1, 10, 11]
     assert all(x.slot.label == "cpu" for x in launches)
+
+
+def test_slot_labels_round_trip():
+    from runner.scheduler import Slot
+
+    for slot in (Slot(), Slot((0,)), Slot((2, 3))):
+        assert Slot.from_label(slot.label) == slot
