@@ -47,12 +47,15 @@ def connect(path: str | Path, *, migrate: bool = True) -> Database:
         conn = sqlite3.connect(
             str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
         )
-        conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         db = Database(conn)
-        if migrate:
-            _migrate(db, path)
+        with _setup_lock(path):
+            # Switching a new file to WAL takes an exclusive lock that SQLite does not
+            # wait for; so does creating tables: both happen once, under our own lock.
+            conn.execute("PRAGMA journal_mode=WAL")
+            if migrate and MIGRATIONS.pending(db):
+                MIGRATIONS.apply(db)
         return db
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{path}: cannot use this database: {exc}") from exc
@@ -60,16 +63,13 @@ def connect(path: str | Path, *, migrate: bool = True) -> Database:
         raise StoreError(f"{path}: {exc.strerror or exc}") from exc
 
 
-def _migrate(db: Database, path: Path) -> None:
-    if not MIGRATIONS.pending(db):
-        return
-    # Two processes opening a fresh file at once must not both create tables:
-    # serialize migrations with an advisory lock beside the database.
-    lock_path = path.with_name(path.name + ".migrate-lock")
-    with open(lock_path, "a") as lock:
+@contextlib.contextmanager
+def _setup_lock(path: Path) -> Iterator[None]:
+    """An advisory lock beside the database, serializing setup across processes."""
+    with open(path.with_name(path.name + ".setup-lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            MIGRATIONS.apply(db)
+            yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 

@@ -80,7 +80,8 @@ class Series:
 
     `values` is the last value in each bucket (what the curve draws); `lows`
     and `highs` are the bucket's extremes, so a downsampled spike stays visible.
-    A None value is a non-finite point (NaN).
+    A None value is a non-finite point (NaN). `walls` is the wall-clock time
+    (Unix seconds) the drawn point was reported at, None where unknown.
     """
 
     name: str
@@ -89,6 +90,7 @@ class Series:
     lows: list[float | None]
     highs: list[float | None]
     total_points: int
+    walls: list[float | None] = field(default_factory=list)
 
 
 def read_series(db: Database, trial_id: int, name: str, max_points: int = 400) -> Series:
@@ -110,22 +112,23 @@ def read_series(db: Database, trial_id: int, name: str, max_points: int = 400) -
                       [trial_id, name]).fetchone()[0]
     span = hi - lo + 1
     if span <= max_points:
-        pts = conn.execute(f"SELECT step, value FROM metrics WHERE {where} ORDER BY step",
+        pts = conn.execute(f"SELECT step, value, wall_time FROM metrics WHERE {where} ORDER BY step",
                            [trial_id, name]).fetchall()
         values = [p[1] for p in pts]
-        return Series(name, [p[0] for p in pts], values, values, values, len(pts))
+        return Series(name, [p[0] for p in pts], values, values, values, len(pts), [p[2] for p in pts])
     buckets = conn.execute(
         f"SELECT MAX(step), MIN(value), MAX(value), COUNT(*) FROM metrics WHERE {where} "
         "GROUP BY ((step - ?) * ?) / ? ORDER BY 1",
         [trial_id, name, lo, max_points, span],
     ).fetchall()
     steps = [b[0] for b in buckets]
-    last = dict(conn.execute(
-        f"SELECT step, value FROM metrics WHERE {where} AND step IN ({','.join('?' * len(steps))})",
+    last = {row[0]: row[1:] for row in conn.execute(
+        f"SELECT step, value, wall_time FROM metrics WHERE {where} "
+        f"AND step IN ({','.join('?' * len(steps))})",
         [trial_id, name, *steps],
-    ).fetchall())
-    return Series(name, steps, [last[s] for s in steps], [b[1] for b in buckets],
-                  [b[2] for b in buckets], sum(b[3] for b in buckets))
+    )}
+    return Series(name, steps, [last[s][0] for s in steps], [b[1] for b in buckets],
+                  [b[2] for b in buckets], sum(b[3] for b in buckets), [last[s][1] for s in steps])
 
 
 def metric_names(db: Database, trial_id: int) -> list[str]:

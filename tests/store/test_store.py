@@ -114,3 +114,14 @@ def test_commands_are_taken_once(db):
     assert commands.take_pending(db) == []
     with pytest.raises(ValueError):
         commands.enqueue(db, "format_disk")
+
+
+def test_series_carry_the_wall_time_of_each_drawn_point(db):
+    s = add_study(db)
+    t = add_trials(db, s)[0]
+    rows = [(t.id, "loss", step, 1.0 / (step + 1), 1000.0 + step) for step in range(1000)]
+    metrics.write_updates(db, [TrialUpdate(t.id, rows=rows)], {})
+    full = metrics.read_series(db, t.id, "loss", max_points=5000)
+    small = metrics.read_series(db, t.id, "loss", max_points=50)
+    assert full.walls == [1000.0 + step for step in range(1000)]
+    assert small.walls == [1000.0 + step for step in small.steps] and len(small.walls) <= 50
