@@ -6,6 +6,7 @@
     playbook-runner [--db PATH] watch STUDY
     playbook-runner [--db PATH] stop STUDY|STUDY/N|TRIAL_ID
     playbook-runner [--db PATH] export STUDY --format csv|json
+    playbook-runner [--db PATH] analyze STUDY [--json]
 """
 
 from __future__ import annotations
@@ -87,6 +88,11 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("csv", "json"), default="csv")
     export.add_argument("-o", "--output", help="file to write (default: stdout)")
     export.set_defaults(func=cmd_export)
+
+    analyze = sub.add_parser("analyze", help="the playbook's checklist for a study, with the evidence")
+    analyze.add_argument("study")
+    analyze.add_argument("--json", action="store_true", help="every check with every number behind it")
+    analyze.set_defaults(func=cmd_analyze)
     return p
 
 
@@ -422,3 +428,17 @@ def _export_row(study: Study, r: dict) -> dict:
         "max_train_steps": r["max_train_steps"], "started_at": r["started_at"],
         "ended_at": r["ended_at"], "trial_dir": r["trial_dir"],
     }
+
+
+def cmd_analyze(args, db_path: Path) -> int:
+    """The checklist; exit status 0 whatever the verdicts (they are findings, not errors)."""
+    from runner.analyze_view import analyze_report, render_analyze
+
+    db = connect(db_path)
+    report = analyze_report(db, _study(db, args.study))
+    if args.json:
+        json.dump(report, sys.stdout, indent=2, allow_nan=False)
+        print()
+        return 0
+    render_analyze(report)
+    return 0

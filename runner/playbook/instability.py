@@ -6,6 +6,7 @@ from collections import defaultdict
 
 from runner.playbook.check import Check, fmt
 from runner.playbook.data import StudyData, TrialResult
+from runner.playbook.infeasible import failed_to_train
 from runner.playbook.isolation import scientific_key, scientific_label
 
 TITLE = "Is there an optimization problem?"
@@ -25,8 +26,12 @@ def learning_rate_param(study: StudyData) -> str | None:
     return next((n for n in names if "learning_rate" in n.lower()), None)
 
 
-def _edge_row(study: StudyData, lr: str, members: list[TrialResult]) -> dict | None:
-    """The best feasible trial of one group and its nearest neighbour at a higher learning rate."""
+def _edge_row(study: StudyData, lr: str, members: list[TrialResult], dead: dict[int, float]) -> dict | None:
+    """The best feasible trial of one group and its nearest neighbour at a higher learning rate.
+
+    The neighbour is unstable when it is infeasible or failed to train (`dead`: stuck
+    many sigmas worse than the rest, the way a run knocked into a dead state ends).
+    """
     numbers = {t.number for t in members}
     best = next((t for t in study.ranked() if t.number in numbers and lr in t.params), None)
     if best is None:
@@ -34,15 +39,16 @@ def _edge_row(study: StudyData, lr: str, members: list[TrialResult]) -> dict | N
     finished = [t for t in members if lr in t.params and (t.best_value is not None or t.infeasible)]
     above = sorted((t for t in finished if t.params[lr] > best.params[lr]), key=lambda t: t.params[lr])
     nearest = above[0] if above else None
+    unstable = [t for t in above if t.infeasible or t.number in dead]
     return {
         "group": scientific_label(study, best), "best_trial": best.number, "best_lr": best.params[lr],
         "next_lr": nearest.params[lr] if nearest else None,
         "next_trial": nearest.number if nearest else None,
-        "next_infeasible": bool(nearest and nearest.infeasible),
-        "next_reason": nearest.reason if nearest else None,
-        "infeasible_above": sum(1 for t in above if t.infeasible),
-        "feasible_above": sum(1 for t in above if not t.infeasible),
-        "at_edge": bool(nearest and nearest.infeasible),
+        "next_infeasible": bool(nearest and nearest in unstable),
+        "next_reason": (nearest.reason or ("failed to train" if nearest.number in dead else None)) if nearest else None,
+        "infeasible_above": len(unstable),
+        "feasible_above": len(above) - len(unstable),
+        "at_edge": bool(nearest and nearest in unstable),
     }
 
 
@@ -54,12 +60,14 @@ def instability(study: StudyData, lr_param: str | None = None) -> Check:
     """
     lr = lr_param or learning_rate_param(study)
     evidence: dict = {"lr_param": lr, "groups": []}
-    if lr is None:
-        return Check("instability", TITLE, "n/a", "no learning-rate parameter is varied", evidence)
+    numeric = {p.name for p in study.params if p.numeric}
+    if lr not in numeric:
+        return Check("instability", TITLE, "n/a", "no numeric learning-rate parameter is varied", evidence)
     groups: dict[tuple, list[TrialResult]] = defaultdict(list)
     for t in study.trials:
         groups[scientific_key(study, t)].append(t)
-    rows = [r for members in groups.values() if (r := _edge_row(study, lr, members))]
+    dead = failed_to_train(study)
+    rows = [r for members in groups.values() if (r := _edge_row(study, lr, members, dead))]
     evidence["groups"] = rows
     if not rows:
         return Check("instability", TITLE, "n/a", "no feasible trial yet", evidence)

@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from runner.playbook.check import Check
 from runner.playbook.data import StudyData, TrialResult
 
 
@@ -146,3 +147,37 @@ def scientific_label(study: StudyData, trial: TrialResult) -> str:
     if not names:
         return "all trials"
     return ", ".join(f"{n}={trial.params.get(n)}" for n in names)
+
+
+ISOLATION_TITLE = "Isolation: the best trial of each scientific value (axis plots included)"
+
+
+def isolation_check(study: StudyData) -> Check:
+    """Isolation rows for every scientific parameter, and axis-plot data for every varied one.
+
+    Warning when some scientific value has no feasible trial: that comparison cannot be made.
+    """
+    axes = axis_plot_data(study)
+    tables = {p.name: isolation_data(study, p.name) for p in study.by_role("scientific")}
+    evidence = {
+        "isolation": {name: [dataclasses.asdict(r) for r in rows] for name, rows in tables.items()},
+        "axis_plots": [dataclasses.asdict(a) for a in axes],
+    }
+    details = tuple(
+        f"{name} = {r.label}: " + (f"best {r.best_value:.4g} (trial {r.best_trial})" if r.best_trial is not None
+                                   else "no feasible trial") + f", {r.n_feasible}/{r.n_trials} feasible"
+        for name, rows in tables.items() for r in rows)
+    if not tables:
+        return Check("isolation", ISOLATION_TITLE, "n/a",
+                     f"no scientific parameter; axis plots for {len(axes)} varied parameter(s)", evidence,
+                     details=details)
+    empty = [f"{name}={r.label}" for name, rows in tables.items() for r in rows if r.best_trial is None]
+    if empty:
+        return Check("isolation", ISOLATION_TITLE, "warning",
+                     f"no feasible trial for {', '.join(empty)}: that comparison cannot be made", evidence,
+                     "run trials for the missing values (or reshape their nuisance ranges)", details)
+    name, rows = next(iter(tables.items()))
+    best = min(rows, key=lambda r: r.best_value) if study.mode == "min" else max(rows, key=lambda r: r.best_value)
+    return Check("isolation", ISOLATION_TITLE, "ok",
+                 f"every scientific value has a tuned best trial; best {name} = {best.label} "
+                 f"({study.objective} {best.best_value:.4g}, trial {best.best_trial})", evidence, details=details)

@@ -134,7 +134,7 @@ def sampling_density(study: StudyData, seed: int = BOOTSTRAP_SEED) -> Check:
 
 def _details(rows: list[dict], n: int, near: list[int], tolerance: float | None,
              per_dim: dict[str, float]) -> tuple[str, ...]:
-    lines = [f"trials per nuisance dimension: " + ", ".join(f"{g}: {v:.1f}" for g, v in sorted(per_dim.items())),
+    lines = ["trials per nuisance dimension: " + ", ".join(f"{g}: {v:.1f}" for g, v in sorted(per_dim.items())),
              f"near the best (within {fmt(tolerance)}): trials {', '.join(map(str, near))}"]
     by_k = {r["k"]: r for r in rows}
     for k in sorted({1, math.ceil(n / 2), n} & set(by_k)):

@@ -43,3 +43,26 @@ def test_max_mode_and_bucketed_continuous_scientific():
     rows = isolation_data(study, buckets=4)
     assert len(rows) == 4 and sum(r.n_trials for r in rows) == 12
     assert rows[-1].best_trial == 11 and rows[0].best_trial in (0, 1, 2)
+
+
+def test_isolation_check_names_the_best_trial_of_each_scientific_value():
+    from runner.playbook.isolation import isolation_check
+
+    check = isolation_check(STUDY)
+    assert check.verdict == "ok" and "width = 128" in check.summary
+    rows = check.evidence["isolation"]["width"]
+    assert [(r["value"], r["best_trial"]) for r in rows] == [(32, 3), (128, 2)]
+    lr_axis = next(a for a in check.evidence["axis_plots"] if a["param"] == "lr")
+    assert sum(1 for p in lr_axis["points"] if not p["feasible"]) == 2  # infeasible points kept
+
+
+def test_isolation_check_warns_when_a_scientific_value_has_no_feasible_trial():
+    from runner.playbook.isolation import isolation_check
+
+    only_failures = StudyData("s", "val_error", "min", 100, PARAMS, (
+        trial(1, 32, 0.01, 0.30), trial(2, 128, 0.9, None, feasible=False, reason="diverged")))
+    check = isolation_check(only_failures)
+    assert check.verdict == "warning" and "width=128" in check.summary
+    no_scientific = StudyData("s", "val_error", "min", 100, PARAMS[1:], (
+        TrialResult(1, "completed", {"lr": 0.1}, feasible=True, best_value=0.2),))
+    assert isolation_check(no_scientific).verdict == "n/a"

@@ -1,0 +1,63 @@
+"""`playbook-runner analyze STUDY`: the playbook's checklist as a report (rich) or JSON, one record for both."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.text import Text
+from sqlite_utils import Database
+
+from runner.playbook.check import jsonable
+from runner.playbook.checklist import overall, run_checklist
+from runner.study_data import load_checklist_inputs
+from runner.text import printable
+from store.studies import Study
+
+VERDICT_STYLE = {"ok": "bold green", "warning": "bold yellow", "problem": "bold red", "n/a": "dim"}
+
+
+def analyze_report(db: Database, study: Study) -> dict:
+    """The checklist of one study as a JSON-able record: every check with every number."""
+    data, curves = load_checklist_inputs(db, study)
+    checks = run_checklist(data, curves)
+    counts = {v: sum(1 for c in checks if c.verdict == v) for v in ("ok", "warning", "problem", "n/a")}
+    return jsonable({
+        "study": study.name,
+        "goal": study.goal,
+        "objective": {"metric": study.objective_metric, "mode": study.objective_mode},
+        "max_train_steps": study.max_train_steps,
+        "n_trials": len(data.trials),
+        "overall": overall(checks),
+        "verdicts": counts,
+        "checks": [c.to_dict() for c in checks],
+    })
+
+
+def _t(value, style: str = "") -> Text:
+    """Study- and trial-supplied strings become literal Text: no markup, no escapes reach the terminal."""
+    return Text(printable("" if value is None else str(value)), style=style)
+
+
+def render_analyze(report: dict, console: Console | None = None) -> None:
+    """The report for a reader: one block per question, verdict first."""
+    console = console or Console()
+    header = Text()
+    header.append(printable(report["study"]), style="bold")
+    header.append(f"  {report['objective']['metric']} ({report['objective']['mode']}), "
+                  f"{report['n_trials']} trials, max_train_steps {report['max_train_steps']}  |  ")
+    header.append(", ".join(f"{n} {v}" for v, n in report["verdicts"].items() if n))
+    console.print(header)
+    if report["goal"]:
+        console.print(_t("goal: " + report["goal"]))
+    for check in report["checks"]:
+        console.print()
+        line = Text()
+        line.append(f"[{check['verdict']}]".ljust(10), style=VERDICT_STYLE.get(check["verdict"], ""))
+        line.append(printable(check["title"]), style="bold")
+        console.print(line)
+        console.print(_t("  " + check["summary"]))
+        for detail in check["details"]:
+            console.print(_t("    " + detail, "dim"))
+        if check["advice"]:
+            console.print(_t("  -> " + check["advice"], "italic"))
+    console.print()
+    console.print(Text("every number behind these verdicts: playbook-runner analyze STUDY --json", style="dim"))

@@ -1,0 +1,45 @@
+import pytest
+from playbook_synth import LR, study, trial
+
+from runner.playbook.training_length import best_step_fractions, training_length
+
+
+def with_best_steps(steps: list[int], max_train_steps: int = 1000):
+    return study((LR,), [trial(i, {"learning_rate": 0.01 * (i + 1)}, 0.1 * (i + 1), best_step=s, last_step=max_train_steps)
+                         for i, s in enumerate(steps)], max_train_steps=max_train_steps)
+
+
+def test_all_best_steps_early_means_too_many_steps():
+    check = training_length(with_best_steps([50, 80, 100, 30, 60]))
+    assert check.verdict == "warning" and "too large" in check.advice
+    assert check.evidence["share_early"] == 1.0
+
+
+def test_all_best_steps_late_means_train_longer():
+    check = training_length(with_best_steps([800, 950, 1000, 1000, 760]))
+    assert check.verdict == "warning" and "train longer" in check.advice
+    assert check.evidence["share_late"] == 1.0
+
+
+def test_spread_best_steps_are_ok():
+    check = training_length(with_best_steps([100, 300, 500, 800, 1000, 450]))
+    assert check.verdict == "ok" and check.advice is None
+    assert sum(check.evidence["histogram"]["counts"]) == 6
+
+
+@pytest.mark.parametrize("n_late, verdict", [(9, "warning"), (8, "ok")])
+def test_always_allows_one_trial_in_ten_to_differ(n_late, verdict):
+    assert training_length(with_best_steps([900] * n_late + [300] * (10 - n_late))).verdict == verdict
+
+
+def test_only_completed_feasible_trials_count():
+    s = with_best_steps([900, 950, 1000])
+    extra = [trial(10, {"learning_rate": 0.5}, feasible=False, reason="diverged", last_step=40),
+             trial(11, {"learning_rate": 0.2}, 0.5, state="stopped", best_step=50, last_step=60)]
+    s2 = study(s.params, [*s.trials, *extra], max_train_steps=1000)
+    assert set(best_step_fractions(s2)) == {0, 1, 2}
+    assert training_length(s2).verdict == "warning"
+
+
+def test_too_few_trials_is_not_applicable():
+    assert training_length(with_best_steps([100, 900])).verdict == "n/a"
