@@ -118,7 +118,7 @@ def cmd_run(args, db_path: Path) -> int:
     owner = live_owner(db)
     if owner is not None:
         print(f"runner pid {owner.pid} on {owner.host} owns this database and will run it")
-        return _follow(db, study)
+        return _follow(db, db_path, study)
     if args.detach:
         _start_detached(db_path, args)
         print(f"follow it with: playbook-runner --db {db_path} watch {spec.name}")
@@ -238,7 +238,7 @@ def _summary_line(db, study: Study) -> str:
             f"{c.get('running', 0) + c.get('starting', 0)} running, {c.get('queued', 0)} queued | {best}")
 
 
-def _follow(db, study: Study) -> int:
+def _follow(db, db_path: Path, study: Study) -> int:
     """Print progress from the store until the study has nothing queued or running."""
     progress = _Progress(db, study)
     states: dict[int, str] = {}
@@ -259,7 +259,7 @@ def _follow(db, study: Study) -> int:
                 return 0
             if live_owner(db) is None and (counts.get("queued") or active_work):
                 print("no runner owns this database any more; start one with "
-                      f"`playbook-runner --db {db.conn.execute('PRAGMA database_list').fetchone()[2]} serve`")
+                      f"`playbook-runner --db {db_path} serve`")
                 return 1
             time.sleep(1.0)
     except KeyboardInterrupt:
@@ -269,7 +269,7 @@ def _follow(db, study: Study) -> int:
 
 def cmd_watch(args, db_path: Path) -> int:
     db = connect(db_path)
-    return _follow(db, _study(db, args.study))
+    return _follow(db, db_path, _study(db, args.study))
 
 
 # -- status / stop / export --------------------------------------------------
@@ -368,7 +368,7 @@ def _study_record(db, study: Study) -> dict:
 
 
 def _trial_record(db, study: Study, t: Trial) -> dict:
-    roles = dict(db.execute("SELECT name, role FROM params WHERE trial_id = ?", [t.id]).fetchall())
+    roles = trials.param_roles(db, trial_id=t.id)
     return {
         "id": t.id,
         "number": t.number,

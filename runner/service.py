@@ -194,10 +194,7 @@ class Runner:
             return False
         if not self.schedule:
             return True
-        return not self.db.execute(
-            "SELECT 1 FROM trials t JOIN studies s ON s.id = t.study_id "
-            "WHERE s.active = 1 AND t.state = 'queued' LIMIT 1"
-        ).fetchone()
+        return not trials.queued_in_active_studies(self.db)
 
     def run_pass(self) -> None:
         now = time.monotonic()
@@ -290,10 +287,7 @@ class Runner:
 
     def _check_divergence_and_timeouts(self) -> None:
         now = time.time()
-        diverged = {
-            r[0] for r in self.db.execute(
-                "SELECT id FROM trials WHERE diverged = 1 AND state = 'running'")
-        }
+        diverged = trials.diverged_running(self.db)
         for live in self.live.values():
             if live.stop_reason:
                 continue
@@ -348,11 +342,7 @@ class Runner:
 
     def _launch_queued(self) -> None:
         queue: list[Waiting] = []
-        rows = self.db.execute(
-            "SELECT t.id, t.study_id FROM trials t JOIN studies s ON s.id = t.study_id "
-            "WHERE s.active = 1 AND t.state = 'queued' ORDER BY t.id"
-        ).fetchall()
-        for trial_id, study_id in rows:
+        for trial_id, study_id in trials.queued_in_active_studies(self.db):
             spec = self._spec(study_id)
             if isinstance(spec, SpecError):
                 trials.finish(self.db, trial_id, TrialState.FAILED, reason="config",
@@ -379,10 +369,7 @@ class Runner:
     def _retire_finished_studies(self) -> None:
         """A launched study with nothing left queued or running is no longer active."""
         live_studies = {lt.study_id for lt in self.live.values()}
-        for (study_id,) in self.db.execute(
-            "SELECT id FROM studies s WHERE active = 1 AND NOT EXISTS ("
-            " SELECT 1 FROM trials t WHERE t.study_id = s.id AND t.state IN ('queued', 'starting', 'running'))"
-        ).fetchall():
+        for study_id in studies.active_without_work(self.db):
             if study_id not in live_studies:
                 studies.set_active(self.db, study_id, False)
 

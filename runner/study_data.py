@@ -29,8 +29,14 @@ def param_infos(study: Study) -> tuple[ParamInfo, ...]:
     return tuple(_param_info(p) for p in spec.params)
 
 
+def make_study_data(study: Study, results: Iterable[TrialResult]) -> StudyData:
+    """The analyses' view of a study, from trial results already at hand."""
+    return StudyData(study.name, study.objective_metric, study.objective_mode, study.max_train_steps,
+                     param_infos(study), tuple(results))
+
+
 def load_study_data(db: Database, study: Study) -> StudyData:
-    results = tuple(
+    return make_study_data(study, (
         TrialResult(
             number=t.number, state=t.state.value, params=t.params, reason=t.reason,
             feasible=None if t.feasible is None else bool(t.feasible),
@@ -38,9 +44,7 @@ def load_study_data(db: Database, study: Study) -> StudyData:
             started_at=t.started_at, ended_at=t.ended_at or t.last_report_at,
         )
         for t in trials.list_for_study(db, study.id)
-    )
-    return StudyData(study.name, study.objective_metric, study.objective_mode, study.max_train_steps,
-                     param_infos(study), results)
+    ))
 
 
 # Points per curve read for the analyses. Percentiles and noise come from the bucket

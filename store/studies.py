@@ -95,6 +95,14 @@ def set_active(db: Database, study_id: int, active: bool) -> None:
         db.execute("UPDATE studies SET active = ? WHERE id = ?", [int(active), study_id])
 
 
+def active_without_work(db: Database) -> list[int]:
+    """Launched studies with nothing left queued, starting or running."""
+    return [r[0] for r in db.execute(
+        "SELECT id FROM studies s WHERE active = 1 AND NOT EXISTS (SELECT 1 FROM trials t "
+        "WHERE t.study_id = s.id AND t.state IN ('queued', 'starting', 'running'))"
+    )]
+
+
 def set_notes(db: Database, study_id: int, notes: str) -> None:
     with transaction(db):
         db.execute("UPDATE studies SET notes = ? WHERE id = ?", [notes, study_id])

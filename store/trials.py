@@ -152,6 +152,30 @@ def insert_new(db: Database, study_id: int, new: list[NewTrial]) -> int:
     return added
 
 
+def queued_in_active_studies(db: Database) -> list[tuple[int, int]]:
+    """(trial id, study id) of every queued trial of a launched study, oldest first."""
+    return db.execute(
+        "SELECT t.id, t.study_id FROM trials t JOIN studies s ON s.id = t.study_id "
+        "WHERE s.active = 1 AND t.state = 'queued' ORDER BY t.id"
+    ).fetchall()
+
+
+def diverged_running(db: Database) -> set[int]:
+    """Ids of running trials that have reported a NaN/inf loss."""
+    return {r[0] for r in db.execute("SELECT id FROM trials WHERE diverged = 1 AND state = 'running'")}
+
+
+def param_roles(db: Database, *, study_id: int | None = None, trial_id: int | None = None) -> dict[str, str]:
+    """Parameter name -> role, for one trial or across a study's trials."""
+    if trial_id is not None:
+        rows = db.execute("SELECT name, role FROM params WHERE trial_id = ?", [trial_id])
+    else:
+        rows = db.execute(
+            "SELECT DISTINCT p.name, p.role FROM params p JOIN trials t ON t.id = p.trial_id "
+            "WHERE t.study_id = ?", [study_id])
+    return dict(rows.fetchall())
+
+
 def next_number(db: Database, study_id: int) -> int:
     row = db.execute("SELECT MAX(number) FROM trials WHERE study_id = ?", [study_id]).fetchone()
     return (row[0] or 0) + 1

@@ -91,6 +91,14 @@ class Actions:
             commands.enqueue(db, "stop_trial", trial_id=trial_id)
         return Note(f"asked runner pid {owner.pid} to stop trial #{trial.number}")
 
+    def set_notes(self, study_id: int, notes: str) -> Note:
+        with self._lock, _open(self.db_path) as db:
+            study = studies.get(db, study_id)
+            if study is None:
+                return Note(f"study {study_id} is gone from the database", "error")
+            studies.set_notes(db, study_id, notes)
+        return Note(f"saved the notes of {printable(study.name)}")
+
     def stop_study(self, study_id: int) -> Note:
         with self._lock, _open(self.db_path) as db:
             study = studies.get(db, study_id)

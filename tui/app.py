@@ -99,6 +99,8 @@ class PlaybookApp(App):
                 # After the first snapshot is posted (the import takes about a second);
                 # once loaded, poll again at once to say whether a runner is alive.
                 if not poller.load_probe():
+                    if snap is None:
+                        poller.warm_up()  # nothing changed: an idle moment for the study screen's imports
                     break
         except (StoreError, sqlite3.Error) as exc:
             poller.forget()  # so the next good read is posted and clears the error
@@ -125,13 +127,15 @@ class PlaybookApp(App):
 
     # -- navigation -------------------------------------------------------------
 
+    # Each screen points the poller at what it shows when it becomes current (SnapshotScreen).
+
     def open_study(self, study_id: int) -> None:
-        self.set_view(View(study_id))
         self.push_screen(StudyScreen(study_id))
 
-    def close_study(self) -> None:
-        self.set_view(View())
-        self.pop_screen()
+    def open_trial(self, study_id: int, trial_id: int, trial_dir: str) -> None:
+        from tui.screens.trial import TrialScreen  # its widgets load when first needed
+
+        self.push_screen(TrialScreen(study_id, trial_id, trial_dir))
 
     # -- actions: each in a worker thread, reported as a notification ------------
 
@@ -146,6 +150,9 @@ class PlaybookApp(App):
 
     def stop_trial(self, trial_id: int) -> None:
         self._act(self.actions.stop_trial, trial_id)
+
+    def set_notes(self, study_id: int, notes: str) -> None:
+        self._act(self.actions.set_notes, study_id, notes)
 
     @work(thread=True, group="actions")
     def _act(self, action: Callable[..., Note], *args) -> None:

@@ -1,23 +1,28 @@
 """What the screens show, read from the store as plain frozen data (no Textual here).
 
 This module runs in the poller thread: it owns its own connection, and hands
-immutable snapshots to the UI thread, so widgets never touch SQLite.
+immutable snapshots to the UI thread, so widgets never touch SQLite. It reads
+only what the View asks for: the studies always; one study's trials, analyses
+and overlaid curves on the study screen; one trial in full on the trial screen.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
 
-from store import connect, metrics, studies, trials
+from store import connect, studies, trials
 from store.db import data_version
+from tui.trial_data import Points, TrialDetail, read_points, read_trial_detail
 
-SPARK_METRICS = ("train_loss", "grad_norm")
-SPARK_POINTS = 200  # about a wide terminal's width; the Sparkline buckets the rest
+TRAIN_METRIC = "train_loss"
+VALIDATION_METRIC = "val_loss"  # drawn beside the training loss when reported, else the objective
+MAX_OVERLAY = 6  # trials whose curves one plot overlays (more is unreadable in a terminal)
 
 
 @dataclass(frozen=True)
@@ -25,7 +30,10 @@ class View:
     """What the UI is looking at, so the poller reads only that."""
 
     study_id: int | None = None
-    trial_id: int | None = None
+    trial_id: int | None = None  # highlighted on the study screen; the open one on the trial screen
+    overlay: tuple[int, ...] = ()  # marked trials whose curves the study plot overlays too
+    detail: bool = False  # the trial screen is open: read trial_id in full
+    metric: str | None = None  # the trial screen's chosen metric (None: the objective)
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,8 @@ class StudyRow:
     counts: dict[str, int]
     best_value: float | None
     best_trial: int | None
+    notes: str = ""
+    reproduce_command: str = ""
 
 
 @dataclass(frozen=True)
@@ -61,15 +71,40 @@ class TrialRow:
     best_value: float | None
     best_step: int | None
     last_step: int | None
+    slot: str | None = None
+    trial_dir: str = ""
 
 
 @dataclass(frozen=True)
-class Curve:
-    """One downsampled metric of the highlighted trial (non-finite points dropped)."""
+class TrialCurves:
+    """The training and validation curves of one trial, for the study screen's overlay."""
 
-    name: str
-    values: tuple[float, ...]
-    last: float | None
+    trial_id: int
+    number: int
+    curves: tuple[Points, ...]
+
+
+@dataclass(frozen=True)
+class StudyDetail:
+    """One study as its screen shows it: trials, the playbook's analyses, overlaid curves."""
+
+    study_id: int
+    trials: tuple[TrialRow, ...]
+    roles: dict[str, str]  # param name -> role, in column order
+    best: frozenset[int] = frozenset()  # ids of the best trial of each scientific value
+    axes: tuple = ()  # runner.playbook.isolation.AxisData, one per varied parameter
+    isolation: tuple = ()  # (scientific name, tuple of IsolationRow), one per scientific parameter
+    curves: tuple[TrialCurves, ...] = ()
+    analysis_error: str | None = None
+
+
+@dataclass(frozen=True)
+class SlotUse:
+    """A trial holding a slot ('cpu', or 'gpu:0,1'), for the GPU panel."""
+
+    slot: str
+    study: str
+    number: int
 
 
 @dataclass(frozen=True)
@@ -78,13 +113,21 @@ class Snapshot:
     runner_checked: bool  # False until the (slow to import) liveness probe has run once
     studies: tuple[StudyRow, ...]
     view: View
-    trials: tuple[TrialRow, ...] = ()
-    roles: dict[str, str] = field(default_factory=dict)  # param name -> role, in column order
-    curves: tuple[Curve, ...] = ()
+    study_detail: StudyDetail | None = None
+    trial: TrialDetail | None = None
+    slots: tuple[SlotUse, ...] = ()
     error: str | None = None
 
     def study(self, study_id: int | None) -> StudyRow | None:
         return next((s for s in self.studies if s.id == study_id), None)
+
+    @property
+    def trials(self) -> tuple[TrialRow, ...]:
+        return self.study_detail.trials if self.study_detail else ()
+
+    @property
+    def roles(self) -> dict[str, str]:
+        return self.study_detail.roles if self.study_detail else {}
 
 
 def read_studies(db: Database) -> tuple[StudyRow, ...]:
@@ -96,18 +139,23 @@ def read_studies(db: Database) -> tuple[StudyRow, ...]:
             objective_metric=study.objective_metric, objective_mode=study.objective_mode,
             max_train_steps=study.max_train_steps, active=bool(study.active),
             counts=s.counts, best_value=s.best_value, best_trial=s.best_trial,
+            notes=study.notes, reproduce_command=study.reproduce_command,
         ))
     return tuple(rows)
 
 
 def read_trials(db: Database, study_id: int) -> tuple[TrialRow, ...]:
+    return rows_of(trials.list_for_study(db, study_id))
+
+
+def rows_of(trial_list: list[trials.Trial]) -> tuple[TrialRow, ...]:
     return tuple(
         TrialRow(
             id=t.id, number=t.number, state=t.state.value, reason=t.reason, detail=t.detail,
             feasible=t.feasible, params=_params(t.params_json), best_value=t.best_value,
-            best_step=t.best_step, last_step=t.last_step,
+            best_step=t.best_step, last_step=t.last_step, slot=t.slot, trial_dir=t.trial_dir,
         )
-        for t in trials.list_for_study(db, study_id)
+        for t in trial_list
     )
 
 
@@ -121,9 +169,7 @@ def _params(params_json: str) -> dict[str, Any]:
 
 def read_roles(db: Database, study_id: int, rows: tuple[TrialRow, ...]) -> dict[str, str]:
     """Parameter roles, ordered as the trials list them (the study file's order)."""
-    stored = dict(db.execute(
-        "SELECT DISTINCT p.name, p.role FROM params p JOIN trials t ON t.id = p.trial_id "
-        "WHERE t.study_id = ?", [study_id]).fetchall())
+    stored = trials.param_roles(db, study_id=study_id)
     order: dict[str, str] = {}
     for row in rows:
         for name in row.params:
@@ -133,24 +179,97 @@ def read_roles(db: Database, study_id: int, rows: tuple[TrialRow, ...]) -> dict[
     return order
 
 
-def read_curves(db: Database, trial_id: int) -> tuple[Curve, ...]:
-    curves = []
-    for name in SPARK_METRICS:
-        series = metrics.read_series(db, trial_id, name, max_points=SPARK_POINTS)
-        values = tuple(v for v in series.values if v is not None)
-        curves.append(Curve(name, values, values[-1] if values else None))
-    return tuple(curves)
+def read_slots(db: Database, study_rows: tuple[StudyRow, ...]) -> tuple[SlotUse, ...]:
+    """Which trials hold a slot now (starting or running), in every study."""
+    names = {s.id: s.name for s in study_rows}
+    active = trials.in_states(db, {trials.TrialState.STARTING, trials.TrialState.RUNNING})
+    return tuple(SlotUse(t.slot or "cpu", names.get(t.study_id, "?"), t.number) for t in active)
 
 
-def read_snapshot(db: Database, view: View, runner: RunnerInfo | None, checked: bool) -> Snapshot:
+def study_data(study: studies.Study, rows: tuple[TrialRow, ...]):
+    """What runner.study_data.load_study_data returns, from the rows already read.
+
+    The same conversion, without reading every trial a second time (a quarter of
+    the poller's time on a 1,000-trial study).
+    """
+    from runner.playbook.data import TrialResult
+    from runner.study_data import make_study_data
+
+    return make_study_data(study, (
+        TrialResult(number=r.number, state=r.state, params=r.params, reason=r.reason,
+                    feasible=None if r.feasible is None else bool(r.feasible),
+                    best_value=r.best_value, best_step=r.best_step, last_step=r.last_step)
+        for r in rows
+    ))
+
+
+def analyze(db: Database, study_id: int, rows: tuple[TrialRow, ...]) -> dict[str, Any]:
+    """Best trial per scientific value, axis-plot and isolation data (runner.playbook)."""
+    # Imported here, in the poller thread: the spec parser is slow to import.
+    from runner.playbook.isolation import axis_plot_data, best_per_scientific, isolation_data
+
+    study = studies.get(db, study_id)
+    if study is None:
+        return {}
+    try:
+        data = study_data(study, rows)
+        ids = {r.number: r.id for r in rows}
+        best = frozenset(ids[t.number] for t in best_per_scientific(data).values() if t.number in ids)
+        isolation = tuple((p.name, tuple(isolation_data(data, p.name))) for p in data.by_role("scientific"))
+        return {"best": best, "axes": tuple(axis_plot_data(data)), "isolation": isolation}
+    except Exception as exc:  # an analysis bug must not stop the monitoring; the plot panel says it
+        return {"analysis_error": f"{type(exc).__name__}: {exc}"}
+
+
+def read_overlay(db: Database, view: View, rows: tuple[TrialRow, ...], objective: str) -> tuple[TrialCurves, ...]:
+    """Training and validation curves of the highlighted trial and the marked ones."""
+    numbers = {r.id: r.number for r in rows}
+    # Before the table has a cursor, the first row will be highlighted: read it now.
+    first = view.trial_id if view.trial_id is not None or not rows else rows[0].id
+    wanted = [t for t in dict.fromkeys((first, *view.overlay)) if t in numbers][:MAX_OVERLAY]
+    out = []
+    for trial_id in wanted:
+        train = read_points(db, trial_id, TRAIN_METRIC)
+        validation = read_points(db, trial_id, VALIDATION_METRIC)
+        if not validation.steps and objective not in (TRAIN_METRIC, VALIDATION_METRIC):
+            validation = read_points(db, trial_id, objective)
+        out.append(TrialCurves(trial_id, numbers[trial_id], (train, validation)))
+    return tuple(out)
+
+
+def read_study_detail(db: Database, view: View, study: StudyRow | None,
+                      cache: dict | None = None) -> StudyDetail:
+    """The study's trials and analyses, then the overlay's curves.
+
+    `cache` (the poller's) keeps the trials and analyses while the store has not
+    changed: moving the cursor then reads only the curves of the new trial.
+    """
+    key = (data_version(db), view.study_id)
+    if cache is None or cache.get("key") != key:
+        rows = read_trials(db, view.study_id)
+        base = StudyDetail(view.study_id, rows, read_roles(db, view.study_id, rows),
+                           **analyze(db, view.study_id, rows))
+        if cache is not None:
+            cache.update(key=key, base=base)
+    else:
+        base = cache["base"]
+    objective = study.objective_metric if study else ""
+    return dataclasses.replace(base, curves=read_overlay(db, view, base.trials, objective))
+
+
+def read_snapshot(db: Database, view: View, runner: RunnerInfo | None, checked: bool,
+                  cache: dict | None = None) -> Snapshot:
     study_rows = read_studies(db)
-    snap = Snapshot(runner=runner, runner_checked=checked, studies=study_rows, view=view)
+    snap = Snapshot(runner=runner, runner_checked=checked, studies=study_rows, view=view,
+                    slots=read_slots(db, study_rows))
+    study = snap.study(view.study_id)
+    if view.detail and view.trial_id is not None:
+        metric, mode = (study.objective_metric, study.objective_mode) if study else ("", "min")
+        detail = read_trial_detail(db, view.trial_id, view.metric, metric, mode)
+        return dataclasses.replace(snap, trial=detail)
     if view.study_id is None:
         return snap
-    rows = read_trials(db, view.study_id)
-    curves = read_curves(db, view.trial_id) if view.trial_id is not None else ()
-    return Snapshot(runner=runner, runner_checked=checked, studies=study_rows, view=view,
-                    trials=rows, roles=read_roles(db, view.study_id, rows), curves=curves)
+    return dataclasses.replace(snap, study_detail=read_study_detail(db, view, study, cache))
 
 
 class StorePoller:
@@ -165,6 +284,8 @@ class StorePoller:
         self.db: Database | None = None
         self._live_owner = None  # runner.owner.live_owner, imported on first probe
         self._last: tuple | None = None
+        self._cache: dict = {}  # see read_study_detail
+        self._warm = False  # see warm_up
 
     def poll(self, view: View) -> Snapshot | None:
         if self.db is None:
@@ -173,7 +294,7 @@ class StorePoller:
         key = (data_version(self.db), view, runner, checked)
         if key == self._last:
             return None
-        snap = read_snapshot(self.db, view, runner, checked)
+        snap = read_snapshot(self.db, view, runner, checked, self._cache)
         self._last = key
         return snap
 
@@ -190,6 +311,21 @@ class StorePoller:
         self._live_owner = live_owner
         return True
 
+    def warm_up(self) -> None:
+        """Import what the study screen needs (about 0.4 s), so opening one does not wait on it.
+
+        Call it on an idle tick: an import holds the GIL for long stretches, and
+        the UI thread would stutter if it ran while a snapshot is being shown.
+        """
+        if not self._warm:
+            import numpy  # noqa: F401
+            import plotext  # noqa: F401
+
+            import runner.playbook.isolation  # noqa: F401
+            import runner.study_data  # noqa: F401
+
+            self._warm = True
+
     def _runner(self) -> tuple[RunnerInfo | None, bool]:
         if self._live_owner is None:
             return None, False
@@ -199,6 +335,7 @@ class StorePoller:
     def forget(self) -> None:
         """Treat the next poll as changed (after an error was shown instead of data)."""
         self._last = None
+        self._cache.clear()
 
     def close(self) -> None:
         if self.db is not None:

@@ -104,10 +104,21 @@ def _state(row: TrialRow) -> Text:
     return cell(state_text(row), STATE_STYLE.get(row.state, ""))
 
 
-def trial_columns(study: StudyRow | None, roles: dict[str, str]) -> tuple[Column, ...]:
+BEST_MARK = "★"  # the best trial of its scientific value
+OVERLAY_MARK = "●"  # its curves are overlaid on the study plot
+
+
+def _number(row: TrialRow, best: frozenset[int], marked: frozenset[int]) -> Text:
+    marks = (OVERLAY_MARK if row.id in marked else "") + (BEST_MARK if row.id in best else "")
+    return cell(f"{marks}{row.number}")
+
+
+def trial_columns(study: StudyRow | None, roles: dict[str, str], best: frozenset[int] = frozenset(),
+                  marked: frozenset[int] = frozenset()) -> tuple[Column, ...]:
     """#, state, one column per varied parameter (scientific ones starred), best, progress, detail.
 
-    Fixed parameters are the same on every row, so they get no column.
+    Fixed parameters are the same on every row, so they get no column. The # cell
+    carries the marks: ★ best of its scientific value, ● overlaid on the plot.
     """
     metric = study.objective_metric if study else "objective"
     max_steps = study.max_train_steps if study else None
@@ -118,7 +129,7 @@ def trial_columns(study: StudyRow | None, roles: dict[str, str]) -> tuple[Column
         if role != "fixed"
     )
     return (
-        Column("number", "#", lambda r: r.number),
+        Column("number", "#", lambda r: r.number, lambda r: _number(r, best, marked)),
         Column("state", "state", lambda r: r.state, _state),
         *params,
         Column("best", f"best {metric}", lambda r: r.best_value),
@@ -143,24 +154,64 @@ def set_columns(table: DataTable, columns: Sequence[Column]) -> bool:
     return True
 
 
+class RowCache:
+    """Each row's rendered cells, reused while its signature (the row and its marks) is unchanged.
+
+    A running study changes a few rows a poll; re-rendering and comparing all of a
+    1,000-trial table's cells every poll would cost ~100 ms of the event loop.
+    Clear it when the columns change.
+    """
+
+    def __init__(self) -> None:
+        self.entries: dict[str, tuple[Any, list[Text]]] = {}
+
+    def clear(self) -> None:
+        self.entries.clear()
+
+
 def sync_rows(table: DataTable, columns: Sequence[Column], rows: Sequence[Any],
-              key: Callable[[Any], str]) -> None:
+              key: Callable[[Any], str], row_style: Callable[[Any], str] | None = None,
+              cache: RowCache | None = None, signature: Callable[[Any], Any] = lambda r: r) -> None:
     """Show `rows` (in order), editing cells in place when the same rows are there in the
-    same order (no flicker, scroll kept), else clear and re-add keeping the cursor's row."""
+    same order (no flicker, scroll kept), else clear and re-add keeping the cursor's row.
+
+    `row_style` (row -> style) emphasizes whole rows, e.g. the best trials in bold.
+    With a `cache`, rows whose `signature` did not change are neither rendered nor compared.
+    """
     keys = [key(r) for r in rows]
-    cells = [[c.render(r) for c in columns] for r in rows]
+    rendered = [_cells(columns, r, k, row_style, cache, signature) for r, k in zip(rows, keys, strict=True)]
     if [k.value for k in table.rows] == keys:
-        for row_key, row_cells in zip(keys, cells, strict=True):
-            for column, new in zip(columns, row_cells, strict=True):
+        for row_key, (row_cells, changed) in zip(keys, rendered, strict=True):
+            for column, new in zip(columns, row_cells, strict=True) if changed else ():
                 if not _same(table.get_cell(row_key, column.key), new):
                     table.update_cell(row_key, column.key, new, update_width=True)
         return
     cursor_key = current_key(table)
     table.clear()
-    for row_key, row_cells in zip(keys, cells, strict=True):
+    for row_key, (row_cells, _) in zip(keys, rendered, strict=True):
         table.add_row(*row_cells, key=row_key)
     if cursor_key in keys:
         table.move_cursor(row=keys.index(cursor_key))
+
+
+def _cells(columns: Sequence[Column], row: Any, row_key: str, row_style: Callable[[Any], str] | None,
+           cache: RowCache | None, signature: Callable[[Any], Any]) -> tuple[list[Text], bool]:
+    """The row's cells, and whether they may differ from what the table shows."""
+    sig = signature(row) if cache is not None else None
+    if cache is not None and (hit := cache.entries.get(row_key)) is not None and hit[0] == sig:
+        return hit[1], False
+    cells = [_styled(c.render(row), row_style(row) if row_style else "") for c in columns]
+    if cache is not None:
+        cache.entries[row_key] = (sig, cells)
+    return cells, True
+
+
+def _styled(text: Text, style: str) -> Text:
+    if not style:
+        return text
+    text = text.copy()
+    text.stylize(style)
+    return text
 
 
 def current_key(table: DataTable) -> str | None:

@@ -5,151 +5,41 @@ No pytest-asyncio here: each test drives the app with asyncio.run().
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from textual.notifications import Notify
-from textual.widgets import DataTable, Sparkline, Static
+from textual.widgets import DataTable, Static
+from tui_helpers import (
+    EVIL,
+    EVIL_PARAM,
+    SIZE,
+    Notes,
+    cell,
+    column_labels,
+    finish,
+    open_study,
+    plain_row,
+    registered,
+    run,
+    wait_for,
+    write_study,
+)
 
-from runner.launch import register
-from runner.spec import load
-from store import connect, lease, studies, trials
-from store.metrics import TrialUpdate, write_updates
+from store import lease, studies, trials
 from store.trials import TrialState
 from tui.app import make_app
-from tui.screens import RunnerStatus, StudiesScreen, StudyScreen
+from tui.screens import RunnerStatus, StudiesScreen
 from tui.snapshot import StorePoller, View
-
-SIZE = (100, 30)
-EVIL = "[bold red]x[/] \x1b]52;c;aGk=\x07"  # markup, and an OSC 52 clipboard write
-
-TRAIN_PY = """\
-import argparse
-from runner.report import Reporter
-
-p = argparse.ArgumentParser()
-p.add_argument("--lr", type=float)
-p.add_argument("--width", type=int)
-p.add_argument("--steps", type=int)
-a = p.parse_args()
-report = Reporter()
-loss = 1.0
-for step in range(a.steps):
-    loss *= 1 - a.lr
-    report.log(step, train_loss=loss, grad_norm=2 * loss)
-report.log(a.steps - 1, val_loss=loss / a.width)
-report.close()
-"""
-
-STUDY_TOML = """\
-[study]
-name = "{name}"
-goal = "Does width help? (a smoke test)"
-command = "python train.py --lr {{lr}} --width {{width}} --steps {{max_train_steps}}"
-max_train_steps = 5
-objective = {{ metric = "val_loss", mode = "min" }}
-trials = 1
-concurrency = 2
-timeout = 60
-
-[params.lr]
-role = "nuisance"
-low = 0.01
-high = 0.5
-scale = "log"
-
-[params.width]
-role = "scientific"
-values = [4, 8]
-"""
-
-# TOML escapes: the stored value holds a real ESC and BEL.
-EVIL_PARAM = """
-[params.label]
-role = "nuisance"
-values = ["[bold red]x[/] \\u001b]52;c;aGk=\\u0007"]
-in_command = false
-"""
+from tui.widgets.plot import PlotWidget
 
 
-def write_study(folder: Path, name: str = "tiny", extra: str = "") -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "train.py").write_text(TRAIN_PY)
-    path = folder / "study.toml"
-    path.write_text(STUDY_TOML.format(name=name) + extra)
-    return path
-
-
-def registered(tmp_path: Path, extra: str = ""):
-    db_path = tmp_path / "db" / "playbook.db"
-    db = connect(db_path)
-    study, added = register(db, db_path, load(write_study(tmp_path / "study", extra=extra)))
-    assert added == 2
-    return db, db_path, study
-
-
-def finish(db, trial_id: int, state: TrialState, *, best: float | None = None, steps: int = 5,
-           reason: str | None = None, detail: str | None = None, feasible: int | None = 1) -> None:
-    """Take a trial through the lifecycle a runner would, with a curve and a best value."""
-    assert trials.claim(db, trial_id, "cpu", "testhost")
-    trials.mark_running(db, trial_id, os.getpid(), None)
-    rows = [(trial_id, name, s, v * (0.8 ** s), time.time())
-            for s in range(steps) for name, v in (("train_loss", 1.0), ("grad_norm", 2.0))]
-    write_updates(db, [TrialUpdate(trial_id, rows=rows, last_step=steps - 1,
-                                   best=(best, steps - 1) if best is not None else None)],
-                  {trial_id: "min"})
-    assert trials.finish(db, trial_id, state, reason=reason, detail=detail, feasible=feasible)
-
-
-def run(coro):
-    return asyncio.run(coro)
-
-
-async def wait_for(pilot, predicate, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {predicate.__doc__ or predicate}")
-        await pilot.pause(0.05)
-
-
-def plain_row(table: DataTable, key: str) -> list[str]:
-    return [c.plain for c in table.get_row(key)]
-
-
-def column_labels(table: DataTable) -> list[str]:
-    return [c.label.plain for c in table.columns.values()]
-
-
-def cell(table: DataTable, key: str, label: str) -> str:
-    return plain_row(table, key)[column_labels(table).index(label)]
-
-
-class Notes(list):
-    """Collects notification texts (pass as run_test's message_hook)."""
-
-    def __call__(self, message) -> None:
-        if isinstance(message, Notify):
-            self.append(message.notification.message)
-
-    def has(self, text: str) -> bool:
-        return any(text in n for n in self)
-
-
-async def open_study(pilot, app) -> DataTable:
-    studies_table = app.screen.query_one(DataTable)
-    await wait_for(pilot, lambda: studies_table.row_count >= 1)
-    await pilot.press("enter")
-    await wait_for(pilot, lambda: isinstance(app.screen, StudyScreen))
-    table = app.screen.query_one("#trials", DataTable)
-    await wait_for(pilot, lambda: table.row_count == 2)
-    return table
+def curve_lengths(app) -> dict[str, int]:
+    """Points per series of the study screen's plot."""
+    return {s.label: len(s.xs) for s in app.screen.query_one("#study-plot", PlotWidget).spec.series}
 
 
 # -- studies and trials as stored --------------------------------------------
@@ -188,9 +78,8 @@ def test_studies_table_then_trials_with_failure(tmp_path):
             await wait_for(pilot, lambda: "failed (exit, infeasible)" in str(pane.render()))
             assert "ValueError: width must be even" in str(pane.render())
 
-            # The highlighted trial's curves come from the store, downsampled.
-            sparks = app.screen.query(Sparkline)
-            await wait_for(pilot, lambda: all(len(s.data or []) == 5 for s in sparks))
+            # The highlighted trial's curves come from the store.
+            await wait_for(pilot, lambda: curve_lengths(app) == {"#2 train_loss": 5})
 
             await pilot.press("escape")
             assert isinstance(app.screen, StudiesScreen)
@@ -340,8 +229,8 @@ def test_launch_runs_the_trials_with_a_real_runner(tmp_path):
             await wait_for(pilot, lambda: all(
                 cell(table, key.value, "state") == "completed" for key in table.rows))
             assert all(cell(table, key.value, "best val_loss") != "—" for key in table.rows)
-            sparks = app.screen.query(Sparkline)
-            await wait_for(pilot, lambda: all(len(s.data or []) == 5 for s in sparks))
+            await wait_for(pilot, lambda: curve_lengths(app).get("#1 val_loss") == 1)
+            assert curve_lengths(app)["#1 train_loss"] == 5
 
     try:
         run(scenario())
@@ -394,10 +283,11 @@ def test_command_palette_lists_the_screen_keys(tmp_path):
         app = make_app(db_path)
         async with app.run_test(size=SIZE) as pilot:
             titles = {c.title for c in app.get_system_commands(app.screen)}
-            assert {"Sample study", "Launch", "Stop study"} <= titles
+            assert {"Sample study", "Launch", "Stop study", "Notes", "GPUs"} <= titles
             await open_study(pilot, app)
             titles = {c.title for c in app.get_system_commands(app.screen)}
-            assert {"Back", "Launch", "Stop trial", "Stop study", "Sort", "Reverse sort"} <= titles
+            assert {"Back", "Launch", "Stop trial", "Stop study", "Sort", "Reverse sort", "Open trial",
+                    "Overlay", "Next plot", "Filter"} <= titles
             assert "Copy selected text" not in titles  # Screen's own keys stay out
 
     run(scenario())

@@ -1,0 +1,110 @@
+"""The study screen on a store with trials in every state: filter, best marks, plots, overlay."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import DataTable
+from tui_helpers import SIZE, cell, manual_study, open_study, run, wait_for
+
+from tui.app import make_app
+from tui.screens.trial import TrialScreen
+from tui.widgets.plot import POINTS, PlotWidget
+
+
+def shown_numbers(table: DataTable) -> list[str]:
+    return [cell(table, k.value, "#").lstrip("●★") for k in table.rows]
+
+
+def test_filter_cycles_through_states(tmp_path):
+    _, db_path, _, _ = manual_study(tmp_path)
+
+    async def scenario():
+        app = make_app(db_path)
+        async with app.run_test(size=SIZE) as pilot:
+            table = await open_study(pilot, app, rows=6)
+            seen = {}
+            for _ in range(5):
+                await pilot.press("f")
+                seen[app.screen.filter] = shown_numbers(table)
+            assert seen == {"running": ["5"], "completed": ["1", "2", "3"], "failed": ["4"],
+                            "queued": ["6"], "all": ["1", "2", "3", "4", "5", "6"]}
+            await pilot.press("f", "f", "f")  # failed: the info line says how many are shown
+            info = str(app.screen.query_one("#study-info").render())
+            assert "filter: failed (1 of 6)" in info
+
+    run(scenario())
+
+
+def test_best_trial_of_each_scientific_value_is_marked(tmp_path):
+    _, db_path, _, t = manual_study(tmp_path)
+
+    async def scenario():
+        app = make_app(db_path)
+        async with app.run_test(size=SIZE) as pilot:
+            table = await open_study(pilot, app, rows=6)
+            await wait_for(pilot, lambda: any("★" in cell(table, k.value, "#") for k in table.rows))
+            starred = [cell(table, k.value, "#") for k in table.rows if "★" in cell(table, k.value, "#")]
+            # width 4: #2 (0.20) beats #1 (0.30); width 8: #3 (0.25); #4 diverged and is not a candidate.
+            assert starred == ["★2", "★3"]
+            best_row: list[Text] = table.get_row(str(t[1].id))
+            other_row: list[Text] = table.get_row(str(t[0].id))
+            assert all("bold" in str(span.style) for c in best_row for span in c.spans)
+            assert not any("bold" in str(span.style) for c in other_row for span in c.spans)
+
+    run(scenario())
+
+
+def test_plot_pages_curves_axes_isolation(tmp_path):
+    _, db_path, _, t = manual_study(tmp_path)
+
+    async def scenario():
+        app = make_app(db_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await open_study(pilot, app, rows=6)
+            screen = app.screen
+            plot = screen.query_one("#study-plot", PlotWidget)
+            await wait_for(pilot, lambda: plot.spec.has_data)
+            assert [s.label for s in plot.spec.series] == ["#1 train_loss", "#1 val_loss"]
+            await wait_for(pilot, lambda: plot.drawn)
+            assert "┤" in str(plot.render())  # plotext drew an axis
+
+            assert screen.plot_pages() == ["curves", "axis:lr", "axis:width", "isolation:width"]
+            await pilot.press("p")
+            lr = plot.spec
+            assert lr.xlog and lr.title.startswith("val_loss vs lr (log)")
+            feasible, infeasible = lr.series
+            assert infeasible.kind == POINTS and infeasible.marker == "x" and infeasible.color == "error"
+            assert sorted(feasible.xs) == [0.01, 0.03, 0.1]
+            assert infeasible.xs == (0.3,) and infeasible.ys == (0.30,)  # diverged: drawn on the worst edge
+            await pilot.press("p", "p")
+            iso = plot.spec
+            assert iso.title == "isolation: best val_loss per width"
+            assert iso.series[1].ys == (0.20, 0.25)
+            assert iso.xticks[1] == ("4", "8")
+            await wait_for(pilot, lambda: plot.drawn)
+            await pilot.press("p")
+            assert screen.plot_page == "curves"
+
+    run(scenario())
+
+
+def test_space_overlays_curves_and_enter_opens_the_trial(tmp_path):
+    _, db_path, _, t = manual_study(tmp_path)
+
+    async def scenario():
+        app = make_app(db_path)
+        async with app.run_test(size=SIZE) as pilot:
+            table = await open_study(pilot, app, rows=6)
+            plot = app.screen.query_one("#study-plot", PlotWidget)
+            await pilot.press("space", "down")  # #1 marked, #2 highlighted
+            await wait_for(pilot, lambda: {s.label for s in plot.spec.series} == {
+                "#1 train_loss", "#1 val_loss", "#2 train_loss", "#2 val_loss"})
+            assert cell(table, str(t[0].id), "#") == "●1"
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, TrialScreen))
+            assert app.screen.trial_id == t[1].id
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: app.view.study_id is not None and not app.view.detail)
+            assert app.view.overlay == (t[0].id,)  # the study screen's view is back, marks kept
+
+    run(scenario())

@@ -1,0 +1,120 @@
+"""The trial screen: what ran and how it ended, curves of any metric, gradients, and the logs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.widgets import Select, Static, TabbedContent
+from tui_helpers import EVIL, SIZE, manual_study, open_study, open_trial, run, wait_for, write_command
+
+from tui.app import make_app
+from tui.screens import StudyScreen
+from tui.widgets.logs import TailLog
+from tui.widgets.plot import PlotWidget
+
+
+def overview(app) -> str:
+    return str(app.screen.query_one("#overview-text", Static).render())
+
+
+def test_trial_shows_params_command_failure_and_checkpoints(tmp_path):
+    _, db_path, _, t = manual_study(tmp_path)
+    write_command(t[0].trial_dir, ["python", "train.py", "--lr", "0.01", "--note", "two words"])
+
+    async def scenario():
+        app = make_app(db_path)
+        async with app.run_test(size=SIZE) as pilot:
+            table = await open_study(pilot, app, rows=6)
+            await open_trial(pilot, app, table, t[0].id)
+            await wait_for(pilot, lambda: "checkpoints" in overview(app))
+            text = overview(app)
+            assert "lr = 0.01" in text and "width* = 4" in text and "scientific" in text
+            assert "command (in /work/study)" in text
+            assert "python train.py --lr 0.01 --note 'two words'" in text  # as run, shell-quoted
+            assert "★ step      4  val_loss 0.3  ckpt-4.pt" in text  # the best of two checkpoints
+            assert "  step      2  val_loss 0.4  ckpt-2.pt" in text
+            assert "best val_loss 0.3 at step 4" in text
+
+            await pilot.press("escape")
+            assert isinstance(app.screen, StudyScreen)
+            await open_trial(pilot, app, table, t[3].id)  # the diverged one: no command.json
+            await wait_for(pilot, lambda: "why it ended" in overview(app))
+            text = overview(app)
+            assert "why it ended (diverged)" in text and "train_loss is nan at step 2" in text
+            assert "command (planned)" in text and "--lr 0.3 --width 8" in text
+            title = str(app.screen.query_one("#trial-title", Static).render())
+            assert "trial #4 · failed (diverged, infeasible)" in title
+
+    run(scenario())
+
+
+def test_curves_of_any_metric_and_gradients(tmp_path):
+    _, db_path, _, t = manual_study(tmp_path)
+
+    async def scenario():
+        app = make_app(db_path)
+        async with app.run_test(size=SIZE) as pilot:
+            table = await open_study(pilot, app, rows=6)
+            screen = await open_trial(pilot, app, table, t[0].id)
+            await pilot.press("2")
+            assert screen.query_one(TabbedContent).active == "curves"
+            plot = screen.query_one("#metric-plot", PlotWidget)
+            await wait_for(pilot, lambda: plot.spec.title == "val_loss vs step")  # the objective first
+            assert screen.query_one("#metric", Select).value == "val_loss"
+            await wait_for(pilot, lambda: plot.drawn)
+            await pilot.press("m")  # the next metric, alphabetically after val_loss: back to the first
+            await wait_for(pilot, lambda: plot.spec.title == "grad_norm vs step")
+            assert plot.spec.series[0].ys == tuple(2.0 * 0.8 ** s for s in range(5))
+            assert screen.query_one("#metric", Select).value == "grad_norm"
+
+            await pilot.press("3")
+            hist = screen.query_one("#grad-hist", PlotWidget)
+            stats = screen._detail.grad_stats
+            assert stats is not None and stats.sampled == 5
+            # p90 of 0.8192, 1.024, 1.28, 1.6, 2 (linear interpolation): 1.6 + 0.6 * 0.4
+            assert abs(stats.p90 - 1.84) < 1e-9
+            assert hist.spec.vlines[0][0] == stats.p90
+            curve = screen.query_one("#grad-curve", PlotWidget)
+            assert curve.spec.series[1].label == "p90 1.84"
+            await wait_for(pilot, lambda: hist.drawn and curve.drawn)
+
+    run(scenario())
+
+
+def test_log_tail_is_literal_follows_and_scrolls_back(tmp_path):
+    _, db_path, _, t = manual_study(tmp_path)
+    folder = Path(t[4].trial_dir)  # the running trial
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "stdout.log").write_text("".join(f"step {i}\n" for i in range(200)) + f"evil {EVIL}\n")
+    (folder / "stderr.log").write_text("warning: something\n")
+
+    async def scenario():
+        app = make_app(db_path)
+        async with app.run_test(size=SIZE) as pilot:
+            table = await open_study(pilot, app, rows=6)
+            screen = await open_trial(pilot, app, table, t[4].id)
+            await pilot.press("4")
+            stdout = screen.query_one("#stdout", TailLog)
+            stderr = screen.query_one("#stderr", TailLog)
+            await wait_for(pilot, lambda: stdout.line_count == 201 and stderr.line_count == 1)
+            last = stdout.lines[-1]
+            assert last == "evil [bold red]x[/] \\x1b]52;c;aGk=\\x07"  # markup and escapes literal
+            await wait_for(pilot, lambda: stdout.is_vertical_scroll_end)  # following
+
+            with open(folder / "stdout.log", "a") as f:
+                f.write("step 200\n")
+            await wait_for(pilot, lambda: stdout.lines[-1] == "step 200")
+            await wait_for(pilot, lambda: stdout.is_vertical_scroll_end)
+
+            stdout.focus()
+            await pilot.press("pageup")  # scrolling back stops following
+            assert not screen.follow and "paused" in stdout.border_title
+            with open(folder / "stdout.log", "a") as f:
+                f.write("step 201\n")
+            await wait_for(pilot, lambda: stdout.lines[-1] == "step 201")
+            assert not stdout.is_vertical_scroll_end
+            await pilot.press("F")
+            assert screen.follow and "following" in stdout.border_title
+            await wait_for(pilot, lambda: stdout.is_vertical_scroll_end)
+
+    run(scenario())

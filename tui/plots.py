@@ -1,0 +1,152 @@
+"""What each plot shows, as PlotSpecs built from snapshot data (pure: no Textual, no plotext).
+
+The playbook's plots: training curves overlaid, objective against each varied
+parameter (axis plots), and the best objective per scientific value (isolation);
+on the trial screen, any metric's curve and the gradient norms.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from tui.trial_data import GradStats, Points
+from tui.widgets.plot import BARS, COLORS, LINE, POINTS, PlotSpec, Series
+
+# Curves take these in turn; "error" is kept for infeasible points and thresholds.
+CURVE_COLORS = tuple(c for c in COLORS if c != "error")
+
+
+def nice_ticks(lo: float, hi: float, count: int = 5) -> tuple[tuple[float, ...], tuple[str, ...]]:
+    """Round tick positions over [lo, hi] with short labels (2.5k, 10k), for step axes."""
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+        return (lo,), (short(lo),)
+    raw = (hi - lo) / max(count - 1, 1)
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
+    first = math.ceil(lo / step) * step
+    ticks = []
+    x = first
+    while x <= hi + step * 1e-9:
+        ticks.append(x)
+        x = first + step * len(ticks)
+    return tuple(ticks), tuple(short(t) for t in ticks)
+
+
+def short(x: float) -> str:
+    """1500 -> '1.5k', 2000000 -> '2M', 0.25 -> '0.25'."""
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g}{suffix}"
+    return f"{x:.3g}"
+
+
+def _step_ticks(series: Sequence[Series]) -> tuple[tuple[float, ...], tuple[str, ...]] | None:
+    xs = [x for s in series for x in s.xs]
+    return nice_ticks(min(xs), max(xs)) if xs else None
+
+
+def curves_spec(overlay: Sequence[Any], objective: str) -> PlotSpec:
+    """Training and validation curves of some trials (tui.snapshot.TrialCurves), one color each line."""
+    series = []
+    for trial in overlay:
+        for points in trial.curves:
+            if points.steps:
+                color = CURVE_COLORS[len(series) % len(CURVE_COLORS)]
+                series.append(Series(f"#{trial.number} {points.name}", points.steps, points.values, color))
+    names = sorted({p.name for t in overlay for p in t.curves if p.steps})
+    title = " & ".join(names) + " vs step" if names else "training curves"
+    return PlotSpec(title, tuple(series), xticks=_step_ticks(series),
+                    empty=f"no curves yet for {_numbers(overlay)}" if overlay else "no trial highlighted")
+
+
+def _numbers(overlay: Sequence[Any]) -> str:
+    return ", ".join(f"#{t.number}" for t in overlay)
+
+
+def axis_spec(axis: Any, objective: str, mode: str) -> PlotSpec:
+    """Objective against one varied parameter (runner.playbook.isolation.AxisData).
+
+    Infeasible trials are data: a red x, at their objective if they reported one,
+    else on the worst edge of the plot.
+    """
+    feasible = [p for p in axis.points if p.feasible and p.y is not None]
+    infeasible = [p for p in axis.points if not p.feasible]
+    ys = [p.y for p in feasible]
+    worst = (max(ys) if mode == "min" else min(ys)) if ys else 0.0
+    position, ticks = _x_positions(axis)
+    series = (
+        Series("feasible", tuple(position(p.x) for p in feasible), tuple(ys), "primary", POINTS, "dot"),
+        Series("infeasible", tuple(position(p.x) for p in infeasible),
+               tuple(p.y if p.y is not None else worst for p in infeasible), "error", POINTS, "x"),
+    )
+    scale = " (log)" if axis.log and not axis.categorical else ""
+    return PlotSpec(f"{objective} vs {axis.param}{scale} · {axis.role}", series,
+                    xlog=axis.log and not axis.categorical, xticks=ticks,
+                    empty=f"no finished trials to plot against {axis.param} yet")
+
+
+def _x_positions(axis: Any):
+    """Numbers as themselves; categories at 1..n, labelled."""
+    if not axis.categorical:
+        return (lambda x: float(x)), None
+    values = {str(p.x): p.x for p in axis.points}
+    labels = sorted(values, key=lambda label: _natural(values[label]))
+    index = {label: i + 1 for i, label in enumerate(labels)}
+    return (lambda x: float(index[str(x)])), (tuple(float(i) for i in index.values()), tuple(labels))
+
+
+def _natural(value: Any) -> tuple:
+    """Numbers in numeric order, before anything else in text order (32 < 128 < 512 < 'wide')."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (0, float(value), "")
+    return (1, 0.0, str(value))
+
+
+def isolation_spec(scientific: str, rows: Sequence[Any], objective: str) -> PlotSpec:
+    """Best objective per scientific value, over the nuisance parameters (IsolationRow)."""
+    scored = [(i + 1, r) for i, r in enumerate(rows) if r.best_value is not None]
+    xs = tuple(float(i) for i, _ in scored)
+    ys = tuple(r.best_value for _, r in scored)
+    ticks = (tuple(float(i + 1) for i in range(len(rows))), tuple(r.label for r in rows))
+    series = (Series("", xs, ys, "success", LINE),
+              Series(f"best {objective}", xs, ys, "success", POINTS, "dot"))
+    return PlotSpec(f"isolation: best {objective} per {scientific}", series, xticks=ticks if rows else None,
+                    empty=f"no feasible trial with a {objective} yet")
+
+
+def metric_spec(points: Points | None) -> PlotSpec:
+    """One metric's curve; when downsampled, each bucket's min and max too (spikes stay visible)."""
+    if points is None:
+        return PlotSpec("metrics", empty="this trial has reported no metric yet")
+    series = [Series(points.name, points.steps, points.values, "primary")]
+    if points.downsampled:
+        series += [Series("bucket max", points.steps, points.highs, "secondary"),
+                   Series("bucket min", points.steps, points.lows, "accent")]
+    title = f"{points.name} vs step ({len(points.steps)} of {points.total} points shown)" \
+        if points.downsampled else f"{points.name} vs step"
+    return PlotSpec(title, tuple(series[::-1]), xticks=_step_ticks(series))
+
+
+def grad_curve_spec(points: Points | None, stats: GradStats | None) -> PlotSpec:
+    """The gradient norm over training, with its 90th percentile as a horizontal line."""
+    if points is None or not points.steps:
+        return PlotSpec("gradient norm", empty="this trial reports no grad_norm")
+    series = [Series(points.name, points.steps, points.values, "primary")]
+    if stats is not None:
+        series.append(Series(f"p90 {stats.p90:.4g}", (points.steps[0], points.steps[-1]),
+                             (stats.p90, stats.p90), "error"))
+    return PlotSpec(f"{points.name} vs step", tuple(series), xticks=_step_ticks(series))
+
+
+def grad_hist_spec(stats: GradStats | None) -> PlotSpec:
+    """Histogram of gradient norms with the p90 marked (the playbook's clipping threshold)."""
+    if stats is None:
+        return PlotSpec("gradient norm histogram", empty="no finite gradient norms")
+    centers = tuple((a + b) / 2 for a, b in zip(stats.edges, stats.edges[1:], strict=False))
+    above = f", {stats.above} above p99 not shown" if stats.above else ""
+    return PlotSpec(f"grad_norm histogram ({stats.sampled} steps{above})",
+                    (Series("", centers, tuple(float(c) for c in stats.counts), "primary", BARS),),
+                    xticks=nice_ticks(stats.edges[0], stats.edges[-1]),
+                    vlines=((stats.p90, f"p90 {stats.p90:.4g}", "error"),))

@@ -1,0 +1,150 @@
+"""Every study (the playbook's spreadsheet), the highlighted one's notes and reproduce command, the GPUs."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import DataTable, Footer, Header, Static
+
+from runner.text import printable
+from tui import tables
+from tui.screens.base import RunnerStatus, SnapshotScreen
+from tui.snapshot import Snapshot, StudyRow
+from tui.widgets.gpu import GpuPanel
+
+GPU_POLL_S = 2.0
+
+
+class GpusRead(Message):
+    """NVML readings from the worker (an empty list: no GPU here)."""
+
+    def __init__(self, readings: list, error: str | None = None):
+        super().__init__()
+        self.readings = readings
+        self.error = error
+
+
+class StudiesScreen(SnapshotScreen):
+    BINDINGS = [
+        Binding("n", "register_sample", "Sample study", tooltip="Register the bundled sample study"),
+        Binding("l", "launch", "Launch", tooltip="Launch or resume the highlighted study"),
+        Binding("X", "stop_study", "Stop study", tooltip="Stop the highlighted study"),
+        Binding("e", "edit_notes", "Notes", tooltip="Edit the highlighted study's notes"),
+        Binding("g", "toggle_gpus", "GPUs", tooltip="Show or hide the GPU panel"),
+        Binding("q", "app.quit", "Quit"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield RunnerStatus(id="runner")
+        yield Static(id="empty")
+        yield DataTable(id="studies", cursor_type="row", zebra_stripes=True)
+        yield Static(id="study-detail")
+        yield GpuPanel(id="gpus")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        tables.set_columns(self.query_one(DataTable), tables.STUDY_COLUMNS)
+        self.query_one("#empty", Static).update(Text("reading the database…"))
+        self.add_class("-empty")  # until the first snapshot says otherwise
+        panel = self.query_one(GpuPanel)
+        panel.border_title = "GPUs (g hides)"
+        panel.show()
+        self.set_interval(GPU_POLL_S, self._poll_gpus)
+        self._poll_gpus()
+
+    def show(self, snap: Snapshot) -> None:
+        self.query_one(RunnerStatus).show(snap)
+        table = self.query_one(DataTable)
+        empty = not snap.studies
+        self.set_class(empty, "-empty")
+        if empty:
+            self.query_one("#empty", Static).update(Text(
+                "No studies in this database yet.\n\n"
+                f"Press n to register the bundled sample study:\n  {self.app.sample_study}\n\n"
+                f"or register one from a shell:\n  playbook-runner --db {self.app.db_path} run STUDY.toml"))
+        tables.sync_rows(table, tables.STUDY_COLUMNS, snap.studies, key=lambda r: str(r.id))
+        self._show_detail()
+        self.query_one(GpuPanel).show(slots=snap.slots)
+
+    def _show_detail(self) -> None:
+        study = self._study()
+        text = Text(no_wrap=True, overflow="ellipsis")
+        if study is not None:
+            notes = " ".join(study.notes.split()) or "(none: press e to write some)"
+            text.append("notes ", style="bold")
+            text.append(printable(notes))
+            text.append("\nreproduce ", style="bold")
+            text.append(printable(study.reproduce_command or "—"))
+        self.query_one("#study-detail", Static).update(text)
+
+    def _study(self) -> StudyRow | None:
+        key = tables.current_key(self.query_one(DataTable))
+        snap = self.app.snapshot
+        return snap.study(int(key)) if snap is not None and key is not None else None
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_detail()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.app.open_study(int(event.row_key.value))
+
+    def _highlighted(self) -> int | None:
+        key = tables.current_key(self.query_one(DataTable))
+        if key is None:
+            self.notify("no study highlighted", severity="warning")
+        return int(key) if key is not None else None
+
+    def action_register_sample(self) -> None:
+        self.app.register_sample()
+
+    def action_launch(self) -> None:
+        if (study_id := self._highlighted()) is not None:
+            self.app.launch_study(study_id)
+
+    def action_stop_study(self) -> None:
+        if (study_id := self._highlighted()) is not None:
+            self.app.stop_study(study_id)
+
+    def action_edit_notes(self) -> None:
+        from tui.screens.notes import NotesScreen  # the text editor loads when first needed
+
+        study = self._study()
+        if study is None:
+            self.notify("no study highlighted", severity="warning")
+            return
+
+        def save(notes: str | None) -> None:
+            if notes is not None and notes != study.notes:
+                self.app.set_notes(study.id, notes)
+
+        self.app.push_screen(NotesScreen(study.name, study.notes), save)
+
+    # -- the GPU panel: NVML read in a worker every GPU_POLL_S, while it is shown ---
+
+    def action_toggle_gpus(self) -> None:
+        panel = self.query_one(GpuPanel)
+        panel.display = not panel.display
+        self._poll_gpus()
+
+    def _poll_gpus(self) -> None:
+        if self.is_current and self.query_one(GpuPanel).display:
+            self._read_gpus()
+
+    @work(thread=True, exclusive=True, group="gpus", exit_on_error=False)
+    def _read_gpus(self) -> None:
+        from runner import gpus  # pynvml loads here, off the event loop
+
+        try:
+            self.post_message(GpusRead(gpus.read_all()))
+        except Exception as exc:  # a GPU that fell off the bus is news, not a crash
+            self.post_message(GpusRead([], f"{type(exc).__name__}: {exc}"))
+
+    def on_gpus_read(self, message: GpusRead) -> None:
+        panel = self.query_one(GpuPanel)
+        panel.show(readings=message.readings)
+        if message.error:
+            panel.update(Text(f"cannot read the GPUs: {printable(message.error)}", style="bold"))

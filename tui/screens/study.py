@@ -1,0 +1,267 @@
+"""One study: its trials (filtered, sorted, the best per scientific value marked) and its plots."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import DataTable, Footer, Header, Static
+
+from runner.text import printable
+from tui import plots, tables
+from tui.screens.base import RunnerStatus, SnapshotScreen
+from tui.snapshot import MAX_OVERLAY, Snapshot, StudyDetail, StudyRow, TrialRow, View
+from tui.widgets.plot import PlotSpec, PlotWidget
+
+# The state filter `f` cycles through; "running" includes starting, "failed" includes lost.
+FILTERS = {
+    "all": None,
+    "running": {"starting", "running"},
+    "completed": {"completed"},
+    "failed": {"failed", "lost"},
+    "queued": {"queued"},
+}
+CURVES = "curves"
+NUMBER = tables.Column("number", "#", lambda r: r.number)
+
+
+class StudyScreen(SnapshotScreen):
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        # priority: the table would take enter for itself (and only on the row it knows).
+        Binding("enter", "open_trial", "Open trial", priority=True),
+        Binding("space", "mark", "Overlay", tooltip="Overlay (or not) this trial's curves on the plot"),
+        Binding("p", "next_plot", "Next plot", tooltip="Curves, then an axis plot per varied parameter, "
+                "then isolation"),
+        Binding("f", "cycle_filter", "Filter", tooltip="Show all, running, completed, failed or queued trials"),
+        Binding("l", "launch", "Launch", tooltip="Launch or resume this study"),
+        Binding("x", "stop_trial", "Stop trial", tooltip="Stop the highlighted trial"),
+        Binding("X", "stop_study", "Stop study", tooltip="Stop this study's running trials"),
+        Binding("s", "cycle_sort", "Sort", tooltip="Sort by the next column"),
+        Binding("S", "reverse_sort", "Reverse sort", show=False),
+    ]
+
+    def __init__(self, study_id: int):
+        super().__init__()
+        self.study_id = study_id
+        self.sort_column = "number"
+        self.sort_reverse = False
+        self.filter = "all"
+        self.marked: set[int] = set()  # trial ids overlaid on the curves plot
+        self.plot_page = CURVES  # CURVES, "axis:<param>" or "isolation:<param>"
+        self.columns: tuple[tables.Column, ...] = ()
+        self._detail: StudyDetail | None = None
+        self._cells = tables.RowCache()
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield RunnerStatus(id="runner")
+        yield Static(id="study-info")
+        yield DataTable(id="trials", cursor_type="row", zebra_stripes=True)
+        with Vertical(id="trial-pane"):
+            yield Static(id="trial-detail")
+            yield PlotWidget(id="study-plot")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(DataTable).focus()
+
+    def view(self) -> View:
+        row = self.highlighted()
+        return View(self.study_id, row.id if row else None, overlay=tuple(sorted(self.marked)))
+
+    # -- showing a snapshot --------------------------------------------------------
+
+    def show(self, snap: Snapshot) -> None:
+        self.query_one(RunnerStatus).show(snap)
+        study = snap.study(self.study_id)
+        detail = snap.study_detail
+        if detail is not None and detail.study_id == self.study_id:
+            self._detail = detail  # else a snapshot of another view: keep what is shown
+            self.marked &= {r.id for r in detail.trials}
+            self._sync_table(study)
+        self._show_info(study)
+        self._show_detail(self.highlighted(), study)
+        self._show_plot(study)
+
+    @property
+    def rows(self) -> tuple[TrialRow, ...]:
+        return self._detail.trials if self._detail else ()
+
+    def _shown_rows(self) -> list[TrialRow]:
+        states = FILTERS[self.filter]
+        rows = [r for r in self.rows if states is None or r.state in states]
+        return tables.sorted_rows(rows, self._column(self.sort_column), self.sort_reverse)
+
+    def _sync_table(self, study: StudyRow | None) -> None:
+        detail = self._detail
+        if detail is None:
+            return
+        best, marked = detail.best, frozenset(self.marked)
+        self.columns = tables.trial_columns(study, detail.roles, best, marked)
+        table = self.query_one(DataTable)
+        if tables.set_columns(table, self.columns):
+            self._cells.clear()
+        tables.sync_rows(table, self.columns, self._shown_rows(), key=lambda r: str(r.id),
+                         row_style=lambda r: "bold" if r.id in best else "", cache=self._cells,
+                         signature=lambda r: (r, r.id in best, r.id in marked))
+
+    def _column(self, key: str) -> tables.Column:
+        """The column of that key; the first (#) when it is gone, or before any snapshot."""
+        return next((c for c in self.columns if c.key == key), self.columns[0] if self.columns else NUMBER)
+
+    def _show_info(self, study: StudyRow | None) -> None:
+        if study is None:
+            text = f"study {self.study_id} is not in this database"
+        else:
+            arrow = "▼" if self.sort_reverse else "▲"
+            shown = f" ({len(self._shown_rows())} of {len(self.rows)})" if self.filter != "all" else ""
+            text = (f"{study.name} · {study.objective_metric} ({study.objective_mode}) · "
+                    f"sort: {self._column(self.sort_column).label} {arrow} · filter: {self.filter}{shown}"
+                    f" · {tables.BEST_MARK} best per scientific value · {study.goal}")
+        self.query_one("#study-info", Static).update(
+            Text(printable(text), no_wrap=True, overflow="ellipsis"))
+
+    def _show_detail(self, row: TrialRow | None, study: StudyRow | None) -> None:
+        detail = self.query_one("#trial-detail", Static)
+        if row is None:
+            detail.update(Text("no trial highlighted" if self.rows else "no trials yet"))
+            return
+        state = tables.state_text(row, long=True)
+        metric = study.objective_metric if study else "objective"
+        best = (f"best {metric} {tables.fmt(row.best_value)} at step {row.best_step}"
+                if row.best_value is not None else f"no {metric} yet")
+        text = Text(f"trial #{row.number} ", style="bold", no_wrap=True, overflow="ellipsis")
+        text.append(printable(state), style=tables.STATE_STYLE.get(row.state, ""))
+        text.append(printable(f" · {best} · enter opens it"))
+        if row.detail:
+            text.append("\n" + printable(tables.one_line(row.detail, 400)), style="dim")
+        detail.update(text)
+
+    # -- the plot panel -------------------------------------------------------------
+
+    def plot_pages(self) -> list[str]:
+        detail = self._detail
+        if detail is None:
+            return [CURVES]
+        return ([CURVES] + [f"axis:{a.param}" for a in detail.axes]
+                + [f"isolation:{name}" for name, _ in detail.isolation])
+
+    def _show_plot(self, study: StudyRow | None) -> None:
+        pages = self.plot_pages()
+        if self.plot_page not in pages:
+            self.plot_page = CURVES
+        pane = self.query_one("#trial-pane")
+        pane.border_title = f"{self.plot_page} ({pages.index(self.plot_page) + 1}/{len(pages)}) · p: next plot"
+        self.query_one(PlotWidget).replot(self._plot_spec(study))
+
+    def _plot_spec(self, study: StudyRow | None) -> PlotSpec:
+        detail = self._detail
+        if detail is None or study is None:
+            return PlotSpec("", empty="reading the study…")
+        objective, mode = study.objective_metric, study.objective_mode
+        if self.plot_page == CURVES:
+            return plots.curves_spec(detail.curves, objective)
+        if detail.analysis_error:
+            return PlotSpec(self.plot_page, empty=f"analysis failed: {detail.analysis_error}")
+        kind, _, name = self.plot_page.partition(":")
+        if kind == "axis":
+            axis = next(a for a in detail.axes if a.param == name)
+            return plots.axis_spec(axis, objective, mode)
+        rows = next(rows for n, rows in detail.isolation if n == name)
+        return plots.isolation_spec(name, rows, objective)
+
+    # -- following the cursor ---------------------------------------------------------
+
+    def highlighted(self) -> TrialRow | None:
+        key = tables.current_key(self.query_one(DataTable))
+        return next((r for r in self.rows if str(r.id) == key), None)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key.value is None:
+            return
+        self.app.set_view(self.view())  # the poller reads the new trial's curves
+        snap = self.app.snapshot
+        self._show_detail(self.highlighted(), snap.study(self.study_id) if snap else None)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_open_trial()  # a click on the highlighted row
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        key = event.column_key.value
+        self.sort_reverse = (not self.sort_reverse) if key == self.sort_column else False
+        self.sort_column = key
+        self._refresh()
+
+    # -- keys ------------------------------------------------------------------------------
+
+    def action_open_trial(self) -> None:
+        row = self.highlighted()
+        if row is None:
+            self.notify("no trial highlighted", severity="warning")
+        else:
+            self.app.open_trial(self.study_id, row.id, row.trial_dir)
+
+    def action_mark(self) -> None:
+        row = self.highlighted()
+        if row is None:
+            return
+        if row.id in self.marked:
+            self.marked.discard(row.id)
+        elif len(self.marked) + 1 >= MAX_OVERLAY:
+            self.notify(f"at most {MAX_OVERLAY} trials overlaid", severity="warning")
+            return
+        else:
+            self.marked.add(row.id)
+        self.plot_page = CURVES
+        self.app.set_view(self.view())
+        self._refresh()
+
+    def action_next_plot(self) -> None:
+        pages = self.plot_pages()
+        index = pages.index(self.plot_page) if self.plot_page in pages else -1
+        self.plot_page = pages[(index + 1) % len(pages)]
+        self._refresh()
+
+    def action_cycle_filter(self) -> None:
+        names = list(FILTERS)
+        self.filter = names[(names.index(self.filter) + 1) % len(names)]
+        self._refresh()
+        self.app.set_view(self.view())  # the cursor may now be on another trial
+
+    def action_cycle_sort(self) -> None:
+        keys = [c.key for c in self.columns] or ["number"]
+        index = keys.index(self.sort_column) if self.sort_column in keys else -1
+        self.sort_column = keys[(index + 1) % len(keys)]
+        self.sort_reverse = False
+        self._refresh()
+
+    def action_reverse_sort(self) -> None:
+        self.sort_reverse = not self.sort_reverse
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """Show the current snapshot again after a change of sort, filter, marks or plot."""
+        snap = self.app.snapshot
+        study = snap.study(self.study_id) if snap else None
+        self._sync_table(study)
+        self._show_info(study)
+        self._show_detail(self.highlighted(), study)
+        self._show_plot(study)
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_launch(self) -> None:
+        self.app.launch_study(self.study_id)
+
+    def action_stop_study(self) -> None:
+        self.app.stop_study(self.study_id)
+
+    def action_stop_trial(self) -> None:
+        row = self.highlighted()
+        if row is None:
+            self.notify("no trial highlighted", severity="warning")
+        else:
+            self.app.stop_trial(row.id)

@@ -1,0 +1,1 @@
+"""Reusable widgets: plots, the GPU panel, the log view. They draw what they are given; none reads the store."""

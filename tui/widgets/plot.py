@@ -1,0 +1,228 @@
+"""A plotext plot as a Textual widget: data in a PlotSpec, drawn at the widget's size.
+
+textual-plotext pins plotext < 6 and uses its internals, so this is our own thin
+wrapper over plotext 6. Every build makes a fresh private figure (plotext's
+module-level figure is never touched) with the terminal size limit off, so the
+real terminal's size cannot clip it. plotext's Python layer costs about 30 us a
+point (8 curves of 400 points: ~100 ms), so builds run in a thread worker, one at
+a time under a lock (its C kernel does not document thread safety), and
+render() only returns the last built Text.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+
+from rich.style import Style
+from rich.text import Span, Text
+from textual.app import RenderResult
+from textual.message import Message
+from textual.widget import Widget
+
+# Series colors are Textual theme colors: plotext draws color N as ANSI code N+1,
+# and the built Text maps those codes back to the theme's value of the name.
+COLORS = ("primary", "warning", "success", "accent", "secondary", "error", "foreground")
+LINE, POINTS, BARS = "line", "points", "bars"
+GLYPH = {LINE: "━", POINTS: "•", BARS: "█"}
+_BUILD_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Series:
+    """One thing drawn: a curve, scattered points or bars."""
+
+    label: str
+    xs: tuple[float, ...]
+    ys: tuple[float, ...]
+    color: str = "primary"  # one of COLORS
+    kind: str = LINE  # LINE | POINTS | BARS
+    marker: str = ""  # plotext marker for POINTS ("dot", "x", ...); LINE draws in "hd"
+
+
+@dataclass(frozen=True)
+class PlotSpec:
+    """Everything a plot shows; built by pure functions (tui.plots), compared by value."""
+
+    title: str = ""
+    series: tuple[Series, ...] = ()
+    xlog: bool = False
+    xticks: tuple[tuple[float, ...], tuple[str, ...]] | None = None  # positions, labels
+    vlines: tuple[tuple[float, str, str], ...] = ()  # (x, label, color): a marked value, e.g. p90
+    empty: str = "no points yet"
+
+    @property
+    def has_data(self) -> bool:
+        return any(s.xs for s in self.series)
+
+
+def header(spec: PlotSpec, colors: dict[str, str]) -> Text:
+    """The title and a legend in one line (plotext's own legend would cover the data)."""
+    text = Text(spec.title, style="bold", no_wrap=True, overflow="ellipsis")
+    items = [(s.label, s.color, GLYPH.get(s.kind, "•") if s.kind != POINTS or s.marker != "x" else "x")
+             for s in spec.series if s.label and s.xs]
+    items += [(label, color, "│") for _, label, color in spec.vlines if label]
+    for label, color, glyph in items:
+        text.append("  ")
+        text.append(glyph, style=Style(color=colors.get(color) or None))
+        text.append(f" {label}")
+    return text
+
+
+def build_plot(spec: PlotSpec, width: int, height: int, colors: dict[str, str]) -> Text:
+    """The plot as rich Text of `width` x `height` cells (header line included).
+
+    Pure apart from plotext; safe from any thread. `colors` maps COLORS names to
+    the theme's color strings (read on the UI thread).
+    """
+    head = header(spec, colors)
+    if not spec.has_data:
+        return Text.assemble(head, "\n\n", Text(spec.empty, style="dim"), no_wrap=True)
+    if width < 16 or height < 5:
+        return Text.assemble(head, "\n", Text("(too small to plot)", style="dim"), no_wrap=True)
+    with _BUILD_LOCK:
+        ansi = _plotext_string(spec, width, height - 1)
+    body = Text.from_ansi(ansi.rstrip("\n"), no_wrap=True, end="")
+    body.spans[:] = [Span(s.start, s.end, _theme_style(s.style, colors)) for s in body.spans]
+    return Text.assemble(head, "\n", body, no_wrap=True, overflow="crop")
+
+
+def _theme_style(style: str | Style, colors: dict[str, str]) -> Style | str:
+    color = getattr(style, "color", None)
+    number = getattr(color, "number", None)
+    if number is None or not 1 <= number <= len(COLORS):
+        return style
+    value = colors.get(COLORS[number - 1])
+    return Style(color=value) if value else style
+
+
+def _plotext_string(spec: PlotSpec, width: int, height: int) -> str:
+    import plotext  # ~0.2 s to import: only once something is plotted
+
+    term = type(plotext.terminal)()  # a private terminal and figure: no shared plot state
+    term.limit(False, False)
+    fig = term._master
+    fig.theme("simple")  # no frame colors: the frame takes the widget's own foreground
+    fig.plot_size(width, height)
+    points = []
+    for series in spec.series:
+        xs, ys = _finite(series.xs, series.ys, spec.xlog)
+        if not xs:
+            continue
+        points += ys
+        pixel = plotext.pixel(foreground=_code(series.color))
+        if series.kind == BARS:
+            fig.draw(fig.bar(list(xs), list(ys), marker=plotext.marker("full", pixel), width=1))
+            points.append(0.0)
+            continue
+        if series.kind == LINE:
+            xs, ys = _thin(xs, ys, 2 * width)  # "hd" marks 2 points per cell: more is wasted work
+        line = series.kind == LINE and len(xs) > 1  # a lone point in "hd" is a quarter cell: use a dot
+        marker = plotext.marker("hd" if line else series.marker or "dot", pixel)
+        signal = fig.signal(list(xs), list(ys), marker=marker)
+        if line:
+            signal.lines()
+        fig.draw(signal)
+    for x, _, color in spec.vlines:
+        if points and (x > 0 or not spec.xlog):
+            line = fig.signal([x, x], [min(points), max(points)],
+                              marker=plotext.marker("hd", plotext.pixel(foreground=_code(color))))
+            line.lines()
+            fig.draw(line)
+    if spec.xlog:
+        fig.ruler("x").scale("log")
+    if spec.xticks is not None:
+        fig.ruler("x").ticks(list(spec.xticks[0]), list(spec.xticks[1]))
+    return fig.build().string()
+
+
+def _code(color: str) -> int:
+    return COLORS.index(color) + 1 if color in COLORS else len(COLORS)
+
+
+def _finite(xs, ys, xlog: bool) -> tuple[list[float], list[float]]:
+    pairs = [(x, y) for x, y in zip(xs, ys, strict=False)
+             if _ok(x) and _ok(y) and (x > 0 or not xlog)]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def _ok(v) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def _thin(xs: list[float], ys: list[float], limit: int) -> tuple[list[float], list[float]]:
+    """At most `limit` evenly spaced points, the last one kept."""
+    n = len(xs)
+    if n <= limit:
+        return xs, ys
+    idx = sorted({round(i * (n - 1) / (limit - 1)) for i in range(limit)})
+    return [xs[i] for i in idx], [ys[i] for i in idx]
+
+
+class PlotWidget(Widget):
+    """Shows a PlotSpec; `replot(spec)` when the data changed, nothing happens when it did not."""
+
+    DEFAULT_CSS = """
+    PlotWidget {
+        height: 1fr;
+        min-height: 5;
+    }
+    """
+
+    class Built(Message, bubble=False):
+        """A finished build, from the worker thread."""
+
+        def __init__(self, key: tuple, text: Text):
+            super().__init__()
+            self.key = key
+            self.text = text
+
+    def __init__(self, spec: PlotSpec | None = None, *, id: str | None = None, classes: str | None = None):
+        super().__init__(id=id, classes=classes)
+        self.spec = spec or PlotSpec()
+        self._version = 0  # bumped by replot; part of the build key
+        self._text: Text | None = None
+        self._built: tuple | None = None  # key of the Text shown
+        self._wanted: tuple | None = None  # key of the build under way
+
+    def replot(self, spec: PlotSpec) -> None:
+        if spec != self.spec:
+            self.spec = spec
+            self._version += 1
+            self.refresh()
+
+    @property
+    def drawn(self) -> bool:
+        """The Text on screen is of the current spec, size and theme."""
+        return self._built is not None and self._built == self._key()
+
+    def _key(self) -> tuple:
+        return (self._version, self.content_size.width, self.content_size.height, self.app.theme)
+
+    def render(self) -> RenderResult:
+        key = self._key()
+        if key[1] and key[2] and key not in (self._built, self._wanted):
+            self._wanted = key
+            self._start_build(key)
+        return self._text if self._text is not None else Text("plotting…", style="dim")
+
+    def _start_build(self, key: tuple) -> None:
+        colors = {name: self.app.theme_variables.get(name, "") for name in COLORS}
+        spec, width, height = self.spec, key[1], key[2]
+
+        def build() -> None:
+            try:
+                text = build_plot(spec, width, height, colors)
+            except Exception as exc:  # a plot that cannot be drawn says so; the app goes on
+                text = Text(f"cannot plot: {type(exc).__name__}: {exc}", style="bold red")
+            self.post_message(self.Built(key, text))
+
+        # exclusive: a newer spec or size makes a running build moot.
+        self.run_worker(build, thread=True, exclusive=True, group="plot", name="plot build",
+                        exit_on_error=False)
+
+    def on_plot_widget_built(self, message: Built) -> None:
+        if message.key == self._wanted:
+            self._text, self._built = message.text, message.key
+            self.refresh()
