@@ -5,6 +5,7 @@
     playbook-runner [--db PATH] status [STUDY] [--json]
     playbook-runner [--db PATH] watch STUDY
     playbook-runner [--db PATH] stop STUDY|STUDY/N|TRIAL_ID
+    playbook-runner [--db PATH] add-trials STUDY SAMPLES
     playbook-runner [--db PATH] export STUDY --format csv|json
     playbook-runner [--db PATH] analyze STUDY [--json]
 """
@@ -82,6 +83,11 @@ def _parser() -> argparse.ArgumentParser:
     stop.add_argument("target", help="STUDY, STUDY/NUMBER or a trial id")
     stop.add_argument("--grace", type=float, default=DEFAULT_GRACE_S, help="seconds before SIGKILL")
     stop.set_defaults(func=cmd_stop)
+
+    add = sub.add_parser("add-trials", help="queue more quasi-random samples (each crossed with every scientific value)")
+    add.add_argument("study")
+    add.add_argument("samples", type=int, help="how many more nuisance samples")
+    add.set_defaults(func=cmd_add_trials)
 
     export = sub.add_parser("export", help="one row per trial: params, state, best objective")
     export.add_argument("study")
@@ -389,6 +395,17 @@ def _trial_record(db, study: Study, t: Trial) -> dict:
         "trial_dir": t.trial_dir,
         "bad_lines": t.bad_lines,
     }
+
+
+def cmd_add_trials(args, db_path: Path) -> int:
+    db = connect(db_path)
+    study = _study(db, args.study)
+    if args.samples < 1:
+        raise CliError(f"samples: expected a number >= 1, got {args.samples}")
+    added = launch.add_trials(db, study, args.samples)
+    print(f"queued {added} new trial(s) in {study.name}; run them with: "
+          f"playbook-runner --db {db_path} run {study.config_path}")
+    return 0
 
 
 def cmd_export(args, db_path: Path) -> int:

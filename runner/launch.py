@@ -7,8 +7,10 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from runner.plan import new_trials
+from runner.plan import make_trial, new_trials
+from runner.search import nuisance_samples, resolve, scientific_grid
 from runner.spec import StudySpec
+from runner.study_data import stored_spec
 from store import studies, trials
 from store.studies import Study
 
@@ -49,3 +51,25 @@ def register(db: Database, db_path: str | Path, spec: StudySpec) -> tuple[Study,
     )
     added = trials.insert_new(db, study.id, new_trials(spec, folder))
     return study, added
+
+
+def add_trials(db: Database, study: Study, samples: int) -> int:
+    """Extend a study by `samples` more quasi-random nuisance points (each crossed with every
+    scientific value); returns how many trials were queued.
+
+    The Halton sequence continues where the study stopped: the points already run
+    are a prefix of the longer sequence, so the space keeps its even coverage.
+    """
+    if samples < 1:
+        raise ValueError(f"samples must be >= 1, got {samples}")
+    spec = stored_spec(study)
+    grid = scientific_grid(spec)
+    searched = sum(1 for t in trials.list_for_study(db, study.id) if t.source == "search")
+    done_samples = searched // max(len(grid), 1)
+    fresh = nuisance_samples(spec, done_samples + samples)[done_samples:]
+    first = trials.next_number(db, study.id)
+    new = [
+        make_trial(spec, study.run_dir, first + i, "search", values)
+        for i, values in enumerate(resolve(spec, {**sample, **sci}) for sample in fresh for sci in grid)
+    ]
+    return trials.insert_new(db, study.id, new)

@@ -12,7 +12,6 @@ import socket
 import sqlite3
 import subprocess
 import time
-import tomllib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,10 +21,10 @@ from runner import failures, gpus, process
 from runner.ingest import TailTarget, collect
 from runner.process import TrialPaths
 from runner.scheduler import Slot, Waiting, plan_launches
-from runner.spec import SpecError, StudySpec, parse
+from runner.spec import SpecError, StudySpec
+from runner.study_data import stored_spec
 from store import commands, lease, metrics, studies, trials
 from store.db import connect
-from store.studies import Study
 from store.trials import Trial, TrialState
 
 HEARTBEAT_EVERY_S = 2.0
@@ -64,12 +63,6 @@ class LiveTrial:
         if record is not None:
             return True, record.get("returncode")
         return True, self.popen.returncode if self.popen is not None else None
-
-
-def _spec_of(study: Study) -> StudySpec:
-    """The study's config as stored (the file may have changed since)."""
-    return parse(tomllib.loads(study.config_text), path=Path(study.config_path),
-                 text=study.config_text)
 
 
 class Runner:
@@ -258,7 +251,7 @@ class Runner:
         if study_id not in self._specs:
             study = studies.get(self.db, study_id)
             try:
-                self._specs[study_id] = _spec_of(study)
+                self._specs[study_id] = stored_spec(study)
             except SpecError as exc:
                 self._specs[study_id] = exc
         return self._specs[study_id]

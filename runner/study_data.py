@@ -10,7 +10,7 @@ from sqlite_utils import Database
 
 from runner.playbook.checklist import ChecklistOptions, reads_metric
 from runner.playbook.data import Curve, CurveData, ParamInfo, StudyData, TrialResult
-from runner.spec import ParamSpec, SpecError, parse
+from runner.spec import ParamSpec, SpecError, StudySpec, parse
 from store import metrics as metric_store
 from store import trials
 from store.studies import Study
@@ -20,10 +20,18 @@ def _param_info(p: ParamSpec) -> ParamInfo:
     return ParamInfo(p.name, p.role, p.kind, p.is_log, p.low, p.high, tuple(p.values))
 
 
+def stored_spec(study: Study) -> StudySpec:
+    """The study's config as stored with it (the file may have changed or moved since).
+
+    Raises SpecError if it no longer validates (e.g. its workdir is gone).
+    """
+    return parse(tomllib.loads(study.config_text), path=Path(study.config_path), text=study.config_text)
+
+
 def param_infos(study: Study) -> tuple[ParamInfo, ...]:
-    """The search space from the config stored with the study (not the file, which may have moved)."""
+    """The search space from the config stored with the study."""
     try:
-        spec = parse(tomllib.loads(study.config_text), path=Path(study.config_path), text=study.config_text)
+        spec = stored_spec(study)
     except (SpecError, tomllib.TOMLDecodeError):
         return ()
     return tuple(_param_info(p) for p in spec.params)

@@ -282,3 +282,20 @@ def test_each_gpu_trial_gets_its_own_device(make_study, db_path):
     # Both GPUs were used at once, and never one GPU by two trials.
     assert (0, 1) in seen_busy and all(len(set(b)) == len(b) for b in seen_busy)
     assert all(e["PLAYBOOK_MAX_TRAIN_STEPS"] == "20" and e["PLAYBOOK_STUDY"] == "s" for e in envs)
+
+
+def test_added_trials_continue_the_quasi_random_sequence(make_study, db_path, capsys):
+    from runner.search import nuisance_samples
+    from runner.spec import load
+
+    path = make_study(study_text(trials=2, steps=5, modes='["ok", "crash"]'))
+    assert cli(["--db", str(db_path), "run", str(path)]) == 0
+    assert cli(["--db", str(db_path), "add-trials", "s", "3"]) == 0
+    assert "queued 6 new trial(s)" in capsys.readouterr().out
+    assert cli(["--db", str(db_path), "run", str(path)]) == 0  # the same file resumes and runs them
+    db = store.connect(db_path)
+    rows = trials.list_for_study(db, studies.by_name(db, "s").id)
+    assert [t.number for t in rows] == list(range(1, 11)) and all(t.state.is_finished() for t in rows)
+    # 5 samples in all, each crossed with both modes, equal to a study planned with 5 from the start
+    expected = [v["lr"] for v in nuisance_samples(load(path), 5)]
+    assert [t.params["lr"] for t in rows if t.params["mode"] == "ok"] == expected
