@@ -132,24 +132,22 @@ def cmd_run(args, db_path: Path) -> int:
     return _run_foreground(db_path, args, study)
 
 
-def _run_foreground(db_path: Path, args, study: Study | None) -> int:
+def _run_foreground(db_path: Path, args, study: Study) -> int:
     runner = Runner(db_path, cpu_slots=args.cpu_slots, grace_s=args.grace, log=_log)
     runner.start()
     gpus_note = f"{len(runner.gpus)} GPU slot(s)" if runner.gpus else "no GPU found, CPU slots"
     print(f"runner pid {os.getpid()}: {gpus_note}, {runner.cpu_slots} CPU slot(s)")
-    progress = _Progress(runner.db, study) if study else None
+    progress = _Progress(runner.db, study)
 
     def done() -> bool:
-        if progress:
-            progress.tick()
+        progress.tick()
         return runner.idle()
 
     try:
         runner.serve(until=done)
     except KeyboardInterrupt:
         print("\ninterrupted: stopping running trials (Ctrl-C again to leave them running)")
-        if study:
-            studies.set_active(runner.db, study.id, False)
+        studies.set_active(runner.db, study.id, False)
         runner.stop_all("user")
         try:
             runner.serve(until=lambda: not runner.live)
@@ -160,18 +158,14 @@ def _run_foreground(db_path: Path, args, study: Study | None) -> int:
     except LeaseLost as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    if progress:
-        progress.tick(force=True)
+    progress.tick(force=True)
     runner.close()
     return _exit_status(connect(db_path), study)
 
 
-def _exit_status(db, study: Study | None) -> int:
+def _exit_status(db, study: Study) -> int:
     """0 when every trial finished (failures are results too); 1 if some are still queued."""
-    if study is None:
-        return 0
-    counts = trials.state_counts(db, study.id)
-    return 1 if counts.get("queued") else 0
+    return 1 if trials.state_counts(db, study.id).get("queued") else 0
 
 
 def cmd_serve(args, db_path: Path) -> int:

@@ -299,3 +299,22 @@ def test_added_trials_continue_the_quasi_random_sequence(make_study, db_path, ca
     # 5 samples in all, each crossed with both modes, equal to a study planned with 5 from the start
     expected = [v["lr"] for v in nuisance_samples(load(path), 5)]
     assert [t.params["lr"] for t in rows if t.params["mode"] == "ok"] == expected
+
+
+def test_ctrl_c_stops_the_running_trials_and_the_study(make_study, db_path):
+    path = make_study(study_text(steps=5, trials=2, modes='["hang"]'))
+    proc = subprocess.Popen([sys.executable, "-m", "runner", "--db", str(db_path), "run", str(path),
+                             "--grace", "1"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    db = store.connect(db_path)
+    deadline = time.time() + 20
+    while time.time() < deadline and not db.execute(
+            "SELECT 1 FROM trials WHERE state = 'running'").fetchone():
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "interrupted: stopping running trials" in out
+    study = studies.by_name(db, "s")
+    rows = trials.list_for_study(db, study.id)
+    assert {t.state.value for t in rows if t.pid} == {"stopped"}
+    assert not studies.get(db, study.id).active
+    assert all(group_members(t.pid) == [] for t in rows if t.pid)
