@@ -99,6 +99,24 @@ class Actions:
             studies.set_notes(db, study_id, notes)
         return Note(f"saved the notes of {printable(study.name)}")
 
+    def add_trials(self, study_id: int, samples: int) -> Note:
+        """Queue `samples` more quasi-random nuisance points, each crossed with every scientific value."""
+        from runner.launch import add_trials
+        from runner.spec import SpecError
+
+        with self._lock, _open(self.db_path) as db:
+            study = studies.get(db, study_id)
+            if study is None:
+                return Note(f"study {study_id} is gone from the database", "error")
+            try:
+                added = add_trials(db, study, samples)
+            except (SpecError, ValueError) as exc:  # the stored config no longer validates, or samples < 1
+                return Note(f"cannot add trials to {printable(study.name)}: {printable(str(exc))}", "error")
+            # A launched study with a live runner picks new queued trials up by itself.
+            owner = live_owner(db) if study.active else None
+        then = f"runner pid {owner.pid} will run them" if owner else "press l to launch"
+        return Note(f"queued {added} new trial(s) in {printable(study.name)}; {then}")
+
     def stop_study(self, study_id: int) -> Note:
         with self._lock, _open(self.db_path) as db:
             study = studies.get(db, study_id)

@@ -4,7 +4,8 @@
 
 The event loop never waits on SQLite or on the runner: a thread worker polls
 the store (skipping work when PRAGMA data_version says nothing changed) and
-posts Snapshots; the keys' actions run in thread workers too.
+posts Snapshots; a second one computes the playbook's checklist while the study
+screen shows it (tui.checklist); the keys' actions run in thread workers too.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from textual.worker import get_current_worker
 from runner.text import printable
 from store import StoreError, connect, default_db_path
 from tui.actions import Actions, Note
+from tui.checklist import ChecklistReader, ChecklistResult
 from tui.screens import SnapshotScreen, StudiesScreen, StudyScreen
 from tui.snapshot import Snapshot, StorePoller, View
 
@@ -53,6 +55,14 @@ class StoreFailed(Message):
         self.error = error
 
 
+class ChecklistReady(Message):
+    """A freshly computed checklist, from the checklist thread."""
+
+    def __init__(self, result: ChecklistResult):
+        super().__init__()
+        self.result = result
+
+
 class PlaybookApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "playbook-tui"
@@ -63,18 +73,23 @@ class PlaybookApp(App):
         self.sample_study = Path(sample_study)
         self.sub_title = str(self.db_path)
         self.snapshot: Snapshot | None = None
+        self.checklist: ChecklistResult | None = None  # the last one computed, of any study
         self.view = View()  # read by the poller thread; replaced, never mutated
         self.actions = Actions(self.db_path)
         self._wake = threading.Event()
+        self._checklist_wake = threading.Event()
 
     def get_default_screen(self) -> Screen:
         return StudiesScreen()
 
     def on_mount(self) -> None:
         self._poll_store()
+        self._compute_checklist()
 
     def on_unmount(self) -> None:
-        self._wake.set()  # let the poller see it was cancelled now, not after its sleep
+        # Let the threads see they were cancelled now, not after their sleep.
+        self._wake.set()
+        self._checklist_wake.set()
 
     # -- the poller (a thread) and its messages --------------------------------
 
@@ -124,6 +139,29 @@ class PlaybookApp(App):
         if view != self.view:
             self.view = view
             self._wake.set()
+            self._checklist_wake.set()
+
+    # -- the checklist (its own thread: it may take seconds, the poller must not) ------
+
+    @work(thread=True, exclusive=True, group="checklist", name="checklist")
+    def _compute_checklist(self) -> None:
+        worker = get_current_worker()
+        reader = ChecklistReader(self.db_path)
+        try:
+            while not worker.is_cancelled:
+                self._checklist_wake.clear()
+                result = reader.poll(self.view)  # None unless the screen wants it and it is due
+                if result is not None:
+                    self.post_message(ChecklistReady(result))
+                self._checklist_wake.wait(POLL_S)
+        finally:
+            reader.close()
+
+    def on_checklist_ready(self, message: ChecklistReady) -> None:
+        self.checklist = message.result
+        for screen in self.screen_stack:
+            if isinstance(screen, StudyScreen) and screen.is_mounted:
+                screen.show_checklist(message.result)
 
     # -- navigation -------------------------------------------------------------
 
@@ -153,6 +191,9 @@ class PlaybookApp(App):
 
     def set_notes(self, study_id: int, notes: str) -> None:
         self._act(self.actions.set_notes, study_id, notes)
+
+    def add_trials(self, study_id: int, samples: int) -> None:
+        self._act(self.actions.add_trials, study_id, samples)
 
     @work(thread=True, group="actions")
     def _act(self, action: Callable[..., Note], *args) -> None:

@@ -1,8 +1,9 @@
 """What each plot shows, as PlotSpecs built from snapshot data (pure: no Textual, no plotext).
 
 The playbook's plots: training curves overlaid, objective against each varied
-parameter (axis plots), and the best objective per scientific value (isolation);
-on the trial screen, any metric's curve and the gradient norms.
+parameter (axis plots), the best objective per scientific value (isolation), and
+the checklist's where-is-the-best-step histogram and compute axis; on the trial
+screen, any metric's curve and the gradient norms.
 """
 
 from __future__ import annotations
@@ -150,3 +151,48 @@ def grad_hist_spec(stats: GradStats | None) -> PlotSpec:
                     (Series("", centers, tuple(float(c) for c in stats.counts), "primary", BARS),),
                     xticks=nice_ticks(stats.edges[0], stats.edges[-1]),
                     vlines=((stats.p90, f"p90 {stats.p90:.4g}", "error"),))
+
+
+def best_steps_spec(best: Any) -> PlotSpec:
+    """Histogram of best_step / max_train_steps (tui.checklist.BestSteps), the playbook's marks drawn:
+    best steps all in the first 10% -> train less; all in the last 25% -> train longer."""
+    title = "best step / max_train_steps"
+    if not best.counts:
+        return PlotSpec(title, empty=best.note or "no completed trials yet")
+    centers = tuple((a + b) / 2 for a, b in zip(best.edges, best.edges[1:], strict=False))
+    ticks = tuple(best.edges[::2])
+    return PlotSpec(f"{title} ({best.trials} completed trials)",
+                    (Series("", centers, tuple(float(c) for c in best.counts), "primary", BARS),),
+                    xticks=(ticks, tuple(f"{t:.0%}" for t in ticks)),
+                    vlines=((best.early, f"first {best.early:.0%}", "warning"),
+                            (best.late, f"last {1 - best.late:.0%}", "warning")))
+
+
+def compute_spec(view: Any, objective: str) -> PlotSpec:
+    """The objective of the best trial of each scientific value on the compute axis
+    (tui.checklist.ComputeView), and the frontier: the best objective any trial reached by compute c."""
+    series = [Series(f"#{c.trial} {c.group}", c.compute, c.values, CURVE_COLORS[i % len(CURVE_COLORS)])
+              for i, c in enumerate(view.curves)]
+    xs = [x for c in view.curves for x in c.compute]
+    if view.frontier:  # first, so the trials' curves are drawn over it where they touch
+        fx, fy = staircase(view.frontier, max(xs, default=view.frontier[-1][0]))
+        series.insert(0, Series("best by compute", fx, fy, "foreground"))
+    unit = "no compute measure reported" if view.axis == "steps" else view.unit
+    return PlotSpec(f"{objective} vs {view.axis} ({unit})", tuple(series), xticks=_step_ticks(series),
+                    empty=view.note or f"no {objective} curves yet")
+
+
+def staircase(points: Sequence[tuple[float, float]], end: float) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """A frontier of (compute, best so far) drawn as steps: flat until the next improvement, on to `end`."""
+    xs: list[float] = []
+    ys: list[float] = []
+    for x, y in points:
+        if ys:
+            xs.append(x)
+            ys.append(ys[-1])
+        xs.append(x)
+        ys.append(y)
+    if xs and end > xs[-1]:
+        xs.append(end)
+        ys.append(ys[-1])
+    return tuple(xs), tuple(ys)

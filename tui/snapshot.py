@@ -34,6 +34,7 @@ class View:
     overlay: tuple[int, ...] = ()  # marked trials whose curves the study plot overlays too
     detail: bool = False  # the trial screen is open: read trial_id in full
     metric: str | None = None  # the trial screen's chosen metric (None: the objective)
+    checklist: bool = False  # the study screen shows the checklist or its plots (tui.checklist)
 
 
 @dataclass(frozen=True)

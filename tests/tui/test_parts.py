@@ -67,6 +67,12 @@ def test_build_plot_fills_the_size_exactly_in_theme_colors():
     assert {"#0178d4", "#ba3c5b"} <= colors  # plotext's ANSI codes mapped back to the theme
 
 
+def test_build_plot_cuts_a_long_legend_to_one_line():
+    series = tuple(Series(f"#{i} width={2 ** i}", (0, 1), (1.0, 0.5)) for i in range(8))
+    lines = build_plot(PlotSpec("val_loss vs seconds (s)", series), 40, 10, COLORS).plain.split("\n")
+    assert len(lines) == 10 and len(lines[0]) == 40 and lines[0].endswith("…")
+
+
 def test_build_plot_without_data_or_room_says_so():
     assert "no points yet" in build_plot(PlotSpec("loss"), 60, 12, COLORS).plain
     tiny = build_plot(PlotSpec("loss", (Series("a", (0, 1), (0, 1)),)), 10, 3, COLORS)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from pathlib import Path
 
 from tui_helpers import (
@@ -25,6 +26,7 @@ from tui_helpers import (
 
 from tui.app import make_app
 from tui.screens.base import RunnerStatus
+from tui.widgets.checklist import CheckLine
 from tui.widgets.plot import PlotWidget
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
@@ -85,6 +87,22 @@ def test_study_screen_axis_plot(tmp_path):
             await pilot.press("p")
             await settled(pilot, app)
             assert_snapshot("study_axis_lr", screen_text(app))
+
+    run(scenario())
+
+
+def test_study_screen_checklist(tmp_path):
+    app, _ = fixture(tmp_path)
+
+    async def scenario():
+        async with app.run_test(size=SIZE) as pilot:
+            await open_study(pilot, app, rows=6)
+            await pilot.press("c")
+            await wait_for(pilot, lambda: isinstance(app.focused, CheckLine))
+            await pilot.press("enter")  # the first check, expanded
+            await settled(pilot, app)
+            # The title says when it was computed: a fixed time here.
+            assert_snapshot("study_checklist", re.sub(r"\d\d:\d\d:\d\d", "12:00:00", screen_text(app)))
 
     run(scenario())
 

@@ -68,7 +68,8 @@ def test_plot_pages_curves_axes_isolation(tmp_path):
             await wait_for(pilot, lambda: plot.drawn)
             assert "┤" in str(plot.render())  # plotext drew an axis
 
-            assert screen.plot_pages() == ["curves", "axis:lr", "axis:width", "isolation:width"]
+            assert screen.plot_pages() == ["curves", "axis:lr", "axis:width", "isolation:width",
+                                           "best-steps", "compute"]
             await pilot.press("p")
             lr = plot.spec
             assert lr.xlog and lr.title.startswith("val_loss vs lr (log)")
@@ -82,7 +83,7 @@ def test_plot_pages_curves_axes_isolation(tmp_path):
             assert iso.series[1].ys == (0.20, 0.25)
             assert iso.xticks[1] == ("4", "8")
             await wait_for(pilot, lambda: plot.drawn)
-            await pilot.press("p")
+            await pilot.press("p", "p", "p")  # the checklist's plots (tests/tui/test_checklist.py), then around
             assert screen.plot_page == "curves"
 
     run(scenario())

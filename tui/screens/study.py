@@ -1,6 +1,8 @@
-"""One study: its trials (filtered, sorted, the best per scientific value marked) and its plots."""
+"""One study: its trials (filtered, sorted, the best per scientific value marked), its plots, its checklist."""
 
 from __future__ import annotations
+
+import time
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -10,8 +12,10 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from runner.text import printable
 from tui import plots, tables
+from tui.checklist import ChecklistResult
 from tui.screens.base import RunnerStatus, SnapshotScreen
 from tui.snapshot import MAX_OVERLAY, Snapshot, StudyDetail, StudyRow, TrialRow, View
+from tui.widgets.checklist import CheckLine, ChecklistPanel
 from tui.widgets.plot import PlotSpec, PlotWidget
 
 # The state filter `f` cycles through; "running" includes starting, "failed" includes lost.
@@ -23,6 +27,9 @@ FILTERS = {
     "queued": {"queued"},
 }
 CURVES = "curves"
+# The checklist's plots, last in the cycle; they (and the checklist) are computed only while shown.
+BEST_STEPS, COMPUTE = "best-steps", "compute"
+CHECKLIST_PAGES = (BEST_STEPS, COMPUTE)
 NUMBER = tables.Column("number", "#", lambda r: r.number)
 
 
@@ -32,10 +39,13 @@ class StudyScreen(SnapshotScreen):
         # priority: the table would take enter for itself (and only on the row it knows).
         Binding("enter", "open_trial", "Open trial", priority=True),
         Binding("space", "mark", "Overlay", tooltip="Overlay (or not) this trial's curves on the plot"),
-        Binding("p", "next_plot", "Next plot", tooltip="Curves, then an axis plot per varied parameter, "
-                "then isolation"),
+        Binding("p", "next_plot", "Next plot", tooltip="Curves, an axis plot per varied parameter, "
+                "isolation, best steps, compute"),
+        Binding("c", "toggle_checklist", "Checklist", tooltip="The playbook's checklist for this study, "
+                "or back to the plots"),
         Binding("f", "cycle_filter", "Filter", tooltip="Show all, running, completed, failed or queued trials"),
         Binding("l", "launch", "Launch", tooltip="Launch or resume this study"),
+        Binding("a", "add_trials", "Add trials", tooltip="Queue more quasi-random samples of this study"),
         Binding("x", "stop_trial", "Stop trial", tooltip="Stop the highlighted trial"),
         Binding("X", "stop_study", "Stop study", tooltip="Stop this study's running trials"),
         Binding("s", "cycle_sort", "Sort", tooltip="Sort by the next column"),
@@ -49,7 +59,9 @@ class StudyScreen(SnapshotScreen):
         self.sort_reverse = False
         self.filter = "all"
         self.marked: set[int] = set()  # trial ids overlaid on the curves plot
-        self.plot_page = CURVES  # CURVES, "axis:<param>" or "isolation:<param>"
+        self.plot_page = CURVES  # CURVES, "axis:<param>", "isolation:<param>" or a CHECKLIST_PAGES
+        self.checklist_shown = False  # the pane shows the checklist instead of a plot
+        self._checklist: ChecklistResult | None = None
         self.columns: tuple[tables.Column, ...] = ()
         self._detail: StudyDetail | None = None
         self._cells = tables.RowCache()
@@ -62,14 +74,19 @@ class StudyScreen(SnapshotScreen):
         with Vertical(id="trial-pane"):
             yield Static(id="trial-detail")
             yield PlotWidget(id="study-plot")
+            yield ChecklistPanel(id="checklist")
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one(DataTable).focus()
+        last = self.app.checklist  # computed before, on an earlier visit: shown until a fresh one comes
+        if last is not None and last.study_id == self.study_id:
+            self._checklist = last
 
     def view(self) -> View:
         row = self.highlighted()
-        return View(self.study_id, row.id if row else None, overlay=tuple(sorted(self.marked)))
+        wants = self.checklist_shown or self.plot_page in CHECKLIST_PAGES
+        return View(self.study_id, row.id if row else None, overlay=tuple(sorted(self.marked)), checklist=wants)
 
     # -- showing a snapshot --------------------------------------------------------
 
@@ -146,14 +163,18 @@ class StudyScreen(SnapshotScreen):
         if detail is None:
             return [CURVES]
         return ([CURVES] + [f"axis:{a.param}" for a in detail.axes]
-                + [f"isolation:{name}" for name, _ in detail.isolation])
+                + [f"isolation:{name}" for name, _ in detail.isolation] + list(CHECKLIST_PAGES))
 
     def _show_plot(self, study: StudyRow | None) -> None:
         pages = self.plot_pages()
         if self.plot_page not in pages:
             self.plot_page = CURVES
         pane = self.query_one("#trial-pane")
-        pane.border_title = f"{self.plot_page} ({pages.index(self.plot_page) + 1}/{len(pages)}) · p: next plot"
+        if self.checklist_shown:
+            pane.border_title = self._checklist_title()
+        else:
+            pane.border_title = (f"{self.plot_page} ({pages.index(self.plot_page) + 1}/{len(pages)}) · "
+                                 "p: next plot · c: checklist")
         self.query_one(PlotWidget).replot(self._plot_spec(study))
 
     def _plot_spec(self, study: StudyRow | None) -> PlotSpec:
@@ -163,6 +184,8 @@ class StudyScreen(SnapshotScreen):
         objective, mode = study.objective_metric, study.objective_mode
         if self.plot_page == CURVES:
             return plots.curves_spec(detail.curves, objective)
+        if self.plot_page in CHECKLIST_PAGES:
+            return self._checklist_plot_spec(objective)
         if detail.analysis_error:
             return PlotSpec(self.plot_page, empty=f"analysis failed: {detail.analysis_error}")
         kind, _, name = self.plot_page.partition(":")
@@ -171,6 +194,61 @@ class StudyScreen(SnapshotScreen):
             return plots.axis_spec(axis, objective, mode)
         rows = next(rows for n, rows in detail.isolation if n == name)
         return plots.isolation_spec(name, rows, objective)
+
+    def _checklist_plot_spec(self, objective: str) -> PlotSpec:
+        result = self._checklist
+        if result is None:
+            return PlotSpec(self.plot_page, empty="computing the checklist…")
+        if result.error:
+            return PlotSpec(self.plot_page, empty=f"the checklist failed: {result.error}")
+        if self.plot_page == BEST_STEPS:
+            return plots.best_steps_spec(result.best_steps)
+        return plots.compute_spec(result.compute, objective)
+
+    # -- the checklist ------------------------------------------------------------------
+
+    def show_checklist(self, result: ChecklistResult) -> None:
+        """A fresh checklist from the app's checklist thread."""
+        if result.study_id != self.study_id:
+            return
+        self._checklist = result
+        self._show_checklist_panel()
+        if self.plot_page in CHECKLIST_PAGES or self.checklist_shown:
+            self._refresh_plot()
+
+    def _show_checklist_panel(self) -> None:
+        panel = self.query_one(ChecklistPanel)
+        panel.show(self._checklist)
+        if self.checklist_shown and not isinstance(self.focused, CheckLine):
+            # Pressing c before the first result: move to the lines once they are there.
+            self.call_after_refresh(self._focus_checklist)
+
+    def _focus_checklist(self) -> None:
+        line = self.query_one(ChecklistPanel).first_line()
+        if self.checklist_shown and line is not None and not isinstance(self.focused, CheckLine):
+            line.focus()
+
+    def _checklist_title(self) -> str:
+        result = self._checklist
+        if result is None or result.error:
+            return f"checklist ({'computing…' if result is None else 'failed'}) · c: plots"
+        counts = " · ".join(f"{n} {verdict}" for verdict, n in result.counts().items())
+        when = time.strftime("%H:%M:%S", time.localtime(result.computed_at))
+        return f"checklist: {counts} ({result.trials} trials, {when}) · enter: evidence · c: plots"
+
+    def _set_checklist_shown(self, shown: bool) -> None:
+        self.checklist_shown = shown
+        self.set_class(shown, "-checklist")
+        self.app.set_view(self.view())
+        if shown:
+            self._show_checklist_panel()
+        else:
+            self.query_one(DataTable).focus()
+        self._refresh_plot()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # enter belongs to a focused check (it expands it), not to the trials table.
+        return not (action == "open_trial" and isinstance(self.focused, CheckLine))
 
     # -- following the cursor ---------------------------------------------------------
 
@@ -215,14 +293,36 @@ class StudyScreen(SnapshotScreen):
         else:
             self.marked.add(row.id)
         self.plot_page = CURVES
-        self.app.set_view(self.view())
+        self._set_checklist_shown(False)  # shows the overlay (and tells the poller)
         self._refresh()
 
     def action_next_plot(self) -> None:
+        if self.checklist_shown:  # back to the plot that was shown
+            self._set_checklist_shown(False)
+            return
         pages = self.plot_pages()
         index = pages.index(self.plot_page) if self.plot_page in pages else -1
         self.plot_page = pages[(index + 1) % len(pages)]
+        self.app.set_view(self.view())  # the checklist's plots need it computed
         self._refresh()
+
+    def action_toggle_checklist(self) -> None:
+        self._set_checklist_shown(not self.checklist_shown)
+
+    def action_add_trials(self) -> None:
+        from tui.screens.add_trials import AddTrialsScreen  # the dialog loads when first needed
+
+        snap = self.app.snapshot
+        study = snap.study(self.study_id) if snap else None
+        if study is None:
+            self.notify("the study is not loaded yet", severity="warning")
+            return
+
+        def queue(samples: int | None) -> None:
+            if samples is not None:
+                self.app.add_trials(self.study_id, samples)
+
+        self.app.push_screen(AddTrialsScreen(study.name), queue)
 
     def action_cycle_filter(self) -> None:
         names = list(FILTERS)
@@ -250,8 +350,15 @@ class StudyScreen(SnapshotScreen):
         self._show_detail(self.highlighted(), study)
         self._show_plot(study)
 
+    def _refresh_plot(self) -> None:
+        snap = self.app.snapshot
+        self._show_plot(snap.study(self.study_id) if snap else None)
+
     def action_back(self) -> None:
-        self.app.pop_screen()
+        if self.checklist_shown:  # esc leaves the checklist first, then the screen
+            self._set_checklist_shown(False)
+        else:
+            self.app.pop_screen()
 
     def action_launch(self) -> None:
         self.app.launch_study(self.study_id)

@@ -77,6 +77,9 @@ def build_plot(spec: PlotSpec, width: int, height: int, colors: dict[str, str]) 
     the theme's color strings (read on the UI thread).
     """
     head = header(spec, colors)
+    # Cut here: Textual wraps a long line of the rendered Text whatever its no_wrap says,
+    # and a wrapped legend would push the plot's last line (the x labels) out of sight.
+    head.truncate(width, overflow="ellipsis")
     if not spec.has_data:
         return Text.assemble(head, "\n\n", Text(spec.empty, style="dim"), no_wrap=True)
     if width < 16 or height < 5:
