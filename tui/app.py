@@ -33,7 +33,7 @@ from tui.checklist import ChecklistReader, ChecklistResult
 from tui.screens import SnapshotScreen, StudiesScreen, StudyScreen
 from tui.snapshot import Snapshot, StorePoller, View
 
-POLL_S = 1.0
+POLL_S = 0.5  # sets the report-to-screen delay; a poll with no change costs one PRAGMA
 # The repository root is tui/..; from this file rather than tui.__file__, which is None
 # while an editable install made before tui/__init__.py existed maps tui as a namespace.
 SAMPLE_STUDY = Path(__file__).resolve().parents[1] / "sample_studies" / "digits" / "study.toml"
@@ -130,10 +130,12 @@ class PlaybookApp(App):
 
     def _show(self, snap: Snapshot) -> None:
         self.snapshot = snap
-        # Screens under a modal (the command palette) keep up too.
-        for screen in self.screen_stack:
+        # Only the visible screen (or the one under a modal, e.g. the command palette) is fed:
+        # a covered screen catches up from self.snapshot when it is uncovered (on_screen_resume).
+        for screen in reversed(self.screen_stack):
             if isinstance(screen, SnapshotScreen) and screen.is_mounted:
                 screen.show(snap)
+                break
 
     def set_view(self, view: View) -> None:
         if view != self.view:

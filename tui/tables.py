@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.text import Text
 from textual.widgets import DataTable
-from textual.widgets.data_table import CellDoesNotExist
+from textual.widgets.data_table import CellDoesNotExist, ColumnKey
 
 from runner.text import printable
 from tui.snapshot import StudyRow, TrialRow
@@ -184,7 +184,9 @@ def sync_rows(table: DataTable, columns: Sequence[Column], rows: Sequence[Any],
         for row_key, (row_cells, changed) in zip(keys, rendered, strict=True):
             for column, new in zip(columns, row_cells, strict=True) if changed else ():
                 if not _same(table.get_cell(row_key, column.key), new):
-                    table.update_cell(row_key, column.key, new, update_width=True)
+                    # Re-measuring widths re-renders the whole table: only when the cell grew.
+                    grew = new.cell_len > table.columns[ColumnKey(column.key)].content_width
+                    table.update_cell(row_key, column.key, new, update_width=grew)
         return
     cursor_key = current_key(table)
     table.clear()

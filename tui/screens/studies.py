@@ -131,7 +131,8 @@ class StudiesScreen(SnapshotScreen):
         self._poll_gpus()
 
     def _poll_gpus(self) -> None:
-        if self.is_current and self.query_one(GpuPanel).display:
+        # is_current stays true for the screen just under the top one (Textual 8): ask the app.
+        if self.app.screen is self and self.query_one(GpuPanel).display:
             self._read_gpus()
 
     @work(thread=True, exclusive=True, group="gpus", exit_on_error=False)
