@@ -33,7 +33,7 @@ from tui.checklist import ChecklistReader, ChecklistResult
 from tui.screens import SnapshotScreen, StudiesScreen, StudyScreen
 from tui.snapshot import Snapshot, StorePoller, View
 
-POLL_S = 0.5  # sets the report-to-screen delay; a poll with no change costs one PRAGMA
+POLL_S = 0.75  # sets the report-to-screen delay; a poll with no change costs one PRAGMA
 # The repository root is tui/..; from this file rather than tui.__file__, which is None
 # while an editable install made before tui/__init__.py existed maps tui as a namespace.
 SAMPLE_STUDY = Path(__file__).resolve().parents[1] / "sample_studies" / "digits" / "study.toml"
