@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from store import connect, studies, trials
+from store import connect, metrics, studies, trials
 from store.db import data_version
 from tui.trial_data import Points, TrialDetail, read_points, read_trial_detail
 
@@ -74,6 +74,9 @@ class TrialRow:
     last_step: int | None
     slot: str | None = None
     trial_dir: str = ""
+    # Recent training loss and gradient norm of a running trial, for its row's sparklines.
+    loss_spark: tuple[float | None, ...] = ()
+    grad_spark: tuple[float | None, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -145,8 +148,22 @@ def read_studies(db: Database) -> tuple[StudyRow, ...]:
     return tuple(rows)
 
 
+SPARK_POINTS = 16  # buckets per sparkline: bounded reads, and a width that fits the table
+SPARK_METRICS = ("train_loss", "grad_norm")
+
+
 def read_trials(db: Database, study_id: int) -> tuple[TrialRow, ...]:
-    return rows_of(trials.list_for_study(db, study_id))
+    """The study's trials; running ones carry sparklines of their loss and gradient norm."""
+    return tuple(
+        _with_sparklines(db, row) if row.state == "running" else row
+        for row in rows_of(trials.list_for_study(db, study_id))
+    )
+
+
+def _with_sparklines(db: Database, row: TrialRow) -> TrialRow:
+    loss, grad = (tuple(metrics.read_series(db, row.id, name, SPARK_POINTS).values)
+                  for name in SPARK_METRICS)
+    return dataclasses.replace(row, loss_spark=loss, grad_spark=grad)
 
 
 def rows_of(trial_list: list[trials.Trial]) -> tuple[TrialRow, ...]:

@@ -136,7 +136,26 @@ def trial_columns(study: StudyRow | None, roles: dict[str, str], best: frozenset
         Column("best_step", "@step", lambda r: r.best_step),
         Column("progress", "steps", lambda r: r.last_step,
                lambda r: cell(f"{fmt(r.last_step)}/{fmt(max_steps)}")),
+        Column("spark", "loss ‖g‖", lambda r: r.loss_spark,
+               lambda r: cell(f"{sparkline(r.loss_spark)} {sparkline(r.grad_spark)}".strip())),
         Column("detail", "detail", lambda r: r.detail, lambda r: cell(one_line(r.detail))),
+    )
+
+
+SPARK_LEVELS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Sequence[float | None]) -> str:
+    """A one-line text sparkline; a non-finite point (None) is a blank."""
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    if not finite:
+        return " " * len(values) if values else ""
+    lo, hi = min(finite), max(finite)
+    top = len(SPARK_LEVELS) - 1
+    return "".join(
+        " " if v is None or not math.isfinite(v)
+        else SPARK_LEVELS[round((v - lo) / (hi - lo) * top) if hi > lo else 0]
+        for v in values
     )
 
 

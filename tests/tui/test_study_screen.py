@@ -109,3 +109,18 @@ def test_space_overlays_curves_and_enter_opens_the_trial(tmp_path):
             assert app.view.overlay == (t[0].id,)  # the study screen's view is back, marks kept
 
     run(scenario())
+
+
+def test_running_trials_show_loss_and_grad_norm_sparklines(tmp_path):
+    _, db_path, _, t = manual_study(tmp_path)
+
+    async def scenario():
+        app = make_app(db_path)
+        async with app.run_test(size=SIZE) as pilot:
+            table = await open_study(pilot, app, rows=6)
+            await wait_for(pilot, lambda: cell(table, str(t[4].id), "loss ‖g‖").strip() != "")
+            # train_loss 1.0, 0.8, 0.64 and grad_norm 2.0, 1.6, 1.28: both fall steeply, then less.
+            assert cell(table, str(t[4].id), "loss ‖g‖") == "█▄▁ █▄▁"
+            assert cell(table, str(t[0].id), "loss ‖g‖") == ""  # finished: its curve is on the plot
+
+    run(scenario())
