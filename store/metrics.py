@@ -131,6 +131,15 @@ def read_series(db: Database, trial_id: int, name: str, max_points: int = 400) -
                   [b[2] for b in buckets], sum(b[3] for b in buckets), [last[s][1] for s in steps])
 
 
+def recent(db: Database, trial_id: int, name: str, n: int) -> list[float | None]:
+    """The last `n` values of a metric, oldest first (one index seek, however long the series)."""
+    rows = db.execute(
+        "SELECT value FROM metrics WHERE trial_id = ? AND name = ? ORDER BY step DESC LIMIT ?",
+        [trial_id, name, n],
+    ).fetchall()
+    return [r[0] for r in reversed(rows)]
+
+
 def metric_names(db: Database, trial_id: int) -> list[str]:
     """Names of the metrics a trial reported, sorted."""
     return [

@@ -148,7 +148,8 @@ def read_studies(db: Database) -> tuple[StudyRow, ...]:
     return tuple(rows)
 
 
-SPARK_POINTS = 16  # buckets per sparkline: bounded reads, and a width that fits the table
+SPARK_POINTS = 16  # characters per sparkline: a width that fits the table
+SPARK_WINDOW = 64  # recent points read per sparkline (one index seek), averaged 4 to a character
 SPARK_METRICS = ("train_loss", "grad_norm")
 
 
@@ -161,9 +162,16 @@ def read_trials(db: Database, study_id: int) -> tuple[TrialRow, ...]:
 
 
 def _with_sparklines(db: Database, row: TrialRow) -> TrialRow:
-    loss, grad = (tuple(metrics.read_series(db, row.id, name, SPARK_POINTS).values)
+    loss, grad = (_averaged(metrics.recent(db, row.id, name, SPARK_WINDOW), SPARK_POINTS)
                   for name in SPARK_METRICS)
     return dataclasses.replace(row, loss_spark=loss, grad_spark=grad)
+
+
+def _averaged(values: list[float | None], width: int) -> tuple[float | None, ...]:
+    """At most `width` points, each the mean of a run of values (None if any is non-finite)."""
+    size = max(1, -(-len(values) // width))  # ceil: a short series keeps one point per value
+    chunks = [values[i:i + size] for i in range(0, len(values), size)]
+    return tuple(None if any(v is None for v in c) else sum(c) / len(c) for c in chunks)
 
 
 def rows_of(trial_list: list[trials.Trial]) -> tuple[TrialRow, ...]:

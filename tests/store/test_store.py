@@ -125,3 +125,12 @@ def test_series_carry_the_wall_time_of_each_drawn_point(db):
     small = metrics.read_series(db, t.id, "loss", max_points=50)
     assert full.walls == [1000.0 + step for step in range(1000)]
     assert small.walls == [1000.0 + step for step in small.steps] and len(small.walls) <= 50
+
+
+def test_recent_values_are_the_last_ones_in_step_order(db):
+    s = add_study(db)
+    t = add_trials(db, s)[0]
+    rows = [(t.id, "loss", step, float(step), None) for step in range(100)]
+    metrics.write_updates(db, [TrialUpdate(t.id, rows=rows)], {})
+    assert metrics.recent(db, t.id, "loss", 3) == [97.0, 98.0, 99.0]
+    assert metrics.recent(db, t.id, "missing", 3) == []
