@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from pathlib import Path
 
 import torch
 
@@ -22,3 +23,29 @@ def grad_norm(parameters: Iterable[torch.nn.Parameter], clip: float | None = Non
     if clip is not None and math.isfinite(clip):
         torch.nn.utils.clip_grads_with_norm_(with_grad, clip, norm)
     return norm
+
+
+class BestCheckpoint:
+    """Keeps only the best checkpoint file of a run (lower objective is better) and reports each one.
+
+    Every improvement is saved and marked through `reporter.checkpoint`, so the runner
+    knows the retrospectively best step; the previous best file is then deleted, so a
+    study of many trials does not fill the disk. `folder=None` saves nothing.
+    """
+
+    def __init__(self, folder: Path | None, reporter) -> None:
+        self.folder, self.reporter = folder, reporter
+        self.best = math.inf
+        self.path: Path | None = None
+
+    def offer(self, step: int, model: torch.nn.Module, objective: float) -> None:
+        """Save `model` if `objective` beats every earlier one."""
+        if self.folder is not None and objective < self.best:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            path = self.folder / f"model_step{step}.pt"
+            torch.save(model.state_dict(), path)
+            self.reporter.checkpoint(step, path, objective=objective)
+            if self.path is not None:
+                self.path.unlink(missing_ok=True)
+            self.path = path
+        self.best = min(self.best, objective)

@@ -22,11 +22,11 @@ import torch.nn.functional as F
 
 try:
     from runner.report import Reporter
-    from runner.torch_helpers import grad_norm
+    from runner.torch_helpers import BestCheckpoint, grad_norm
 except ImportError:  # playbook-tui not installed in this interpreter: use the repo checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from runner.report import Reporter
-    from runner.torch_helpers import grad_norm
+    from runner.torch_helpers import BestCheckpoint, grad_norm
 
 import glyphs
 
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     opt = NesterovSGD(params, args.momentum, args.weight_decay)
     batches = torch.Generator(device="cpu").manual_seed(args.seed)
 
-    best, best_path = math.inf, None
+    checkpoints = BestCheckpoint(args.out, report)
     last = time.perf_counter()
     for step in range(1, args.steps + 1):
         idx = torch.randint(0, len(x_train), (args.batch_size,), generator=batches).to(device)
@@ -132,15 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         if step % args.eval_every == 0 or step == args.steps:
             val_loss, val_error = evaluate(model, x_val, y_val)
             report.log(step, val_error=val_error, val_loss=val_loss)
-            if args.out is not None and val_error < best:
-                args.out.mkdir(parents=True, exist_ok=True)
-                path = args.out / f"model_step{step}.pt"
-                torch.save(model.state_dict(), path)
-                report.checkpoint(step, path, objective=val_error)
-                if best_path is not None:
-                    best_path.unlink(missing_ok=True)  # keep only the best one (save_top_k=1)
-                best_path = path
-            best = min(best, val_error)
+            checkpoints.offer(step, model, val_error)
             print(f"step {step:5d}  train_loss {loss_value:.4f}  val_loss {val_loss:.4f}  "
                   f"val_error {val_error:.4f}", flush=True)
             last = time.perf_counter()  # eval time is not training throughput

@@ -24,11 +24,11 @@ from torch import nn
 
 try:
     from runner.report import Reporter
-    from runner.torch_helpers import grad_norm
+    from runner.torch_helpers import BestCheckpoint, grad_norm
 except ImportError:  # playbook-tui not installed in this interpreter: use the repo checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from runner.report import Reporter
-    from runner.torch_helpers import grad_norm
+    from runner.torch_helpers import BestCheckpoint, grad_norm
 
 import textgen
 
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     gen = torch.Generator().manual_seed(args.seed)
     tokens_per_step = args.batch_size * args.seq_len
 
-    best, best_path = math.inf, None
+    checkpoints = BestCheckpoint(args.out, report)
     last = time.perf_counter()
     for step in range(1, args.steps + 1):
         x, y = (t.to(device) for t in batch(train_data, args.batch_size, args.seq_len, gen))
@@ -204,15 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         if step % args.eval_every == 0 or step == args.steps:
             val_loss = evaluate(model, val_x, val_y)
             report.log(step, val_loss=val_loss)
-            if args.out is not None and val_loss < best:
-                args.out.mkdir(parents=True, exist_ok=True)
-                path = args.out / f"model_step{step}.pt"
-                torch.save(model.state_dict(), path)
-                report.checkpoint(step, path, objective=val_loss)
-                if best_path is not None:
-                    best_path.unlink(missing_ok=True)  # keep only the best one (save_top_k=1)
-                best_path = path
-            best = min(best, val_loss)
+            checkpoints.offer(step, model, val_loss)
             print(f"step {step:5d}  lr {lr:.2e}  train_loss {loss_value:.4f}  "
                   f"val_loss {val_loss:.4f}  grad_norm {float(norm):.3g}", flush=True)
             last = time.perf_counter()  # eval time is not training throughput
