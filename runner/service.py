@@ -125,14 +125,15 @@ class Runner:
         for trial in trials.in_states(self.db, {TrialState.STARTING, TrialState.RUNNING}):
             paths = TrialPaths(Path(trial.trial_dir))
             alive = trial.host == self.host and process.is_alive(trial.pid, trial.proc_start)
+            ended = None if alive else process.read_exit(paths)
             if alive:
                 self.live[trial.id] = self._live_from_row(trial, popen=None)
                 self.log(f"adopted running trial {self._label(trial)} (pid {trial.pid})")
-            elif trial.state is TrialState.RUNNING and process.read_exit(paths) is not None:
+            elif trial.state is TrialState.RUNNING and ended is not None:
                 # It ended while no runner watched: its exit file says how.
                 live = self._live_from_row(trial, popen=None)
                 self._ingest([live])
-                self._settle(live, process.read_exit(paths).get("returncode"))
+                self._settle(live, ended.get("returncode"))
             else:
                 self._lose(trial)
 
