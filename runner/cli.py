@@ -8,6 +8,10 @@
     playbook-runner [--db PATH] add-trials STUDY SAMPLES
     playbook-runner [--db PATH] export STUDY --format csv|json
     playbook-runner [--db PATH] analyze STUDY [--json]
+    playbook-runner [--db PATH] probe-batch STUDY | --command CMD [--start 8 --cap 4096 --steps 30]
+    playbook-runner [--db PATH] warmup STUDY [--low --high --points --early-check --also-100x]
+    playbook-runner [--db PATH] decide BASELINE CANDIDATE [--seeds 5 --complexity none|some|"a lot"]
+    playbook-runner [--db PATH] wizards [NAME] [--json]
 """
 
 from __future__ import annotations
@@ -27,9 +31,11 @@ from runner.owner import live_owner, start_detached
 from runner.service import DEFAULT_GRACE_S, LeaseLost, Runner
 from runner.spec import SpecError, load
 from runner.text import printable
+from runner.wizards.substudy import WizardError
 from store import StoreError, commands, connect, default_db_path, lease, studies, trials
 from store.studies import Study, StudyConflict
 from store.trials import Trial, TrialState
+from store.wizards import WizardConflict
 
 EXIT_USAGE = 2
 
@@ -44,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"database: {db_path}", file=sys.stderr)
     try:
         return args.func(args, db_path)
-    except (CliError, SpecError, StoreError, StudyConflict, lease.LeaseHeld) as exc:
+    except (CliError, SpecError, StoreError, StudyConflict, lease.LeaseHeld, WizardError,
+            WizardConflict) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
@@ -99,6 +106,10 @@ def _parser() -> argparse.ArgumentParser:
     analyze.add_argument("study")
     analyze.add_argument("--json", action="store_true", help="every check with every number behind it")
     analyze.set_defaults(func=cmd_analyze)
+
+    from runner import wizard_cli
+
+    wizard_cli.add_parsers(sub)
     return p
 
 

@@ -25,6 +25,19 @@ def grad_norm(parameters: Iterable[torch.nn.Parameter], clip: float | None = Non
     return norm
 
 
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak memory of this process so far, in MiB: CUDA allocations on a GPU, resident set on a CPU.
+
+    The batch-size probe reads it to show how close each size came to running out.
+    Neither read syncs the GPU.
+    """
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
 class BestCheckpoint:
     """Keeps only the best checkpoint file of a run (lower objective is better) and reports each one.
 

@@ -112,3 +112,39 @@ _V1 = [
 def _initial(db: Database) -> None:
     for statement in _V1:
         db.execute(statement)
+
+
+_V2 = [
+    # A guided wizard (batch-size probe, warmup, adopt-or-not): its options, where it is,
+    # and its verdict. Its trials are ordinary trials of the sub-studies it registers
+    # (named "<wizard>.<stage>"), so they are visible, resumable and never lost.
+    """CREATE TABLE wizards (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('probe-batch', 'warmup', 'decide')),
+        name TEXT NOT NULL UNIQUE,
+        base_study TEXT NOT NULL,
+        options_json TEXT NOT NULL,
+        stage TEXT NOT NULL,
+        state_json TEXT NOT NULL DEFAULT '{}',
+        verdict TEXT,
+        result_json TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    )""",
+    # Adopted configurations: the playbook's "launch" of a new baseline, newest last.
+    """CREATE TABLE baselines (
+        id INTEGER PRIMARY KEY,
+        scope TEXT NOT NULL,
+        params_json TEXT NOT NULL,
+        source TEXT NOT NULL,
+        objective_mean REAL,
+        wizard_id INTEGER REFERENCES wizards(id),
+        adopted_at REAL NOT NULL
+    )""",
+]
+
+
+@MIGRATIONS(name="0002_wizards")
+def _wizards(db: Database) -> None:
+    for statement in _V2:
+        db.execute(statement)

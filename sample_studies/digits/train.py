@@ -22,14 +22,15 @@ import torch.nn.functional as F
 
 try:
     from runner.report import Reporter
-    from runner.torch_helpers import BestCheckpoint, grad_norm
+    from runner.torch_helpers import BestCheckpoint, grad_norm, peak_memory_mb
 except ImportError:  # playbook-tui not installed in this interpreter: use the repo checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from runner.report import Reporter
-    from runner.torch_helpers import BestCheckpoint, grad_norm
+    from runner.torch_helpers import BestCheckpoint, grad_norm, peak_memory_mb
 
 import glyphs
 
+MEMORY_EVERY = 10  # steps between peak-memory reports (the batch-size probe shows them)
 DATA_SEED = 0  # fixed: every trial sees the same data; --seed varies init and batch order
 
 
@@ -124,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         report.log(step, train_loss=loss_value, grad_norm=norm, lr=lr,
                    examples_per_s=args.batch_size / max(now - last, 1e-9))
         last = now
+        if step % MEMORY_EVERY == 0 or step == args.steps:
+            report.log(step, peak_memory_mb=peak_memory_mb(device))
         if not math.isfinite(loss_value):
             # The runner marks the trial diverged from this point; training on is wasted time.
             print(f"diverged: train_loss={loss_value} at step {step} (lr={args.lr:g})", file=sys.stderr)

@@ -1,0 +1,203 @@
+"""The state machine every wizard shares: plan a stage, confirm it, run it, conclude it.
+
+A wizard kind (probe, warmup, decide) says which stages it has, what each one runs
+(StagePlan list) and what its finished trials mean (a JSON-able result). `advance`
+moves a stored wizard as far as it can without the user or the runner: it registers
+a confirmed stage's sub-studies, concludes a stage whose trials have all finished,
+and stops at the first thing it must wait for. It never blocks, so the TUI calls it
+from a worker and the CLI from its loop; everything it knows is in the store.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from runner.wizards.substudy import (
+    StagePlan,
+    WizardError,
+    estimate_seconds,
+    has_work,
+    register,
+    seconds_per_step,
+)
+from store import studies
+from store import wizards as wizard_store
+from store.studies import Study
+from store.wizards import Wizard
+
+DONE = "done"
+
+
+@dataclass(frozen=True)
+class Question:
+    """What the wizard needs from the user before it goes on."""
+
+    key: str  # "confirm:<stage>" or an answer's name
+    text: str
+    choices: tuple[str, ...]  # the first is the default
+
+
+@dataclass(frozen=True)
+class Status:
+    """Where a wizard stands after `advance`."""
+
+    wizard: Wizard
+    stage: str
+    stage_title: str
+    plan_lines: tuple[str, ...] = ()  # what the current stage runs, with the time estimate
+    question: Question | None = None
+    running: tuple[str, ...] = ()  # sub-studies with trials queued or running
+    stage_results: dict[str, Any] = field(default_factory=dict)
+    done: bool = False
+
+    @property
+    def result(self) -> dict | None:
+        return self.wizard.result
+
+
+class Kind:
+    """One wizard kind. Subclasses set `kind` and `stages` and implement the hooks."""
+
+    kind: str = ""
+    stages: tuple[str, ...] = ()
+    titles: dict[str, str] = {}
+
+    def __init__(self, db: Database, db_path: Path, wizard: Wizard) -> None:
+        self.db, self.db_path, self.wizard = db, Path(db_path), wizard
+        self.options = wizard.options
+
+    # hooks --------------------------------------------------------------------------
+    def base_study(self) -> Study:
+        study = studies.by_name(self.db, self.wizard.base_study)
+        if study is None:
+            raise WizardError(f"the wizard's base study {self.wizard.base_study!r} is not in this database")
+        return study
+
+    def plans(self, stage: str, results: dict[str, Any]) -> list[StagePlan]:
+        raise NotImplementedError
+
+    def conclude(self, stage: str, results: dict[str, Any], answers: dict[str, Any]) -> dict:
+        """The stage's result (JSON-able); called once every trial of the stage has finished."""
+        raise NotImplementedError
+
+    def skip(self, stage: str, results: dict[str, Any]) -> bool:
+        """True when a stage does not apply (an earlier result made it moot)."""
+        return False
+
+    def watch(self, stage: str, study: Study) -> None:
+        """Called while a stage runs (e.g. the probe stops larger sizes after an OOM)."""
+
+    def question(self, stage: str, results: dict[str, Any], answers: dict[str, Any]) -> Question | None:
+        """A question that must be answered before `conclude` (e.g. how complex the change is)."""
+        return None
+
+    def optional(self, stage: str) -> bool:
+        """Whether the user may skip the stage instead of confirming it."""
+        return False
+
+    def finish(self, results: dict[str, Any]) -> tuple[str, dict]:
+        """(verdict line, result) once every stage is concluded."""
+        raise NotImplementedError
+
+    # the machine ------------------------------------------------------------------------
+    def stage_study_names(self, stage: str, results: dict) -> list[str]:
+        return [p.study_name for p in self.plans(stage, results)]
+
+    def advance(self) -> Status:
+        """Go as far as possible now; see the module docstring."""
+        while True:
+            w = self.wizard
+            state = w.state
+            results, answers = state.get("results", {}), state.get("answers", {})
+            if w.stage == DONE:
+                return Status(w, DONE, "finished", stage_results=results, done=True)
+            stage = w.stage
+            if self.skip(stage, results) or stage in state.get("skipped", []):
+                self._move_on(stage, state, None)
+                continue
+            plans = self.plans(stage, results)
+            lines = self.describe(plans)
+            if stage not in state.get("confirmed", []):
+                choices = ("run", "skip") if self.optional(stage) else ("run",)
+                return Status(w, stage, self.titles.get(stage, stage), lines,
+                              Question(f"confirm:{stage}", f"Run {self.titles.get(stage, stage)}?", choices),
+                              stage_results=results)
+            registered = [register(self.db, self.db_path, self.base_spec_for(p), p, self.note(stage))
+                          for p in plans]
+            for study in registered:
+                self.watch(stage, study)
+            running = tuple(s.name for s in registered if has_work(self.db, s))
+            if running:
+                for s in registered:
+                    if s.name in running and not studies.get(self.db, s.id).active:
+                        studies.set_active(self.db, s.id, True)
+                return Status(w, stage, self.titles.get(stage, stage), lines, running=running,
+                              stage_results=results)
+            question = self.question(stage, results, answers)
+            if question is not None and question.key not in answers:
+                return Status(w, stage, self.titles.get(stage, stage), lines, question, stage_results=results)
+            self._move_on(stage, state, self.conclude(stage, results, answers))
+
+    def _move_on(self, stage: str, state: dict, result: dict | None) -> None:
+        if result is not None:
+            state.setdefault("results", {})[stage] = result
+        later = self.stages[self.stages.index(stage) + 1:]
+        next_stage = later[0] if later else DONE
+        verdict = result_json = None
+        if next_stage == DONE:
+            verdict, result_json = self.finish(state.get("results", {}))
+        self.wizard = wizard_store.save(self.db, self.wizard.id, stage=next_stage, state=state,
+                                        verdict=verdict, result=result_json)
+
+    def answer(self, key: str, value: str) -> None:
+        """Record the user's answer to a Question (confirm:<stage> takes 'run' or 'skip')."""
+        state = self.wizard.state
+        if key.startswith("confirm:"):
+            stage = key.split(":", 1)[1]
+            bucket = "skipped" if value == "skip" else "confirmed"
+            state.setdefault(bucket, [])
+            if stage not in state[bucket]:
+                state[bucket].append(stage)
+        else:
+            state.setdefault("answers", {})[key] = value
+        self.wizard = wizard_store.save(self.db, self.wizard.id, stage=self.wizard.stage, state=state,
+                                        verdict=self.wizard.verdict, result=self.wizard.result)
+
+    # helpers for kinds ----------------------------------------------------------------------
+    def base_spec_for(self, plan: StagePlan):
+        from runner.wizards.substudy import base_spec
+
+        return base_spec(self.base_study())
+
+    def note(self, stage: str) -> str:
+        return (f"Planned by the {self.kind} wizard {self.wizard.name!r} (stage {stage}) from study "
+                f"{self.wizard.base_study!r} on {time.strftime('%Y-%m-%d')}.")
+
+    def describe(self, plans: list[StagePlan]) -> tuple[str, ...]:
+        per_step = seconds_per_step(self.db, self.base_study())
+        out = []
+        for p in plans:
+            name, values = p.vary
+            shown = ", ".join(_short(v) for v in values)
+            eta = estimate_seconds(per_step, p)
+            eta_text = f"about {_duration(eta)}" if eta is not None else "time unknown (no finished base trial)"
+            out.append(f"{p.study_name}: {p.trial_count} trial(s) of {p.max_train_steps} steps, "
+                       f"{name} = {shown}; {eta_text}")
+        return tuple(out)
+
+
+def _short(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -1,0 +1,85 @@
+"""The batch-size throughput probe as a wizard: powers of two, one at a time, until memory runs out."""
+
+from __future__ import annotations
+
+from runner.playbook import batch_probe
+from runner.wizards.engine import Kind
+from runner.wizards.substudy import StagePlan, WizardError, outcome, series, stage_trials
+from store import studies, trials
+from store.studies import Study
+from store.trials import TrialState
+
+THROUGHPUT_METRIC = "examples_per_s"
+MEMORY_METRIC = "peak_memory_mb"
+
+
+def batch_sizes(start: int, cap: int) -> list[int]:
+    """start, 2 x start, ... up to cap (powers of two when start is one)."""
+    if start < 1 or cap < start:
+        raise WizardError(f"--start must be >= 1 and <= --cap, got start {start}, cap {cap}")
+    sizes = [start]
+    while sizes[-1] * 2 <= cap:
+        sizes.append(sizes[-1] * 2)
+    return sizes
+
+
+class BatchProbe(Kind):
+    kind = "probe-batch"
+    stages = ("probe",)
+    titles = {"probe": "throughput at doubling batch sizes"}
+
+    def plans(self, stage, results):
+        o = self.options
+        return [StagePlan(
+            study_name=f"{self.wizard.name}.probe",
+            title=f"Throughput of {self.wizard.base_study} at batch sizes {o['start']}..{o['cap']}",
+            vary=(o["batch_param"], tuple(batch_sizes(o["start"], o["cap"]))),
+            fixed=o["fixed"], max_train_steps=o["steps"], concurrency=1,
+            objective=(THROUGHPUT_METRIC, "max"), gpus_per_trial=o["gpus_per_trial"],
+        )]
+
+    def watch(self, stage: str, study: Study) -> None:
+        """After the first size that fails, the larger ones are not worth running: stop them."""
+        ts = sorted(stage_trials(self.db, study), key=lambda t: t.params[self.options["batch_param"]])
+        failed = next((t for t in ts if t.state is TrialState.FAILED), None)
+        if failed is None:
+            return
+        why = "ran out of memory" if failed.reason == "oom" else f"failed ({failed.reason})"
+        size = failed.params[self.options["batch_param"]]
+        for t in ts:
+            if t.state is TrialState.QUEUED and t.params[self.options["batch_param"]] > size:
+                trials.finish(self.db, t.id, TrialState.STOPPED, detail=f"not run: batch size {size} {why}")
+
+    def runs(self) -> list[batch_probe.ProbeRun]:
+        study = studies.by_name(self.db, f"{self.wizard.name}.probe")
+        out = []
+        for t in sorted(stage_trials(self.db, study), key=lambda t: t.params[self.options["batch_param"]]):
+            how = outcome(t)
+            if how == "not run":
+                continue
+            _, thr = series(self.db, t, THROUGHPUT_METRIC)
+            _, mem = series(self.db, t, MEMORY_METRIC)
+            peak = max((m for m in mem if m is not None), default=None)
+            out.append(batch_probe.ProbeRun(
+                batch_size=int(t.params[self.options["batch_param"]]),
+                outcome="oom" if how == "oom" else ("ok" if how == "ok" else "failed"),
+                examples_per_s=tuple(float(v) for v in thr if v is not None),
+                peak_memory_mb=peak, detail=t.detail or ""))
+        return out
+
+    def conclude(self, stage, results, answers):
+        runs = self.runs()
+        result = batch_probe.decide(runs, cap=self.options["cap"], skip=self.options["skip"])
+        out = result.to_json()
+        rec = next((r for r in result.rows if r.batch_size == result.recommended), None)
+        steps = self.options["train_steps"]
+        if rec is not None and rec.time_per_step_s is not None:
+            out["training_time"] = {"steps": steps,
+                                    "seconds": batch_probe.training_time_s(rec.time_per_step_s, steps)}
+        out["gpus_per_trial"] = self.options["gpus_per_trial"]
+        return out
+
+    def finish(self, results):
+        r = results["probe"]
+        verdict = (f"batch size {r['recommended']}" if r.get("recommended") else "no batch size ran")
+        return verdict, r
