@@ -22,7 +22,7 @@ from runner.text import printable
 from runner.wizards import view
 from runner.wizards.engine import Kind, Question, Status
 from runner.wizards.start import by_name, start_decide, start_probe, start_warmup
-from runner.wizards.substudy import parse_assignments
+from runner.wizards.substudy import WizardError, parse_assignments
 from store import connect, studies
 from store import wizards as wizard_store
 
@@ -39,7 +39,7 @@ def add_parsers(sub) -> None:
     probe.add_argument("--train-steps", type=int, help="steps to estimate the training time for")
     probe.add_argument("--gpus-per-trial", type=int, help="default: 1 when a GPU is found, else 0 (CPU)")
     _common(probe, set_values=True)
-    probe.set_defaults(func=cmd_probe)
+    probe.set_defaults(func=cmd_start, command_name="probe-batch")
 
     warm = sub.add_parser("warmup", help="learning-rate sweep, then the warmup sweep at 10x the unstable lr")
     warm.add_argument("study")
@@ -56,7 +56,7 @@ def add_parsers(sub) -> None:
     warm.add_argument("--also-100x", action="store_true", help="also run the second warmup sweep at 100x")
     warm.add_argument("--concurrency", type=int, default=2)
     _common(warm, set_values=True)
-    warm.set_defaults(func=cmd_warmup)
+    warm.set_defaults(func=cmd_start, command_name="warmup")
 
     dec = sub.add_parser("decide", help="adopt or not: seeds for baseline and candidate, Welch test, bootstrap CI")
     dec.add_argument("baseline", help="STUDY (its best trial), STUDY/N, or STUDY:PARAM=VALUE")
@@ -65,7 +65,7 @@ def add_parsers(sub) -> None:
     dec.add_argument("--complexity", choices=adopt.COMPLEXITIES, help="how much complexity the change adds")
     dec.add_argument("--concurrency", type=int, default=2)
     _common(dec)
-    dec.set_defaults(func=cmd_decide)
+    dec.set_defaults(func=cmd_start, command_name="decide")
 
     ls = sub.add_parser("wizards", help="stored wizards, or one wizard's verdict and evidence")
     ls.add_argument("name", nargs="?")
@@ -85,33 +85,54 @@ def _common(p: argparse.ArgumentParser, set_values: bool = False) -> None:
         p.add_argument("--from-trial", type=int, help="take the fixed values from this trial number")
 
 
-def cmd_probe(args, db_path: Path) -> int:
-    db = connect(db_path)
-    kind = start_probe(db, db_path, study=args.study, command=args.command, name=args.name,
-                       batch_param=args.batch_param, start=args.start, cap=args.cap, steps=args.steps,
-                       skip=args.skip, train_steps=args.train_steps, gpus_per_trial=args.gpus_per_trial,
-                       overrides=parse_assignments(args.set), from_trial=args.from_trial)
-    return _drive(kind, args, db_path, {})
-
-
-def cmd_warmup(args, db_path: Path) -> int:
-    db = connect(db_path)
-    kind = start_warmup(db, db_path, study=args.study, name=args.name, lr_param=args.lr_param,
-                        warmup_param=args.warmup_param, low=args.low, high=args.high, points=args.points,
-                        horizon=args.horizon, max_train_steps=args.max_train_steps,
-                        loss_metric=args.loss_metric, grad_metric=args.grad_metric,
-                        concurrency=args.concurrency, overrides=parse_assignments(args.set),
-                        from_trial=args.from_trial)
-    optional = {"early-check": "run" if args.early_check else "skip",
-                "warmup-100x": "run" if args.also_100x else "skip"}
-    return _drive(kind, args, db_path, optional)
-
-
-def cmd_decide(args, db_path: Path) -> int:
-    db = connect(db_path)
-    kind = start_decide(db, db_path, baseline=args.baseline, candidate=args.candidate, name=args.name,
+def start_from_args(db, db_path: Path, args) -> Kind:
+    """Create or resume the wizard a parsed command line asks for (the CLI and the TUI's dialog)."""
+    if args.command_name == "probe-batch":
+        return start_probe(db, db_path, study=args.study, command=args.command, name=args.name,
+                           batch_param=args.batch_param, start=args.start, cap=args.cap, steps=args.steps,
+                           skip=args.skip, train_steps=args.train_steps, gpus_per_trial=args.gpus_per_trial,
+                           overrides=parse_assignments(args.set), from_trial=args.from_trial)
+    if args.command_name == "warmup":
+        return start_warmup(db, db_path, study=args.study, name=args.name, lr_param=args.lr_param,
+                            warmup_param=args.warmup_param, low=args.low, high=args.high, points=args.points,
+                            horizon=args.horizon, max_train_steps=args.max_train_steps,
+                            loss_metric=args.loss_metric, grad_metric=args.grad_metric,
+                            concurrency=args.concurrency, overrides=parse_assignments(args.set),
+                            from_trial=args.from_trial)
+    return start_decide(db, db_path, baseline=args.baseline, candidate=args.candidate, name=args.name,
                         seeds=args.seeds, complexity=args.complexity, concurrency=args.concurrency)
-    return _drive(kind, args, db_path, {})
+
+
+def optional_answers(args) -> dict[str, str]:
+    """How the optional stages are answered without asking (warmup's flags)."""
+    if args.command_name != "warmup":
+        return {}
+    return {"early-check": "run" if args.early_check else "skip",
+            "warmup-100x": "run" if args.also_100x else "skip"}
+
+
+class _ArgError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # raise instead of exiting: the TUI shows the message
+        raise _ArgError(f"{self.prog}: {message}")
+
+
+def parse_wizard_args(kind: str, argv: list[str]):
+    """Parse `kind argv...` with the CLI's own options; raises WizardError with argparse's message."""
+    parser = _Parser(prog="wizard", add_help=False)
+    add_parsers(parser.add_subparsers(dest="wizard", parser_class=_Parser))
+    try:
+        return parser.parse_args([kind, *argv])
+    except _ArgError as exc:
+        raise WizardError(str(exc)) from exc
+
+
+def cmd_start(args, db_path: Path) -> int:
+    db = connect(db_path)
+    return _drive(start_from_args(db, db_path, args), args, db_path, optional_answers(args))
 
 
 def cmd_wizards(args, db_path: Path) -> int:
