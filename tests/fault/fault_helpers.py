@@ -38,7 +38,10 @@ def study_file(folder: Path, trial_params: list[dict], *, name: str = "f", steps
     ]
     for param in names:
         values = sorted({toml_value(p[param]) for p in trial_params})
-        lines += [f"[params.{param}]", 'role = "nuisance"', f"values = [{', '.join(values)}]", ""]
+        lines += [f"[params.{param}]", 'role = "nuisance"', f"values = [{', '.join(values)}]"]
+        if "{" + param + "}" not in command:
+            lines.append("in_command = false")  # a label for the test, read from params.json
+        lines.append("")
     for p in trial_params:
         lines.append("[[trial]]")
         lines += [f"{k} = {toml_value(v)}" for k, v in p.items()]

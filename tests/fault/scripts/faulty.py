@@ -8,6 +8,7 @@ Modes:
   flood    write ~100 MB to stdout as fast as it can, then exit 0
   raw      write hand-made metric lines (malformed ones included) straight to the metrics file
   fast     report `--rate` steps/s for `--seconds` seconds through the Reporter
+  stubborn ignore SIGTERM, report a point every 0.05 s forever
   argv     write sys.argv[1:] to argv.json and exit
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 
@@ -106,13 +108,24 @@ def fast(args) -> int:
     return 0
 
 
+def stubborn(args) -> int:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    report = Reporter(flush_every=1, flush_interval_s=0.05)
+    step = 0
+    while True:
+        report.log(step, train_loss=1.0)
+        step += 1
+        time.sleep(0.05)
+
+
 def write_argv(args) -> int:
     with open(os.path.join(TRIAL_DIR, "argv.json"), "w") as f:
         json.dump(sys.argv[1:], f)
     return 0
 
 
-MODES = {"steady": steady, "forker": forker, "flood": flood, "raw": raw, "fast": fast, "argv": write_argv}
+MODES = {"steady": steady, "forker": forker, "flood": flood, "raw": raw, "fast": fast,
+         "stubborn": stubborn, "argv": write_argv}
 
 
 def main() -> int:
