@@ -1,6 +1,8 @@
 """The warmup wizard's decisions on synthetic loss curves with known truth."""
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -248,3 +250,45 @@ def test_clipping_most_updates_says_lower_the_lr():
 
 def test_final_loss_is_the_mean_of_the_last_tenth():
     assert final_loss(as_curve(list(range(100, 0, -1)), np.arange(1, 101))) == pytest.approx(5.5)
+
+
+# -- real curves: sample_studies/tiny_transformer, seed 0, 200 steps (see the fixture's "source") --
+
+REAL = Path(__file__).with_name("tiny_transformer_curves.json")
+
+
+def real_curve(values: list[float]) -> LossCurve:
+    return LossCurve(tuple(range(1, len(values) + 1)), tuple(values))
+
+
+def real_sweep():
+    data = json.loads(REAL.read_text())
+    runs = [SweepRun(float(lr), real_curve(v)) for lr, v in data["lr_sweep_warmup_0"].items()]
+    return data, lr_sweep(runs)
+
+
+def test_real_lr_sweep_finds_the_dead_network_at_0_02():
+    _, result = real_sweep()
+    assert result.lr_star == 0.01 and result.unstable_lr == 0.02
+    assert [r.stability.stable for r in result.rows] == [True, True, True, False, False]
+    assert all(r.stability.reason.startswith("failed to train") for r in result.rows[3:])
+
+
+def warmup_on_real(lr: str):
+    data, sweep = real_sweep()
+    runs = [WarmupRun(int(w), real_curve(v)) for w, v in data[f"warmup_at_lr_{lr}"].items()]
+    return warmup_verdict(runs, base_learning_rate=float(lr), max_train_steps=200,
+                          reference_progress=sweep.lr_star_progress)
+
+
+def test_real_warmup_at_ten_times_the_unstable_lr_finds_nothing():
+    # The measured truth for this sample: at 0.2 (10 x 0.02) no warmup up to 10% of 200 steps trains.
+    result = warmup_on_real("0.2")
+    assert [w for w, _ in result.rows] == warmup_grid(200)
+    assert result.recommended is None
+
+
+def test_real_warmup_at_the_unstable_lr_itself_needs_ten_steps():
+    result = warmup_on_real("0.02")
+    assert result.recommended == 10 and not result.exceeds_5pct and result.new_max_train_steps == 210
+    assert [s.stable for _, s in result.rows] == [False, False, True, True]
