@@ -66,6 +66,8 @@ class ChecklistReady(Message):
 class PlaybookApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "playbook-tui"
+    BINDINGS = [Binding("W", "wizards", "Wizards", tooltip="The guided wizards: batch-size probe, "
+                        "warmup sweep, adopt-or-not")]
 
     def __init__(self, db_path: Path, sample_study: Path = SAMPLE_STUDY):
         super().__init__()
@@ -176,6 +178,12 @@ class PlaybookApp(App):
         from tui.screens.trial import TrialScreen  # its widgets load when first needed
 
         self.push_screen(TrialScreen(study_id, trial_id, trial_dir))
+
+    def action_wizards(self) -> None:
+        from tui.screens.wizards import WizardsScreen  # scipy and the wizards load when first opened
+
+        if not isinstance(self.screen, WizardsScreen):
+            self.push_screen(WizardsScreen())
 
     # -- actions: each in a worker thread, reported as a notification ------------
 

@@ -96,8 +96,11 @@ class Warmup(Kind):
             return {"learning_rate": float(ts[0].params[o["lr_param"]]) if ts else None,
                     "stability": _stability_json(warmup.early_check(self._curve(ts[0]))) if ts else None}
         runs = [warmup.WarmupRun(int(t.params[o["warmup_param"]]), self._curve(t), _run_outcome(t)) for t in ts]
+        # The bar for "trains" is what lr* achieved: a warmup sweep that is dead at every length
+        # must not call its least-dead run stable.
         out = warmup.warmup_verdict(runs, base_learning_rate=self.base_lr(stage, results),
-                                    max_train_steps=o["max_train_steps"]).to_json()
+                                    max_train_steps=o["max_train_steps"],
+                                    reference_progress=results["lr-sweep"].get("lr_star_progress")).to_json()
         chosen = next((t for t in ts if out.get("recommended") is not None
                        and int(t.params[o["warmup_param"]]) == out["recommended"]), None)
         out["clipping"] = self._norms(chosen)

@@ -1,0 +1,137 @@
+"""The wizards in the TUI: start one from the dialog, confirm its stage, watch it run, read the verdict.
+
+Real parts: a real study file and store, a stdlib training script whose throughput
+saturates at a known batch size, and the real detached runner the screen starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.widgets import DataTable, Input
+
+from runner.launch import register
+from runner.spec import load
+from store import connect, studies, trials
+from store import wizards as wizard_store
+from tests.tui.tui_helpers import run, screen_text, wait_for
+from tui.app import make_app
+from tui.screens.wizards import StartWizardScreen, WizardScreen, WizardsScreen, default_args
+
+# Throughput grows with the batch size up to 32 and then stays flat: the knee is known.
+PROBE_PY = """\
+import argparse
+from runner.report import Reporter
+
+p = argparse.ArgumentParser()
+p.add_argument("--batch-size", type=int)
+p.add_argument("--lr", type=float)
+p.add_argument("--steps", type=int)
+a = p.parse_args()
+report = Reporter()
+for step in range(1, a.steps + 1):
+    report.log(step, train_loss=1.0 / step, examples_per_s=1000.0 * min(a.batch_size, 32))
+report.close()
+"""
+
+STUDY = """\
+[study]
+name = "probe-me"
+command = "python train.py --batch-size {batch_size} --lr {lr} --steps {max_train_steps}"
+max_train_steps = 20
+objective = { metric = "train_loss", mode = "min" }
+
+[params.lr]
+role = "nuisance"
+low = 0.01
+high = 1.0
+scale = "log"
+
+[params.batch_size]
+role = "fixed"
+value = 8
+"""
+
+
+def _study(tmp_path: Path) -> Path:
+    folder = tmp_path / "study"
+    folder.mkdir()
+    (folder / "train.py").write_text(PROBE_PY)
+    (folder / "study.toml").write_text(STUDY)
+    db_path = tmp_path / "pb" / "playbook.db"
+    db = connect(db_path)
+    register(db, db_path, load(folder / "study.toml"))
+    db.conn.close()
+    return db_path
+
+
+def test_probe_wizard_plans_waits_for_confirmation_then_runs_and_shows_the_verdict(tmp_path):
+    db_path = _study(tmp_path)
+
+    async def scenario():
+        app = make_app(db_path)
+        async with app.run_test(size=(120, 45)) as pilot:
+            await pilot.press("W")
+            await wait_for(pilot, lambda: isinstance(app.screen, WizardsScreen))
+            await pilot.press("b")
+            await wait_for(pilot, lambda: isinstance(app.screen, StartWizardScreen))
+            app.screen.query_one(Input).value = "probe-me --start 8 --cap 64 --steps 12 --skip 2 --set lr=0.1"
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, WizardScreen), timeout=20)
+            screen = app.screen
+            await wait_for(pilot, lambda: screen.current is not None and screen.current.question is not None,
+                           timeout=20)
+            text = screen_text(app)
+            assert "batch_size = 8, 16, 32, 64" in text  # what will run, before anything runs
+            assert "enter runs it" in text
+            db = connect(db_path)
+            assert studies.by_name(db, "probe-me.probe-batch.probe") is None  # nothing registered yet
+
+            await pilot.press("enter")  # confirm: the screen registers the stage and starts a runner
+            await wait_for(pilot, lambda: screen.current.wizard.verdict is not None, timeout=90)
+            text = screen_text(app)
+            assert "batch size 32" in text  # the verdict in the title: the knee is at 32
+            report = "\n".join(screen.current.report)
+            assert "recommended batch size 32" in report
+            assert "stopped scaling" in report
+            assert screen.query_one("#wiz-plot").spec.has_data
+            sub = studies.by_name(db, "probe-me.probe-batch.probe")
+            assert [t.state.value for t in trials.list_for_study(db, sub.id)] == ["completed"] * 4
+            table = screen.query_one("#wiz-trials", DataTable)
+            assert table.row_count == 4
+
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: isinstance(app.screen, WizardsScreen))
+            await wait_for(pilot, lambda: "batch size 32" in screen_text(app))  # the list shows the verdict
+            assert app.screen.query_one(DataTable).row_count == 1
+            stored = wizard_store.get_by_name(db, "probe-me.probe-batch")
+            assert stored.result["recommended"] == 32
+
+    run(scenario())
+
+
+def test_a_bad_option_is_shown_in_the_dialog_and_nothing_is_stored(tmp_path):
+    db_path = _study(tmp_path)
+
+    async def scenario():
+        app = make_app(db_path)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.press("W")
+            await wait_for(pilot, lambda: isinstance(app.screen, WizardsScreen))
+            await pilot.press("w")
+            await wait_for(pilot, lambda: isinstance(app.screen, StartWizardScreen))
+            app.screen.query_one(Input).value = "probe-me --points 5"
+            await pilot.press("enter")
+            error = app.screen.query_one("#add-error")
+            await wait_for(pilot, lambda: str(error.render()).strip(), timeout=20)
+            assert isinstance(app.screen, StartWizardScreen)  # still open, with the reason
+            assert "has no parameter 'learning_rate' for the learning rate" in str(error.render())
+            assert wizard_store.list_all(connect(db_path)) == []
+
+    run(scenario())
+
+
+def test_the_dialog_proposes_a_study_of_this_database():
+    assert default_args("probe-batch", ["digits"]).startswith("digits ")
+    assert default_args("warmup", ["digits", "tiny-transformer"]).startswith("tiny-transformer ")
+    assert default_args("decide", ["digits"]).startswith("digits/1 digits/2")

@@ -1,0 +1,291 @@
+"""The guided wizards: the list of stored ones, a dialog to start one, and one wizard step by step.
+
+The screens hold no playbook logic: a WizardReader (tui.wizard_data) reads and
+advances the wizard in a thread worker and posts what to show; keys answer the
+wizard's questions (run a stage, skip an optional one, say how complex a change is).
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.message import Message
+from textual.screen import ModalScreen, Screen
+from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.worker import get_current_worker
+
+from runner.text import printable
+from tui.widgets.plot import PlotWidget
+from tui.wizard_data import WizardReader, WizardRow, WizardView
+
+if TYPE_CHECKING:
+    from tui.app import PlaybookApp
+
+REFRESH_S = 1.0
+MARKS = {"done": "✓", "current": "▶", "later": "·", "skipped": "–"}
+KIND_HELP = {
+    "probe-batch": "STUDY [--start 8] [--cap 4096] [--steps 30] [--set NAME=VALUE] | --command 'CMD {batch_size}'",
+    "warmup": "STUDY [--low LR] [--high LR] [--points 7] [--horizon STEPS] [--early-check] [--also-100x]",
+    "decide": "BASELINE CANDIDATE [--seeds 5] [--complexity none|some|'a lot'] (STUDY, STUDY/N or STUDY:P=V)",
+}
+
+
+def default_args(kind: str, study_names: list[str]) -> str:
+    """What the start dialog proposes: the first sensible study, with the usual options."""
+    first = study_names[0] if study_names else "STUDY"
+    if kind == "warmup":
+        first = next((n for n in study_names if "transformer" in n), first)
+        return f"{first} --points 6"
+    if kind == "decide":
+        return f"{first}/1 {first}/2 --seeds 5"
+    return f"{first} --start 16 --cap 1024 --steps 30"
+
+
+class WizardsChanged(Message):
+    def __init__(self, rows: tuple[WizardRow, ...]):
+        super().__init__()
+        self.rows = rows
+
+
+class WizardsScreen(Screen):
+    """Every stored wizard; b / w / d start a new one."""
+
+    app: PlaybookApp
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("enter", "open", "Open", priority=True),
+        Binding("b", "new('probe-batch')", "Batch-size probe"),
+        Binding("w", "new('warmup')", "Warmup sweep"),
+        Binding("d", "new('decide')", "Adopt or not"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(Text("Guided wizards: the playbook's hard calls. b batch-size probe · w warmup · "
+                          "d adopt-or-not · enter opens one"), id="wiz-help")
+        yield DataTable(id="wizards", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(DataTable).add_columns("name", "kind", "from study", "stage", "verdict")
+        self._rows: tuple[WizardRow, ...] = ()
+
+    def on_screen_resume(self) -> None:
+        self._poll()  # back from a wizard: show where it got to now, not at the next tick
+
+    @work(thread=True, exclusive=True, group="wizards-list")
+    def _poll(self) -> None:
+        worker = get_current_worker()
+        reader = WizardReader(self.app.db_path)
+        try:
+            while not worker.is_cancelled:
+                self.post_message(WizardsChanged(reader.rows()))
+                worker_sleep(worker, 2.0)
+        finally:
+            reader.close()
+
+    def on_wizards_changed(self, message: WizardsChanged) -> None:
+        if message.rows == self._rows:
+            return
+        self._rows = message.rows
+        table = self.query_one(DataTable)
+        cursor = table.cursor_row
+        table.clear()
+        for r in message.rows:
+            table.add_row(*(Text(printable(str(v))) for v in (r.name, r.kind, r.base_study, r.stage,
+                                                               r.verdict or "—")), key=str(r.id))
+        if message.rows:
+            table.move_cursor(row=min(cursor, len(message.rows) - 1))
+
+    def action_open(self) -> None:
+        if self._rows:
+            row = self._rows[self.query_one(DataTable).cursor_row]
+            self.app.push_screen(WizardScreen(row.id))
+
+    def action_new(self, kind: str) -> None:
+        names = [s.name for s in self.app.snapshot.studies] if self.app.snapshot else []
+        self.app.push_screen(StartWizardScreen(kind, default_args(kind, names)), self._started)
+
+    def _started(self, wizard_id: int | None) -> None:
+        if wizard_id is not None:
+            self.app.push_screen(WizardScreen(wizard_id))
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+
+def worker_sleep(worker, seconds: float) -> None:
+    """Sleep in small steps so a cancelled worker ends promptly."""
+    import time
+
+    end = time.monotonic() + seconds
+    while not worker.is_cancelled and time.monotonic() < end:
+        time.sleep(0.05)
+
+
+class StartWizardScreen(ModalScreen[int | None]):
+    """One line of options, the same as the headless command's; dismisses with the wizard's id."""
+
+    app: PlaybookApp
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, kind: str, proposal: str):
+        super().__init__()
+        self.kind, self.proposal = kind, proposal
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="add-dialog"):
+            yield Static(Text(f"Start a {self.kind} wizard", style="bold"))
+            yield Static(Text(f"Options, as for playbook-runner {self.kind}: {KIND_HELP[self.kind]}. "
+                              "The same name resumes a stored wizard."), id="add-help")
+            yield Input(self.proposal, id="wiz-args")
+            yield Static(id="add-error")
+            yield Static(Text("enter plans it (nothing runs before you confirm) · esc cancels"), id="add-hint")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self._start(event.value)
+
+    @work(thread=True, exclusive=True, group="wizard-start")
+    def _start(self, text: str) -> None:
+        reader = WizardReader(self.app.db_path)
+        try:
+            wizard_id = reader.start(self.kind, shlex.split(text))
+        except Exception as exc:  # a bad option is shown in the dialog, never a crash
+            self.app.call_from_thread(self._error, f"{type(exc).__name__}: {exc}")
+            return
+        finally:
+            reader.close()
+        self.app.call_from_thread(self.dismiss, wizard_id)
+
+    def _error(self, text: str) -> None:
+        self.query_one("#add-error", Static).update(Text(printable(text)))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class WizardChanged(Message):
+    def __init__(self, view: WizardView | None, error: str | None = None):
+        super().__init__()
+        self.view, self.error = view, error
+
+
+class WizardScreen(Screen):
+    """One wizard: its stages, what the current one runs, live trials and curves, the verdict."""
+
+    app: PlaybookApp
+    BINDINGS = [
+        Binding("escape", "back", "Back", tooltip="Back (the wizard and its trials go on)"),
+        Binding("enter", "answer(0)", "Run / confirm", priority=True),
+        Binding("s", "skip", "Skip stage", tooltip="Skip an optional stage"),
+        Binding("1", "answer(0)", "none", show=False),
+        Binding("2", "answer(1)", "some", show=False),
+        Binding("3", "answer(2)", "a lot", show=False),
+        Binding("o", "open_study", "Open stage study", tooltip="Open the current stage's trials as a study"),
+    ]
+
+    def __init__(self, wizard_id: int):
+        super().__init__()
+        self.wizard_id = wizard_id
+        self.current: WizardView | None = None
+        self._answers: list[tuple[str, str]] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll(id="wiz-body"):
+            yield Static(id="wiz-title")
+            yield Static(id="wiz-stages")
+            yield Static(id="wiz-plan")
+            yield DataTable(id="wiz-trials", cursor_type="row", zebra_stripes=True)
+            yield PlotWidget(id="wiz-plot")
+            yield Static(id="wiz-report")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#wiz-trials", DataTable).add_columns("study", "#", "value", "state", "steps",
+                                                             "best", "detail")
+        self.query_one("#wiz-title", Static).update(Text("reading the wizard…"))
+        self._poll()
+
+    @work(thread=True, exclusive=True, group="wizard")
+    def _poll(self) -> None:
+        worker = get_current_worker()
+        reader = WizardReader(self.app.db_path)
+        try:
+            while not worker.is_cancelled:
+                while self._answers:
+                    key, value = self._answers.pop(0)
+                    reader.answer(self.wizard_id, key, value)
+                try:
+                    self.post_message(WizardChanged(reader.read(self.wizard_id)))
+                except Exception as exc:  # a wizard that cannot go on says why on screen
+                    self.post_message(WizardChanged(None, f"{type(exc).__name__}: {exc}"))
+                worker_sleep(worker, REFRESH_S if not self._answers else 0)
+        finally:
+            reader.close()
+
+    @on(WizardChanged)
+    def _show(self, message: WizardChanged) -> None:
+        if message.view is None:
+            self.query_one("#wiz-plan", Static).update(Text(printable(message.error or ""), style="bold red"))
+            return
+        v = self.current = message.view
+        w = v.wizard
+        self.query_one("#wiz-title", Static).update(Text(printable(
+            f"{w.name} · {w.kind} · from study {w.base_study} · {w.verdict or w.stage}"), style="bold"))
+        self.query_one("#wiz-stages", Static).update(Text("\n".join(printable(
+            f"{MARKS[s.mark]} {s.name}: {s.title}" + (f" — {s.summary}" if s.summary else ""))
+            for s in v.stages)))
+        self.query_one("#wiz-plan", Static).update(self._plan_text(v))
+        self._fill_trials(v)
+        self.query_one("#wiz-plot", PlotWidget).replot(v.plot)
+        self.query_one("#wiz-report", Static).update(Text("\n".join(printable(x) for x in v.report)))
+
+    def _plan_text(self, v: WizardView) -> Text:
+        lines = [printable(x) for x in v.plan]
+        if v.question is not None:
+            q = v.question
+            if q.key.startswith("confirm:"):
+                keys = "enter runs it" + (" · s skips it" if "skip" in q.choices else "")
+            else:
+                keys = " · ".join(f"{i + 1}: {c}" for i, c in enumerate(q.choices))
+            lines.append(f"{q.text}  [{keys}]")
+        elif v.running:
+            lines.append(f"running: {', '.join(v.running)} (esc leaves it running; o opens the trials)")
+        return Text("\n".join(lines))
+
+    def _fill_trials(self, v: WizardView) -> None:
+        table = self.query_one("#wiz-trials", DataTable)
+        table.clear()
+        for t in v.trials:
+            best = "—" if t.best is None else f"{t.best:.4g}"
+            table.add_row(*(Text(printable(str(x))) for x in (t.study, t.number, t.label, t.state, t.steps,
+                                                                 best, t.detail)))
+
+    def action_answer(self, index: int) -> None:
+        q = self.current.question if self.current else None
+        if q is None or index >= len(q.choices) or (q.key.startswith("confirm:") and index > 0):
+            return
+        self._answers.append((q.key, q.choices[index]))
+        self.notify(f"{q.choices[index]}: {printable(q.text)}", markup=False, timeout=3)
+
+    def action_skip(self) -> None:
+        q = self.current.question if self.current else None
+        if q is not None and "skip" in q.choices:
+            self._answers.append((q.key, "skip"))
+
+    def action_open_study(self) -> None:
+        if self.current and self.current.study_ids:
+            self.app.open_study(self.current.study_ids[0])
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
