@@ -49,6 +49,39 @@ def read_complete_lines(path: str, offset: int, max_bytes: int = MAX_BYTES_PER_P
     return chunk[: end + 1].splitlines(), offset + end + 1
 
 
+def _log_start(path: str) -> int:
+    """Where the current log file begins in its whole stream (runner.shim rotates logs)."""
+    try:
+        with open(f"{path}.start") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 0
+
+
+def read_log_lines(path: str, offset: int, max_bytes: int = MAX_BYTES_PER_PASS) -> tuple[list[bytes], int]:
+    """Complete lines of a rotated log after stream position `offset`, and the position past them.
+
+    Positions count bytes of the whole stream, across rotations: the current file
+    begins at `path`.start, the one before it is `path`.1 and ends there. Lines
+    rotated away before they were read (more than a whole file behind) are skipped.
+    """
+    start = _log_start(path)
+    if offset >= start:
+        lines, end = read_complete_lines(path, offset - start, max_bytes)
+        position = end + start
+    else:
+        previous = f"{path}.1"
+        previous_start = start - file_size(previous)
+        offset = max(offset, previous_start)
+        lines, end = read_complete_lines(previous, offset - previous_start, max_bytes)
+        position = end + previous_start
+        if not lines:  # the rotated file is read to its end (or to a line it never finished)
+            position = start
+    if _log_start(path) != start:  # rotated while we read: the file names moved, try next pass
+        return [], offset
+    return lines, position
+
+
 def is_loss_metric(name: str, objective: str) -> bool:
     """Metrics whose non-finite value means the trial diverged."""
     return name == objective or "loss" in name.lower()
@@ -181,7 +214,7 @@ def collect(target: TailTarget, now: float) -> TrialUpdate:
             if not add_record(record, target, update):
                 update.bad_lines += 1
     if target.patterns:
-        lines, offset = read_complete_lines(target.stdout_path, target.stdout_offset)
+        lines, offset = read_log_lines(target.stdout_path, target.stdout_offset)
         if offset != target.stdout_offset:
             update.stdout_offset = offset
             for line in lines:

@@ -50,7 +50,9 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def _archive_previous_attempt(paths: TrialPaths) -> None:
     """A requeued trial starts clean; the earlier attempt's files move to attempt-N/."""
-    leftovers = [p for p in (paths.metrics, paths.stdout, paths.stderr, paths.exit) if p.exists()]
+    logs = [paths.stdout, paths.stderr]
+    rotated = [log.with_name(log.name + suffix) for log in logs for suffix in (".1", ".start")]
+    leftovers = [p for p in (paths.metrics, *logs, *rotated, paths.exit) if p.exists()]
     if not leftovers:
         return
     n = 1
@@ -89,7 +91,8 @@ def spawn(
     }
     with open(paths.stdout, "ab") as out, open(paths.stderr, "ab") as err:
         return subprocess.Popen(
-            [sys.executable, "-m", "runner.shim", str(paths.exit), "--", *argv],
+            [sys.executable, "-m", "runner.shim", str(paths.exit), str(paths.stdout), str(paths.stderr),
+             "--", *argv],
             cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,

@@ -20,6 +20,8 @@ from fault_helpers import (
     wait_for,
 )
 
+from runner.shim import COPY_CHUNK, LOG_ROTATE_BYTES
+
 STOP_GRACE_S = 1.5
 
 
@@ -99,3 +101,36 @@ def test_stop_escalates_and_takes_forked_children(tmp_path, db_path):
     for pid in children:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+@pytest.mark.timeout(90)
+def test_stdout_flood_is_bounded_and_does_not_stall_other_trials(tmp_path, db_path):
+    params = [{"mode": "flood", "sleep": 0}, {"mode": "steady", "sleep": 0.02}]
+    study = study_file(tmp_path / "study", params, steps=400,
+                       command="python faulty.py {mode} --steps {max_train_steps} --sleep {sleep} --seconds 4")
+    proc = start_runner(db_path, study, "--cpu-slots", "2")
+    try:
+        rows = wait_for(lambda: running(db_path, 2), 30, "two running trials")
+        flood = next(t for t in rows if t.params["mode"] == "flood")
+        steady = next(t for t in rows if t.params["mode"] == "steady")
+        log = Path(flood.trial_dir) / "stdout.log"
+        seen = []  # (flood bytes written so far, steady points stored so far), while it floods
+        while proc.poll() is None and pid_alive(flood.pid):
+            written = sum(p.stat().st_size for p in log.parent.glob("stdout.log*"))
+            seen.append((written, points_so_far(db_path, steady.id), log.stat().st_size))
+            time.sleep(0.2)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        proc.kill()
+    got = {t.params["mode"]: t for t in study_trials(db_path)}
+    assert got["flood"].state.value == "completed" and got["steady"].state.value == "completed"
+    during = [points for _, points, _ in seen]
+    print(f"flood samples (bytes on disk, steady points, stdout.log bytes): {seen}")
+    # The other trial's metrics kept arriving while the flood ran.
+    assert len(set(during)) >= 3, seen
+    logs = sorted(log.parent.glob("stdout.log*"))
+    sizes = {p.name: p.stat().st_size for p in logs}
+    bound = LOG_ROTATE_BYTES + COPY_CHUNK  # a file may pass the limit to finish its last line
+    assert max(size for *_, size in seen) <= bound, sizes
+    assert sum(sizes.values()) <= 2 * bound, sizes
+    assert stored_points(db_path, got["steady"].id) == file_points(Path(got["steady"].trial_dir) / "metrics.jsonl")

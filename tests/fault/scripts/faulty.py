@@ -5,7 +5,7 @@
 Modes:
   steady   report one point per step (3 metrics), `--sleep` between steps
   forker   fork two children that sleep forever, write their pids to children.json, hang
-  flood    write ~100 MB to stdout as fast as it can, then exit 0
+  flood    write 100 MB to stdout within `--seconds`, then exit 0
   raw      write hand-made metric lines (malformed ones included) straight to the metrics file
   fast     report `--rate` steps/s for `--seconds` seconds through the Reporter
   stubborn ignore SIGTERM, report a point every 0.05 s forever
@@ -55,8 +55,14 @@ def flood(args) -> int:
     line = (b"x" * 1023) + b"\n"
     block = line * 64
     out = sys.stdout.buffer
-    for _ in range(FLOOD_BYTES // len(block)):
+    blocks = FLOOD_BYTES // len(block)
+    start = time.monotonic()
+    for i in range(blocks):
         out.write(block)
+        ahead = start + args.seconds * (i + 1) / blocks - time.monotonic()
+        if ahead > 0:  # spread over --seconds (0: as fast as the disk takes it)
+            out.flush()
+            time.sleep(ahead)
     out.flush()
     return 0
 
