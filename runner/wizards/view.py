@@ -77,6 +77,7 @@ def _probe(results: dict) -> list[str]:
     rows = [[row["batch_size"], row["outcome"], row["examples_per_s"], row["spread"],
              None if row["time_per_step_s"] is None else row["time_per_step_s"] * 1000,
              row["peak_memory_mb"], row["scaling_efficiency"]] for row in r["rows"]]
+    rows += [[n["batch_size"], "not run", None, None, None, None, None] for n in r.get("not_run", [])]
     out = table(["batch", "outcome", "examples/s", "spread", "ms/step", "peak MB", "scaling"], rows)
     ok = [row for row in r["rows"] if row["examples_per_s"] is not None]
     out += chart([row["batch_size"] for row in ok], [row["examples_per_s"] for row in ok],
@@ -117,7 +118,8 @@ def _warmup(results: dict) -> list[str]:
             continue
         out += ["", f"{stage}: warmup sweep at base lr {fmt(r['base_learning_rate'])}"]
         out += table(["warmup_steps", "stability", "why"],
-                     [[w, s["verdict"], s["reason"]] for w, s in r["rows"]])
+                     [[row["warmup_steps"], row["stability"]["verdict"], row["stability"]["reason"]]
+                      for row in r["rows"]])
         out += [r["summary"], *[f"- {a}" for a in r.get("advice", [])]]
         if r.get("clipping"):
             out.append(f"clipping: {r['clipping']['summary']}")

@@ -73,7 +73,9 @@ class WizardsScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(DataTable).add_columns("name", "kind", "from study", "stage", "verdict")
+        table = self.query_one(DataTable)
+        for label, width in (("name", 32), ("kind", 11), ("from study", 18), ("stage", 12), ("verdict", 48)):
+            table.add_column(label, width=width)
         self._rows: tuple[WizardRow, ...] = ()
 
     def on_screen_resume(self) -> None:
@@ -211,8 +213,10 @@ class WizardScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#wiz-trials", DataTable).add_columns("study", "#", "value", "state", "steps",
-                                                             "best", "detail")
+        table = self.query_one("#wiz-trials", DataTable)
+        for label, width in (("study", 30), ("#", 3), ("value", 22), ("state", 9), ("steps", 9),
+                             ("best", 9), ("detail", 30)):
+            table.add_column(label, width=width)
         self.query_one("#wiz-title", Static).update(Text("reading the wizard…"))
         self._poll()
 
