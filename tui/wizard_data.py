@@ -130,19 +130,18 @@ class WizardReader:
         return []
 
     def _stages(self, kind, status: Status) -> tuple[StageLine, ...]:
-        state = status.wizard.state
-        out, current = [], status.stage
-        passed = current == DONE
-        for stage in kind.stages:
-            if stage == current:
-                mark, passed = "current", True
-            elif stage in state.get("skipped", []) or (not passed and stage not in status.stage_results):
-                mark = "skipped" if not passed else "later"
-            else:
-                mark = "done" if not passed else "later"
-            out.append(StageLine(stage, kind.titles.get(stage, stage), mark,
-                                 _stage_summary(status.stage_results.get(stage))))
-        return tuple(out)
+        skipped = set(status.wizard.state.get("skipped", []))
+
+        def mark(stage: str) -> str:
+            if stage in status.stage_results:
+                return "done"
+            if stage == status.stage:
+                return "current"
+            # Not run: skipped by the user, moot after an earlier result, or simply still ahead.
+            return "skipped" if stage in skipped or status.done or _before(kind, stage, status.stage) else "later"
+
+        return tuple(StageLine(stage, kind.titles.get(stage, stage), mark(stage),
+                               _stage_summary(status.stage_results.get(stage))) for stage in kind.stages)
 
     def _trial_lines(self, kind, study) -> list[TrialLine]:
         out = []
@@ -193,6 +192,10 @@ class WizardReader:
             out.append(Series(s.name.rsplit(".", 1)[1], tuple(float(t.number) for t in done),
                               tuple(float(t.best_value) for t in done), COLORS[i], POINTS, "dot"))
         return PlotSpec("best objective per seed", tuple(out), empty="no seed has finished yet")
+
+
+def _before(kind, stage: str, current: str) -> bool:
+    return current in kind.stages and kind.stages.index(stage) < kind.stages.index(current)
 
 
 def _suffixes(kind, stage: str) -> list[str]:

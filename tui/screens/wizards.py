@@ -252,7 +252,8 @@ class WizardScreen(Screen):
         self.query_one("#wiz-plan", Static).update(self._plan_text(v))
         self._fill_trials(v)
         self.query_one("#wiz-plot", PlotWidget).replot(v.plot)
-        self.query_one("#wiz-report", Static).update(Text("\n".join(printable(x) for x in v.report)))
+        self.query_one("#wiz-report", Static).update(
+            Text("\n".join(printable(x) for x in v.report), no_wrap=True, overflow="crop"))
 
     def _plan_text(self, v: WizardView) -> Text:
         lines = [printable(x) for x in v.plan]
