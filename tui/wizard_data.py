@@ -15,7 +15,7 @@ from pathlib import Path
 
 from runner.owner import live_owner, start_detached
 from runner.wizards import view as text_view
-from runner.wizards.engine import DONE, Question, Status
+from runner.wizards.engine import Question, Status
 from runner.wizards.start import open_wizard
 from runner.wizards.substudy import series
 from store import connect, studies, trials
