@@ -203,10 +203,19 @@ def parse_stdout_line(line: bytes, target: TailTarget, update: TrialUpdate, wall
         _add_points(update, target, step, points, wall)
 
 
-def collect(target: TailTarget, now: float) -> TrialUpdate:
-    """One pass over one trial's files: everything new since the saved offsets."""
+def collect(target: TailTarget, now: float, *, final: bool = False) -> TrialUpdate:
+    """One pass over one trial's files: everything new since the saved offsets (bounded work).
+
+    final: the trial has ended, so a last line without its newline will never be
+    finished: once no complete line is left, it is counted as a bad line and skipped.
+    """
     update = TrialUpdate(trial_id=target.trial_id)
     lines, offset = read_complete_lines(target.metrics_path, target.metrics_offset)
+    if final and offset == target.metrics_offset:
+        size = file_size(target.metrics_path)
+        if size > offset:
+            update.metrics_offset = size
+            update.bad_lines += 1
     if offset != target.metrics_offset:
         update.metrics_offset = offset
         lines = [line for line in lines if line.strip()]

@@ -132,7 +132,7 @@ class Runner:
             elif trial.state is TrialState.RUNNING and ended is not None:
                 # It ended while no runner watched: its exit file says how.
                 live = self._live_from_row(trial, popen=None)
-                self._ingest([live])
+                self._ingest_to_the_end(live)
                 self._settle(live, ended.get("returncode"))
             else:
                 self._lose(trial)
@@ -257,9 +257,16 @@ class Runner:
                 self._specs[study_id] = exc
         return self._specs[study_id]
 
-    def _ingest(self, live: list[LiveTrial]) -> None:
+    def _ingest_to_the_end(self, live: LiveTrial) -> None:
+        """Everything an ended trial wrote, however far ingest was behind (a pass reads at most
+        MAX_BYTES_PER_PASS), and its unfinished last line counted as bad."""
+        while self._ingest([live], final=True):
+            pass
+
+    def _ingest(self, live: list[LiveTrial], *, final: bool = False) -> bool:
+        """One bounded ingest pass over `live`; True if it stored anything."""
         if not live:
-            return
+            return False
         targets, modes = [], {}
         rows = {t.id: t for t in trials.in_states(self.db, {TrialState.STARTING, TrialState.RUNNING})}
         for lt in live:
@@ -275,9 +282,10 @@ class Runner:
                 mode=spec.objective_mode, patterns=spec.metric_patterns,
             ))
         now = time.time()
-        updates = [u for u in (collect(t, now) for t in targets) if not u.is_empty()]
+        updates = [u for u in (collect(t, now, final=final) for t in targets) if not u.is_empty()]
         if updates:
             metrics.write_updates(self.db, updates, modes)
+        return bool(updates)
 
     def _check_divergence_and_timeouts(self) -> None:
         now = time.time()
@@ -310,7 +318,7 @@ class Runner:
                 continue
             # Stragglers (children the command forked and left behind) go with it.
             process.signal_group(live.pid, process.KILL)
-            self._ingest([live])  # the lines written just before the end
+            self._ingest_to_the_end(live)  # the lines written just before the end
             self._settle(live, returncode)
             del self.live[live.trial_id]
 

@@ -8,6 +8,7 @@ Modes:
   flood    write 100 MB to stdout within `--seconds`, then exit 0
   raw      write hand-made metric lines (malformed ones included) straight to the metrics file
   fast     report `--rate` steps/s for `--seconds` seconds through the Reporter
+  burst    wait `--sleep` s, then append `--steps` metric lines at once and exit
   stubborn ignore SIGTERM, report a point every 0.05 s forever
   argv     write sys.argv[1:] to argv.json and exit
 """
@@ -114,6 +115,14 @@ def fast(args) -> int:
     return 0
 
 
+def burst(args) -> int:
+    time.sleep(args.sleep)
+    with open(os.environ["PLAYBOOK_METRICS_FILE"], "a") as f:
+        for step in range(args.steps):
+            f.write(f'{{"step": {step}, "t": 1.5, "m": {{"train_loss": {1 / (step + 1)!r}}}}}\n')
+    return 0
+
+
 def stubborn(args) -> int:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     report = Reporter(flush_every=1, flush_interval_s=0.05)
@@ -131,7 +140,7 @@ def write_argv(args) -> int:
 
 
 MODES = {"steady": steady, "forker": forker, "flood": flood, "raw": raw, "fast": fast,
-         "stubborn": stubborn, "argv": write_argv}
+         "stubborn": stubborn, "burst": burst, "argv": write_argv}
 
 
 def main() -> int:
