@@ -177,11 +177,19 @@ def _drive(kind: Kind, args, db_path: Path, optional: dict[str, str]) -> int:
         _finish_output(status, args.json)
         return 0
     if status.question is not None:
-        print(f"paused: {status.question.text} Run again with --yes, or answer in the TUI.", file=sys.stderr)
+        print(f"paused: {status.question.text} Run again with {_resume_hint(status.question)}, "
+              f"or answer in the TUI.", file=sys.stderr)
         if args.json:
             _finish_output(status, True)
         return 3
     return 1
+
+
+def _resume_hint(q: Question) -> str:
+    """The flag that answers `q` on the next run: --yes confirms a stage, --KEY gives an answer."""
+    if q.key.startswith("confirm:"):
+        return "--yes"
+    return f"--{q.key} " + "|".join(f"'{c}'" if " " in c else c for c in q.choices)
 
 
 def drive(kind: Kind, db_path: Path, *, answer: Callable[[Question, Status], str | None],
@@ -206,8 +214,10 @@ def drive(kind: Kind, db_path: Path, *, answer: Callable[[Question, Status], str
                 runner = Runner(db_path, cpu_slots=cpu_slots, grace_s=grace, log=say)
                 runner.start()
             if runner is not None:
-                deadline = time.monotonic() + poll_s
-                runner.serve(until=lambda end=deadline: time.monotonic() >= end)
+                # One pass per advance: a pass reaps and launches, and the wizard must see
+                # every trial's end before the runner's next launch (see Kind.may_launch).
+                runner.serve(until=lambda: True)
+                time.sleep(runner.poll_s)
             else:
                 time.sleep(poll_s)
     except KeyboardInterrupt:

@@ -91,7 +91,7 @@ class Decide(Kind):
         return out
 
     def question(self, stage, results, answers):
-        if self.options.get("complexity"):
+        if self.options.get("complexity"):  # wizards stored before it became an answer
             return None
         return Question("complexity", "How much complexity does the candidate add?", adopt.COMPLEXITIES)
 

@@ -96,6 +96,10 @@ class Kind:
         """A question that must be answered before `conclude` (e.g. how complex the change is)."""
         return None
 
+    def may_launch(self, stage: str, study: Study) -> bool:
+        """Whether the runner may start the study's queued trials now (the probe runs one size at a time)."""
+        return True
+
     def optional(self, stage: str) -> bool:
         """Whether the user may skip the stage instead of confirming it."""
         return False
@@ -134,14 +138,20 @@ class Kind:
             running = tuple(s.name for s in registered if has_work(self.db, s))
             if running:
                 for s in registered:
-                    if s.name in running and not studies.get(self.db, s.id).active:
-                        studies.set_active(self.db, s.id, True)
+                    if s.name in running:
+                        self._gate(stage, s)
                 return Status(w, stage, self.titles.get(stage, stage), lines, running=running,
                               stage_results=results)
             question = self.question(stage, results, answers)
             if question is not None and question.key not in answers:
                 return Status(w, stage, self.titles.get(stage, stage), lines, question, stage_results=results)
             self._move_on(stage, state, self.conclude(stage, results, answers))
+
+    def _gate(self, stage: str, study: Study) -> None:
+        """Launch (or hold) a stage study with work left; only the flag changes, running trials go on."""
+        want = self.may_launch(stage, study)
+        if studies.get(self.db, study.id).active != want:
+            studies.set_active(self.db, study.id, want)
 
     def _move_on(self, stage: str, state: dict, result: dict | None) -> None:
         if result is not None:

@@ -50,6 +50,16 @@ class BatchProbe(Kind):
             if t.state is TrialState.QUEUED and t.params[self.options["batch_param"]] > size:
                 trials.finish(self.db, t.id, TrialState.STOPPED, detail=f"not run: batch size {size} {why}")
 
+    def may_launch(self, stage: str, study: Study) -> bool:
+        """One size at a time, and the next only once `watch` has read how the last one ended.
+
+        The runner starts the next queued trial in the same pass that reaps the last one,
+        so the study is held while a size runs; otherwise the size after an OOM would start
+        before `watch` could stop it.
+        """
+        return not any(t.state in (TrialState.STARTING, TrialState.RUNNING)
+                       for t in stage_trials(self.db, study))
+
     def runs(self) -> list[batch_probe.ProbeRun]:
         study = studies.by_name(self.db, f"{self.wizard.name}.probe")
         out = []
@@ -77,7 +87,14 @@ class BatchProbe(Kind):
             out["training_time"] = {"steps": steps,
                                     "seconds": batch_probe.training_time_s(rec.time_per_step_s, steps)}
         out["gpus_per_trial"] = self.options["gpus_per_trial"]
+        out["not_run"] = self.not_run()
         return out
+
+    def not_run(self) -> list[dict]:
+        """The sizes stopped before they started (after a smaller one failed), with why."""
+        study = studies.by_name(self.db, f"{self.wizard.name}.probe")
+        return [{"batch_size": int(t.params[self.options["batch_param"]]), "detail": t.detail or ""}
+                for t in stage_trials(self.db, study) if outcome(t) == "not run"]
 
     def finish(self, results):
         r = results["probe"]

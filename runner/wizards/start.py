@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 import tomli_w
 from sqlite_utils import Database
 
 from runner import gpus, launch
-from runner.spec import SpecError, load
+from runner.spec import SpecError, parse
 from runner.wizards.engine import Kind
 from runner.wizards.substudy import WizardError, base_spec, reference_values
 from store import studies
@@ -41,9 +42,13 @@ def by_name(db: Database, db_path: Path, name: str) -> Kind:
     return open_wizard(db, db_path, w)
 
 
-def _create(db, db_path, kind: str, name: str, base: str, options: dict) -> Kind:
+def _check_name(name: str) -> None:
     if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", name):
         raise WizardError(f"--name {name!r}: letters, digits, '.', '_' or '-' only (it names studies)")
+
+
+def _create(db, db_path, kind: str, name: str, base: str, options: dict) -> Kind:
+    _check_name(name)
     cls = kind_class(kind)
     w, _ = wizard_store.create_or_resume(db, kind, name, base, options, cls.stages[0])
     return cls(db, db_path, w)
@@ -71,16 +76,21 @@ def start_probe(db: Database, db_path: Path, *, study: str | None = None, comman
     """The throughput probe of a study (or of a bare command with a {batch_size} placeholder)."""
     if (study is None) == (command is None):
         raise WizardError("probe-batch needs a study name or --command, not both")
+    # Every check that needs no store comes first: a refused command must leave nothing behind.
+    from runner.wizards.probe import batch_sizes
+
+    batch_sizes(start, cap)
+    if steps <= skip + 2:
+        raise WizardError(f"--steps {steps} leaves too few measured steps after skipping {skip} warm-up steps")
     if study is None:
         name = name or "probe-batch"
-        base = _command_study(db, db_path, name, command, batch_param, start)
+        _check_name(name)
+        base = _command_study(db, db_path, name, command, batch_param, overrides or {})
     else:
         base = _study(db, study)
         name = name or f"{base.name}.probe-batch"
     spec = base_spec(base)
     _need_param(spec, batch_param, "--batch-param", "batch size")
-    if steps <= skip + 2:
-        raise WizardError(f"--steps {steps} leaves too few measured steps after skipping {skip} warm-up steps")
     fixed = reference_values(db, base, spec, from_trial=from_trial, overrides=overrides or {},
                              varied={batch_param})
     if gpus_per_trial is None:
@@ -91,8 +101,19 @@ def start_probe(db: Database, db_path: Path, *, study: str | None = None, comman
     return _create(db, db_path, "probe-batch", name, base.name, options)
 
 
-def _command_study(db, db_path, name: str, command: str, batch_param: str, start: int) -> Study:
-    """A base study for a bare command: no trials of its own, only the batch-size parameter."""
+COMMAND_BATCH_PLACEHOLDER = 1  # never run: every probe trial sets the batch size itself
+
+
+def _command_study(db, db_path, name: str, command: str, batch_param: str, overrides: dict) -> Study:
+    """A base study for a bare command: no trials of its own, only the batch-size parameter.
+
+    Its file depends on the command alone (the batch value is a placeholder the probe
+    replaces), so a later run with other probe options resumes against the same study.
+    """
+    unknown = set(overrides) - {batch_param}
+    if unknown:
+        raise WizardError(f"--set {', '.join(sorted(unknown))}: a --command has no parameter but "
+                          f"{batch_param!r}; write the other values into the command")
     folder = Path(db_path).resolve().parent / "wizards"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.command.toml"
@@ -100,13 +121,17 @@ def _command_study(db, db_path, name: str, command: str, batch_param: str, start
         "study": {"name": f"{name}.command", "goal": f"the command probed by {name}", "command": command,
                   "workdir": str(Path.cwd()), "max_train_steps": 1000, "trials": 0,
                   "objective": {"metric": "examples_per_s", "mode": "max"}},
-        "params": {batch_param: {"role": "fixed", "value": start}},
+        "params": {batch_param: {"role": "fixed", "value": COMMAND_BATCH_PLACEHOLDER}},
     })
-    path.write_text(text)
     try:
-        spec = load(path)
+        spec = parse(tomllib.loads(text), path=path, text=text)
     except SpecError as exc:
         raise WizardError(f"--command: {'; '.join(exc.problems)}") from exc
+    stored = studies.by_name(db, spec.name)
+    if stored is not None and stored.config_hash != spec.config_hash:
+        raise WizardError(f"the name {name!r} already probed another command ({stored.command_template}); "
+                          f"pass --name to probe this one")
+    path.write_text(text)
     return launch.register(db, db_path, spec)[0]
 
 
@@ -160,7 +185,23 @@ def start_decide(db: Database, db_path: Path, *, baseline: str, candidate: str, 
         raise WizardError(f"the two sides optimize different objectives ({metrics['baseline']} vs "
                           f"{metrics['candidate']}); compare trials of studies with the same objective")
     default = f"{sides['baseline']['study']}.decide-{sides['candidate']['label']}".replace("/", "-")
-    options = {**sides, "seeds": seeds, "complexity": complexity, "concurrency": concurrency}
-    return _create(db, db_path, "decide", name or re.sub(r"[^A-Za-z0-9._-]", "-", default),
+    # The complexity is an answer, not an option: giving it on a later run must resume the
+    # wizard (its seeds are already run), not conflict with the run that paused to ask.
+    options = {**sides, "seeds": seeds, "concurrency": concurrency}
+    kind = _create(db, db_path, "decide", name or re.sub(r"[^A-Za-z0-9._-]", "-", default),
                    sides["baseline"]["study"], options)
+    if complexity is not None:
+        _answer_complexity(kind, complexity)
+    return kind
+
+
+def _answer_complexity(kind: Kind, complexity: str) -> None:
+    """Record --complexity, unless the wizard already decided with another answer."""
+    given = kind.wizard.state.get("answers", {}).get("complexity")
+    if given == complexity:
+        return
+    if kind.wizard.result is not None:
+        raise WizardError(f"wizard {kind.wizard.name!r} already decided with complexity {given!r}; "
+                          f"pass --name to decide again with {complexity!r}")
+    kind.answer("complexity", complexity)
 

@@ -85,7 +85,7 @@ def _placeholder(p) -> Any:
 
 
 def register(db: Database, db_path: Path, base: StudySpec, plan: StagePlan, note: str) -> Study:
-    """Write the stage's study file beside the database, register it and launch it."""
+    """Write the stage's study file beside the database and register it (the engine launches it)."""
     folder = Path(db_path).resolve().parent / "wizards"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{plan.study_name}.toml"
@@ -96,9 +96,7 @@ def register(db: Database, db_path: Path, base: StudySpec, plan: StagePlan, note
         spec = load(path)
     except SpecError as exc:
         raise WizardError(f"cannot plan {plan.study_name}: {exc}") from exc
-    study, _ = launch.register(db, db_path, spec)
-    studies.set_active(db, study.id, True)
-    return study
+    return launch.register(db, db_path, spec)[0]
 
 
 def reference_values(db: Database, base_study: Study, base: StudySpec, *, from_trial: int | None,
