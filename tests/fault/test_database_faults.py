@@ -1,0 +1,162 @@
+"""A database that is locked, read-only, not a database, or on a full disk: clear errors, nothing lost."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from fault_helpers import (
+    file_points,
+    pid_alive,
+    read_db,
+    run_cli,
+    start_runner,
+    stored_points,
+    study_file,
+    study_trials,
+    wait_for,
+)
+
+LOCK_HOLD_S = 4.0  # well past several runner passes, well under the store's busy timeout
+
+
+def point_count(db_path: Path) -> int:
+    return read_db(db_path, lambda db: db.execute("SELECT COUNT(*) FROM metrics").fetchone()[0]) or 0
+
+
+def assert_one_clear_line(result: subprocess.CompletedProcess, path: Path) -> None:
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and str(path) in errors[0], result.stderr
+
+
+@contextlib.contextmanager
+def small_fs(folder: Path, size: str):
+    """A tmpfs of `size` mounted at `folder` (needs root and mount rights)."""
+    folder.mkdir(parents=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        reason = f"cannot mount a tmpfs here: {mounted.stderr.strip()}"
+        print(reason)
+        pytest.skip(reason)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+@pytest.mark.timeout(30)
+def test_garbage_file_is_one_clear_line(tmp_path):
+    bad = tmp_path / "runs.db"
+    bad.write_bytes(os.urandom(64 * 1024))
+    before = bad.read_bytes()
+    study = study_file(tmp_path / "study", [{"mode": "steady", "sleep": 0}], steps=3)
+    for args in (["status"], ["run", str(study)]):
+        assert_one_clear_line(run_cli(bad, *args), bad)
+    assert bad.read_bytes() == before  # never "repaired" into an empty database
+
+
+@pytest.mark.timeout(40)
+def test_read_only_database_is_one_clear_line_and_unchanged(tmp_path):
+    study = study_file(tmp_path / "study", [{"mode": "steady", "sleep": 0}], steps=5)
+    with small_fs(tmp_path / "ro", "8m") as disk:
+        db_path = disk / "playbook.db"
+        assert run_cli(db_path, "run", str(study)).returncode == 0
+        rows = point_count(db_path)
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        for args in (["status"], ["run", str(study)]):
+            assert_one_clear_line(run_cli(db_path, *args), db_path)
+        subprocess.run(["mount", "-o", "remount,rw", str(disk)], check=True)
+        assert point_count(db_path) == rows == 15
+
+
+HOLD_LOCK = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+conn.execute("UPDATE studies SET notes = 'held' WHERE 0")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+conn.execute("COMMIT")
+"""
+
+
+@pytest.mark.timeout(60)
+def test_runner_waits_out_a_write_lock_and_loses_nothing(tmp_path, db_path):
+    study = study_file(tmp_path / "study", [{"mode": "steady", "sleep": 0.02}] * 2, steps=250)
+    log = tmp_path / "runner.log"
+    proc = start_runner(db_path, study, log=log)
+    try:
+        wait_for(lambda: point_count(db_path) > 60, 30, "ingest to start")
+        holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(db_path), str(LOCK_HOLD_S)],
+                                  stdout=subprocess.PIPE, text=True)
+        assert holder.stdout.readline().strip() == "locked"
+        held_from = point_count(db_path)
+        status = run_cli(db_path, "status")  # readers are not blocked by a writer (WAL)
+        assert status.returncode == 0 and "running" in status.stdout, status.stderr
+        time.sleep(LOCK_HOLD_S / 2)
+        assert point_count(db_path) == held_from  # the runner really was held up
+        assert holder.wait(timeout=30) == 0
+        assert proc.wait(timeout=40) == 0
+    finally:
+        proc.kill()
+    rows = study_trials(db_path)
+    assert [t.state.value for t in rows] == ["completed"] * 2
+    for t in rows:
+        assert stored_points(db_path, t.id) == file_points(Path(t.trial_dir) / "metrics.jsonl")
+    assert "store error" not in log.read_text()  # waited, did not fail
+
+
+def fill(folder: Path) -> Path:
+    """Write a file in `folder` until the file system is full."""
+    filler = folder / "filler"
+    with open(filler, "wb", buffering=0) as f:  # unbuffered: close() has nothing left to fail on
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+    return filler
+
+
+@pytest.mark.timeout(90)
+def test_full_disk_is_a_clear_error_and_loses_nothing_stored(tmp_path):
+    study = study_file(tmp_path / "study", [{"mode": "steady", "sleep": 0.02}] * 2, steps=400)
+    with small_fs(tmp_path / "disk", "24m") as disk:
+        db_path = disk / "playbook.db"
+        (tmp_path / "runs").mkdir()
+        (disk / "runs").symlink_to(tmp_path / "runs")  # only the database is on the small disk
+        log = tmp_path / "runner.log"
+        proc = start_runner(db_path, study, log=log)
+        try:
+            wait_for(lambda: point_count(db_path) > 300, 30, "ingest to start")
+            before = read_db(db_path, lambda db: set(db.execute("SELECT * FROM metrics")))
+            filler = fill(disk)
+            wait_for(lambda: "store error" in log.read_text(), 20, "the runner to hit the full disk")
+            time.sleep(1.0)
+            assert proc.poll() is None and pid_alive(proc.pid)  # it keeps retrying
+            full_status = run_cli(db_path, "status")
+            filler.unlink()
+            assert proc.wait(timeout=60) == 0
+        finally:
+            proc.kill()
+        after = read_db(db_path, lambda db: set(db.execute("SELECT * FROM metrics")))
+        rows = study_trials(db_path)
+        stored = {t.id: stored_points(db_path, t.id) for t in rows}
+        written = {t.id: file_points(Path(t.trial_dir) / "metrics.jsonl") for t in rows}  # via the link
+    message = next(line for line in log.read_text().splitlines() if "store error" in line)
+    print(f"runner said: {message!r}; status on the full disk: rc {full_status.returncode}, "
+          f"{full_status.stderr.strip().splitlines()[-1]!r}")
+    assert "full" in message
+    assert before <= after  # nothing stored before the disk filled was lost
+    assert [t.state.value for t in rows] == ["completed"] * 2, log.read_text()
+    for t in rows:  # and what the trials wrote meanwhile was caught up
+        assert stored[t.id] == written[t.id] and len(written[t.id]) == 400 * 3
