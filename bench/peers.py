@@ -26,13 +26,16 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import drop_file_cache, median, print_result  # noqa: E402
 
 NOT_INSTALLED = "not installed (pip install -e '.[bench]')"
+NO_PEERS_ENV = "PLAYBOOK_BENCH_NO_PEERS"  # set: act as if no peer were installed (run_all --no-peers)
 METRIC_NAMES = ("train_loss", "grad_norm", "lr", "examples_per_s")
 MLFLOW_BATCH_STEPS = 100  # steps per log_batch call: 400 metrics, under MLflow's 1,000-per-batch cap
 MLFLOW_BUILD_BATCH = 1000  # MLflow's own cap on metrics per log_batch (the fastest way to fill a store)
 
 
 def missing(name: str) -> bool:
-    """True when peer `name` ("mlflow" or "tensorboard") cannot be imported here."""
+    """True when peer `name` ("mlflow" or "tensorboard") cannot be imported here (or NO_PEERS_ENV is set)."""
+    if os.environ.get(NO_PEERS_ENV):
+        return True
     try:
         if name == "mlflow":
             import mlflow  # noqa: F401

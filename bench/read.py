@@ -11,6 +11,15 @@ SELECT step, value ... ORDER BY step (what a client drawing every point would do
 measured the same way.
 
     .venv/bin/python bench/read.py [--trials N] [--steps S] [--repeats R]
+    .venv/bin/python bench/read.py --study    # the 1,000-trial study, against MLflow
+
+--study: the study a user opens, 1,000 trials x 10,000 steps x 4 metrics (40M points,
+tui_bench.build()'s file in the temp dir, built once and shared with the TUI bench).
+Timed on a fresh connection, cold (file dropped from the page cache) and warm: every
+trial's row (store.trials.list_for_study) plus read_series(train_loss, 400 points) of
+20 trials (goal <= 300 ms). Baseline: MLflow's get_metric_history of the same 20
+series, from an MLflow sqlite store holding those 20 series only (every point: MLflow
+does not downsample), on a fresh client, cold and warm.
 """
 
 from __future__ import annotations
@@ -22,12 +31,13 @@ import random
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _common import drop_file_cache, make_trials, median, print_result  # noqa: E402
 
-from store import metrics  # noqa: E402
+from store import metrics, trials  # noqa: E402
 from store.db import connect  # noqa: E402
 
 METRICS = ("train_loss", "grad_norm", "lr", "val_error")
@@ -146,13 +156,129 @@ def run(n_trials: int = 200, steps: int = 10_000, repeats: int = 5) -> dict:
     }
 
 
-def summary_rows(res: dict) -> list[tuple[str, str, str, str]]:
+# -- the study a user opens: 1,000 trials x 10,000 steps x 4 metrics --------------------
+
+STUDY_GOAL_MS = 300.0
+STUDY_METRIC = "train_loss"  # one curve per trial: 20 series, the same ones MLflow reads
+
+
+def study_path(n_trials: int, steps: int) -> Path:
+    """Where tui_bench keeps the big study's file (built once, reused by both benches)."""
+    return Path(tempfile.gettempdir()) / "playbook-tui-bench" / f"bench-{n_trials}x{steps}" / "playbook.db"
+
+
+def ensure_study(path: Path, n_trials: int, steps: int) -> None:
+    """Build the study with tui_bench.build() unless its file is there (minutes at full size)."""
+    import tui_bench
+
+    if not path.exists():
+        print(f"  building {n_trials} x {steps} x 4 study once at {path} (not timed)...", flush=True)
+        tui_bench.build(path, n_trials, steps)
+
+
+def open_study(path: str, study_id: int, picks: list[int], n_trials: int, steps: int) -> tuple[float, float]:
+    """(table seconds, curves seconds) on a fresh connection: every trial's row, then 20 curves."""
+    t0 = time.perf_counter()
+    db = connect(path)
+    rows = trials.list_for_study(db, study_id)
+    t1 = time.perf_counter()
+    if len(rows) != n_trials:
+        raise SystemExit(f"read bench: trial table has {len(rows)} rows, expected {n_trials}")
+    for tid in picks:
+        s = metrics.read_series(db, tid, STUDY_METRIC, max_points=MAX_POINTS)
+        if s.total_points != steps or not 0 < len(s.steps) <= MAX_POINTS:
+            raise SystemExit(f"read bench: read_series({tid}) gave {len(s.steps)} of {s.total_points} points")
+    t2 = time.perf_counter()
+    db.conn.close()
+    return t1 - t0, t2 - t1
+
+
+def run_study(n_trials: int = 1000, steps: int = 10_000, repeats: int = 5, path: Path | None = None) -> dict:
+    """The trial table and 20 downsampled curves of the big study; MLflow on the same 20 series."""
+    import peers
+
+    path = path or study_path(n_trials, steps)
+    ensure_study(path, n_trials, steps)
+    db = connect(path)
+    study_id = db.execute("SELECT id FROM studies WHERE name = 'bench'").fetchone()[0]
+    with_points = [r[0] for r in db.execute(
+        "SELECT id FROM trials WHERE study_id = ? AND state != 'queued' ORDER BY id", [study_id])]
+    picks = random.Random(11).sample(with_points, READ_TRIALS)
+    series = [(f"trial-{tid}", db.execute(
+        "SELECT step, value FROM metrics WHERE trial_id = ? AND name = ? ORDER BY step",
+        [tid, STUDY_METRIC]).fetchall()) for tid in picks]
+    db.conn.close()
+
+    drop_file_cache(path)
+    cold = open_study(str(path), study_id, picks, n_trials, steps)
+    warm = [open_study(str(path), study_id, picks, n_trials, steps) for _ in range(repeats)]
+    full = [read_full(str(path), [(t, STUDY_METRIC) for t in picks], steps)[1] for _ in range(repeats)]
+    out = {
+        "name": "read_study",
+        "params": {"trials": n_trials, "steps": steps, "metrics": 4, "series": READ_TRIALS,
+                   "max_points": MAX_POINTS, "repeats": repeats, "file_mb": round(path.stat().st_size / 2**20)},
+        "cold_ms": {"table": 1e3 * cold[0], "curves": 1e3 * cold[1], "total": 1e3 * sum(cold)},
+        "warm_ms": {"table": 1e3 * median([w[0] for w in warm]), "curves": 1e3 * median([w[1] for w in warm]),
+                    "total": 1e3 * median([sum(w) for w in warm])},
+        "full_select_curves_warm_ms": 1e3 * median(full),
+        "goal": f"table + {READ_TRIALS} curves <= {STUDY_GOAL_MS:.0f} ms (cold)",
+    }
+    out["goal_met"] = out["cold_ms"]["total"] <= STUDY_GOAL_MS
+    out["mlflow"] = peers.timed_or_missing("mlflow", lambda: _mlflow_history(series, steps, repeats))
+    return out
+
+
+def _mlflow_history(series: list, steps: int, repeats: int) -> dict:
+    """get_metric_history of the same 20 series, from an MLflow store holding only them."""
+    import peers
+
+    with tempfile.TemporaryDirectory(prefix="bench-read-mlflow-") as tmp:
+        root = Path(tmp)
+        t0 = time.perf_counter()
+        runs = list(peers.mlflow_history_store(root, iter(series)).values())
+        build_s = time.perf_counter() - t0
+        cold = peers.mlflow_read_history(root, runs, steps, cold=True)
+        # ~0.5 s per series at 10,000 points: two warm reads keep the figure under half a minute.
+        warm = [peers.mlflow_read_history(root, runs, steps, cold=False) for _ in range(min(repeats, 2))]
+    return {"build_s": build_s, "cold_ms": 1e3 * cold, "warm_ms": 1e3 * median(warm),
+            "store": f"{len(runs)} runs x {steps} steps of {STUDY_METRIC} only (not the whole study)"}
+
+
+def study_rows(res: dict) -> list[tuple[str, ...]]:
+    """(figure, ours, baseline, ratio, goal, met?) rows for the big study's reads."""
+    from peers import NOT_INSTALLED
+
+    p, c, w = res["params"], res["cold_ms"], res["warm_ms"]
+    size = f"{p['trials']}x{p['steps']}x4"
+    rows = [(f"open {size}: table + {p['series']} curves, cold", f"{c['total']:.0f} ms "
+             f"(table {c['table']:.0f}, curves {c['curves']:.0f})", "", "", f"<= {STUDY_GOAL_MS:.0f} ms",
+             "yes" if res["goal_met"] else "NO"),
+            (f"open {size}: table + {p['series']} curves, warm", f"{w['total']:.0f} ms "
+             f"(table {w['table']:.0f}, curves {w['curves']:.0f})", "", "", "", "")]
+    m = res["mlflow"]
+    if "missing" in m:
+        rows.append((f"{p['series']} curves", f"{w['curves']:.0f} ms", f"MLflow get_metric_history {NOT_INSTALLED}",
+                     "", "", ""))
+    else:
+        rows.append((f"{p['series']} curves, cold", f"{c['curves']:.1f} ms",
+                     f"MLflow get_metric_history {m['cold_ms']:.0f} ms", f"{c['curves'] / m['cold_ms']:.3f}x", "", ""))
+        rows.append((f"{p['series']} curves, warm", f"{w['curves']:.1f} ms",
+                     f"MLflow get_metric_history {m['warm_ms']:.0f} ms", f"{w['curves'] / m['warm_ms']:.3f}x", "", ""))
+    rows.append((f"{p['series']} curves, warm", f"{w['curves']:.1f} ms",
+                 f"full SELECT {res['full_select_curves_warm_ms']:.1f} ms",
+                 f"{w['curves'] / res['full_select_curves_warm_ms']:.2f}x", "", ""))
+    return rows
+
+
+def summary_rows(res: dict) -> list[tuple[str, ...]]:
+    """(figure, ours, baseline, ratio, goal, met?) rows for run_all's table."""
     c, w, n = res["cold"], res["warm"], res["params"]["series_read"]
+    size = f"{res['params']['trials']}x{res['params']['steps']}x4"
     return [
-        (f"read_series x{n} cold{'' if c['page_cache_dropped'] else ' (cache not dropped)'}",
-         f"{c['ours_ms']:.1f} ms", f"full SELECT {c['full_ms']:.1f} ms", f"{c['ratio_ours_vs_full']:.2f}x"),
-        (f"read_series x{n} warm (fresh conn)", f"{w['ours_ms']:.1f} ms ({w['ours_ms_per_series']:.2f}/series)",
-         f"full SELECT {w['full_ms']:.1f} ms", f"{w['ratio_ours_vs_full']:.2f}x"),
+        (f"read_series x{n} of {size}, cold{'' if c['page_cache_dropped'] else ' (cache not dropped)'}",
+         f"{c['ours_ms']:.1f} ms", f"full SELECT {c['full_ms']:.1f} ms", f"{c['ratio_ours_vs_full']:.2f}x", "", ""),
+        (f"read_series x{n} of {size}, warm", f"{w['ours_ms']:.1f} ms ({w['ours_ms_per_series']:.2f}/series)",
+         f"full SELECT {w['full_ms']:.1f} ms", f"{w['ratio_ours_vs_full']:.2f}x", "", ""),
     ]
 
 
@@ -161,10 +287,17 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=200)
     ap.add_argument("--steps", type=int, default=10_000)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--study", action="store_true",
+                    help="the 1,000 x 10,000 x 4 study (tui_bench's file) and MLflow instead")
     args = ap.parse_args()
-    res = run(args.trials, args.steps, args.repeats)
+    if args.study:
+        res = run_study(repeats=args.repeats)
+        rows = study_rows(res)
+    else:
+        res = run(args.trials, args.steps, args.repeats)
+        rows = summary_rows(res)
     print_result(res)
-    for row in summary_rows(res):
+    for row in rows:
         print(" | ".join(row))
 
 
