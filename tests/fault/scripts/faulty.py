@@ -144,6 +144,8 @@ MODES = {"steady": steady, "forker": forker, "flood": flood, "raw": raw, "fast":
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["argv"]:  # before parsing: a value like --steps=0 must not be read as an option
+        return write_argv(None)
     p = argparse.ArgumentParser()
     p.add_argument("mode", choices=sorted(MODES))
     p.add_argument("--steps", type=int, default=20)
