@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
 import store
+from runner.cli import main as cli_main
 from runner.wizard_cli import drive
 from runner.wizards.start import start_warmup
 from store import studies
@@ -197,7 +197,7 @@ def test_probe_stops_at_the_first_size_that_runs_out_of_memory(tmp_path):
 
 @pytest.mark.timeout(120)
 def test_decide_pauses_for_the_complexity_then_adopts_from_the_stored_seeds(digits_db):
-    args = ("decide", "dg/1", "dg/2", "--seeds", "3", "--yes", "--name", "wider")
+    args = ("decide", "dg/1", "dg/2", "--seeds", "2", "--yes", "--name", "wider")
     paused = cli(digits_db, *args)
     assert paused.returncode == PAUSED, paused.stderr
     assert "paused: How much complexity does the candidate add?" in paused.stderr
@@ -205,7 +205,7 @@ def test_decide_pauses_for_the_complexity_then_adopts_from_the_stored_seeds(digi
     rows = study_rows(digits_db)
     for side, width in (("baseline", 32), ("candidate", 128)):
         seeds = rows[f"wider.{side}"]["trials"]
-        assert sorted(t["params"]["seed"] for t in seeds) == [1, 2, 3]
+        assert sorted(t["params"]["seed"] for t in seeds) == [1, 2]
         assert {t["state"] for t in seeds} == {"completed"}
         assert {t["params"]["width"] for t in seeds} == {width}
     db = store.connect(digits_db)
@@ -216,10 +216,12 @@ def test_decide_pauses_for_the_complexity_then_adopts_from_the_stored_seeds(digi
     shown = as_json(done)
     assert "started" not in done.stderr
     result = shown["result"]
-    assert result["verdict"] == "adopt"  # val_error about 0.89 vs 0.21: far beyond the seed spread
+    # val_error about 0.89 vs 0.21, each within about 0.01 over seeds: every baseline seed is worse
+    # than every candidate seed, so even two seeds a side leave no doubt.
+    assert result["verdict"] == "adopt"
     for side in ("baseline", "candidate"):
         stored = sorted(t["best_value"] for t in rows[f"wider.{side}"]["trials"])
-        assert len(result[side]["values"]) == 3
+        assert len(result[side]["values"]) == 2
         assert sorted(result[side]["values"]) == pytest.approx(stored)
     assert result["candidate"]["mean"] < result["baseline"]["mean"]
     again = study_rows(digits_db)
@@ -283,24 +285,40 @@ def test_warmup_pauses_after_planning_then_stores_its_lr_sweep(tmp_path):
     assert {t["state"] for t in ran["trials"]} <= {"completed", "failed"}
 
 
-def test_bad_input_is_one_clear_line_and_stores_nothing(tmp_path, digits_db):
+BAD_INPUT = [
+    (("probe-batch", "nosuch", "--yes"), "no study named 'nosuch'"),
+    (("probe-batch", "dg", "--batch-param", "bs", "--yes"), "has no parameter 'bs' for the batch size"),
+    (("probe-batch", "--command", "python fake_train.py 12 16", "--yes"), "add {batch_size} to the command"),
+    (("probe-batch", "dg", "--set", "learning_rate", "--yes"), "expected NAME=VALUE"),
+    (("probe-batch", "dg", "--set", "lr=0.1", "--yes"), "--set names no parameter of 'dg': lr"),
+    (("probe-batch", "--command", "python fake_train.py {batch_size} 12 16", "--set", "lr=1", "--yes"),
+     "a --command has no parameter but 'batch_size'"),
+    (("decide", "dg/1", "dg/9", "--yes"), "study 'dg' has no trial 9"),
+    (("warmup", "nosuch", "--yes"), "no study named 'nosuch'"),
+]
+
+
+def stored(db_path: Path) -> tuple[list[str], list[str]]:
+    db = store.connect(db_path)
+    try:
+        return [s.name for s in studies.list_all(db)], [w.name for w in wizard_store.list_all(db)]
+    finally:
+        db.conn.close()
+
+
+def test_bad_input_is_one_clear_line_and_stores_nothing(tmp_path, digits_db, monkeypatch, capsys):
     (tmp_path / "fake_train.py").write_text(FAKE_TRAIN)
-    before = (sorted(study_rows(digits_db)), as_json(cli(digits_db, "wizards", "--json")))
-    cases = [
-        (("probe-batch", "nosuch", "--yes"), "no study named 'nosuch'"),
-        (("probe-batch", "dg", "--batch-param", "bs", "--yes"), "has no parameter 'bs' for the batch size"),
-        (("probe-batch", "--command", "python fake_train.py 12 16", "--yes"), "add {batch_size} to the command"),
-        (("probe-batch", "dg", "--set", "learning_rate", "--yes"), "expected NAME=VALUE"),
-        (("probe-batch", "dg", "--set", "lr=0.1", "--yes"), "--set names no parameter of 'dg': lr"),
-        (("probe-batch", "dg", "--start", "128", "--cap", "64", "--yes"), "--start must be >= 1 and <= --cap"),
-        (("decide", "dg/1", "dg/9", "--yes"), "study 'dg' has no trial 9"),
-        (("warmup", "nosuch", "--yes"), "no study named 'nosuch'"),
-    ]
-    for args, message in cases:
-        r = cli(digits_db, *args, cwd=tmp_path)
-        assert r.returncode == USAGE, (args, r.stdout, r.stderr)
-        errors = [line for line in r.stderr.splitlines() if not line.startswith("database: ")]
-        assert len(errors) == 1 and errors[0].startswith("error: ") and message in errors[0], (args, r.stderr)
-        assert "Traceback" not in r.stderr + r.stdout
-    assert (sorted(study_rows(digits_db)), as_json(cli(digits_db, "wizards", "--json"))) == before
-    assert not studies.by_name(store.connect(digits_db), "probe-batch.command")
+    before = stored(digits_db)
+    # One through a real process: the message, the exit status, and no traceback.
+    r = cli(digits_db, "probe-batch", "dg", "--start", "128", "--cap", "64", "--yes", cwd=tmp_path)
+    assert r.returncode == USAGE
+    assert r.stderr.splitlines()[1:] == ["error: --start must be >= 1 and <= --cap, got start 128, cap 64"]
+    assert r.stdout == ""
+    # The rest in this process: an exception escaping main() fails the test as a traceback would.
+    monkeypatch.chdir(tmp_path)
+    for args, message in BAD_INPUT:
+        assert cli_main(["--db", str(digits_db), *args]) == USAGE, args
+        err = capsys.readouterr().err.splitlines()
+        errors = [line for line in err if not line.startswith("database: ")]
+        assert len(errors) == 1 and errors[0].startswith("error: ") and message in errors[0], (args, err)
+    assert stored(digits_db) == before
