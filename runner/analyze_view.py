@@ -42,7 +42,7 @@ def render_analyze(report: dict, console: Console | None = None) -> None:
     console = console or Console()
     header = Text()
     header.append(printable(report["study"]), style="bold")
-    header.append(f"  {report['objective']['metric']} ({report['objective']['mode']}), "
+    header.append(f"  {printable(report['objective']['metric'])} ({report['objective']['mode']}), "
                   f"{report['n_trials']} trials, max_train_steps {report['max_train_steps']}  |  ")
     header.append(", ".join(f"{n} {v}" for v, n in report["verdicts"].items() if n))
     console.print(header)

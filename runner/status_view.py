@@ -44,7 +44,7 @@ def _render_study(console: Console, study: dict) -> None:
     header = Text()
     header.append(printable(study["name"]), style="bold")
     header.append(f"  [{'active' if study['active'] else 'idle'}]  ")
-    header.append(", ".join(f"{k} {v}" for k, v in c.items() if v) + f"  |  {best}")
+    header.append(", ".join(f"{k} {v}" for k, v in c.items() if v) + f"  |  {printable(best)}")
     console.print(header)
     if study["goal"]:
         console.print(_t("goal: " + study["goal"]))
@@ -58,8 +58,8 @@ def _render_study(console: Console, study: dict) -> None:
     table.add_column("state")
     for name in varied:
         role = next((t["roles"].get(name) for t in trials if name in t["roles"]), "")
-        table.add_column(("*" if role == "scientific" else "") + name, justify="right")
-    table.add_column(f"best {objective['metric']}", justify="right")
+        table.add_column(_t(("*" if role == "scientific" else "") + name), justify="right")
+    table.add_column(_t(f"best {objective['metric']}"), justify="right")
     table.add_column("@step", justify="right")
     table.add_column("progress", justify="right")
     for t in trials:
