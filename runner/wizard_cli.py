@@ -221,9 +221,12 @@ def drive(kind: Kind, db_path: Path, *, answer: Callable[[Question, Status], str
             else:
                 time.sleep(poll_s)
     except KeyboardInterrupt:
-        if runner is not None:
-            runner.stop_all("user")
-            runner.serve(until=lambda: not runner.live)
+        # Stopping the running trials would leave them 'stopped' for good, and the stage would
+        # read them as failed sizes or missing seeds; left running, the next runner adopts them.
+        left = len(runner.live) if runner is not None else 0
+        if left:
+            say(f"interrupted: {left} running trial(s) keep running and are adopted when you resume "
+                f"(playbook-runner stop STUDY stops them)")
         say("interrupted: the finished trials are kept; run the same command to resume")
         raise SystemExit(130) from None
     finally:
