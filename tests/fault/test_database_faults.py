@@ -23,7 +23,7 @@ from fault_helpers import (
     wait_for,
 )
 
-LOCK_HOLD_S = 4.0  # well past several runner passes, well under the store's busy timeout
+LOCK_HOLD_S = 5.0  # well past several runner passes, well under the store's busy timeout
 
 
 def point_count(db_path: Path) -> int:
@@ -100,10 +100,10 @@ def test_runner_waits_out_a_write_lock_and_loses_nothing(tmp_path, db_path):
                                   stdout=subprocess.PIPE, text=True)
         assert holder.stdout.readline().strip() == "locked"
         held_from = point_count(db_path)
+        time.sleep(1.0)
+        assert point_count(db_path) == held_from and holder.poll() is None  # the runner is held up
         status = run_cli(db_path, "status")  # readers are not blocked by a writer (WAL)
         assert status.returncode == 0 and "running" in status.stdout, status.stderr
-        time.sleep(LOCK_HOLD_S / 2)
-        assert point_count(db_path) == held_from  # the runner really was held up
         assert holder.wait(timeout=30) == 0
         assert proc.wait(timeout=40) == 0
     finally:

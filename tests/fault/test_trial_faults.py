@@ -38,6 +38,13 @@ def running(db_path: Path, n: int) -> list:
     return rows if len(live) >= n else []
 
 
+def size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:  # renamed between the listing and the stat
+        return 0
+
+
 def points_so_far(db_path: Path, trial_id: int) -> int:
     return len(stored_points(db_path, trial_id))
 
@@ -116,8 +123,9 @@ def test_stdout_flood_is_bounded_and_does_not_stall_other_trials(tmp_path, db_pa
         log = Path(flood.trial_dir) / "stdout.log"
         seen = []  # (flood bytes written so far, steady points stored so far), while it floods
         while proc.poll() is None and pid_alive(flood.pid):
-            written = sum(p.stat().st_size for p in log.parent.glob("stdout.log*"))
-            seen.append((written, points_so_far(db_path, steady.id), log.stat().st_size))
+            written = sum(size(p) for p in log.parent.glob("stdout.log*"))
+            current = size(log)  # absent for a moment while rotating
+            seen.append((written, points_so_far(db_path, steady.id), current))
             time.sleep(0.2)
         assert proc.wait(timeout=60) == 0
     finally:
