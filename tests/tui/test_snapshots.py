@@ -1,52 +1,29 @@
-"""Whole screens at 100x30 from fixed data, compared as text with tests/tui/snapshots/*.txt.
+"""Whole screens from fixed data, compared as SVG screenshots (pytest-textual-snapshot).
 
-pytest-textual-snapshot 1.1.0 (the latest) pins syrupy 4.8.0, which needs pytest < 9;
-this project runs pytest 9, so these compare plain text (layout and content, not
-colors). After an intended change, regenerate with TUI_SNAPSHOT_UPDATE=1 and review the diff.
+The SVGs live in __snapshots__/test_snapshots/. After an intended change, rewrite them with
+`python -m pytest tests/tui/test_snapshots.py --snapshot-update` and look at the new
+images (a failing run also writes snapshot_report.html with both side by side).
 """
 
 from __future__ import annotations
 
-import difflib
-import os
-import re
-from pathlib import Path
+from types import SimpleNamespace
 
-from tui_helpers import (
-    SIZE,
-    fix_times,
-    manual_study,
-    open_study,
-    open_trial,
-    run,
-    screen_text,
-    wait_for,
-    write_command,
-)
+from tui_helpers import SIZE, fix_times, manual_study, open_study, open_trial, wait_for, write_command
 
+import tui.screens.study as study_screen
+from store import connect
 from tui.app import make_app
 from tui.screens.base import RunnerStatus
 from tui.widgets.checklist import CheckLine
 from tui.widgets.plot import PlotWidget
 
-SNAPSHOTS = Path(__file__).parent / "snapshots"
+SMALL = (80, 24)  # the smallest terminal the TUI is laid out for
 
 
-def assert_snapshot(name: str, text: str) -> None:
-    path = SNAPSHOTS / f"{name}.txt"
-    if os.environ.get("TUI_SNAPSHOT_UPDATE") or not path.exists():
-        SNAPSHOTS.mkdir(exist_ok=True)
-        path.write_text(text)
-        return
-    expected = path.read_text()
-    if text != expected:
-        diff = "\n".join(difflib.unified_diff(expected.splitlines(), text.splitlines(), "expected", "actual",
-                                              lineterm=""))
-        raise AssertionError(f"screen differs from {path.name} (TUI_SNAPSHOT_UPDATE=1 rewrites it):\n{diff}")
-
-
-async def settled(pilot, app) -> None:
+async def settled(pilot) -> None:
     """Every plot drawn at its size and the runner probe done: nothing left to change."""
+    app = pilot.app
     status = app.screen.query_one(RunnerStatus)
     await wait_for(pilot, lambda: "no runner" in str(status.render()))
     await wait_for(pilot, lambda: all(p.drawn for p in app.screen.query(PlotWidget) if p.display
@@ -63,58 +40,78 @@ def fixture(tmp_path):
     return app, t
 
 
-def test_study_screen_with_overlaid_curves(tmp_path):
+def test_study_screen_with_overlaid_curves(tmp_path, snap_compare):
     app, _ = fixture(tmp_path)
 
-    async def scenario():
-        async with app.run_test(size=SIZE) as pilot:
-            await open_study(pilot, app, rows=6)
-            await pilot.press("space", "down")
-            plot = app.screen.query_one("#study-plot", PlotWidget)
-            await wait_for(pilot, lambda: len(plot.spec.series) == 4)
-            await settled(pilot, app)
-            assert_snapshot("study_curves", screen_text(app))
+    async def scenario(pilot):
+        await open_study(pilot, pilot.app, rows=6)
+        await pilot.press("space", "down")
+        plot = pilot.app.screen.query_one("#study-plot", PlotWidget)
+        await wait_for(pilot, lambda: len(plot.spec.series) == 4)
+        await settled(pilot)
 
-    run(scenario())
+    assert snap_compare(app, terminal_size=SIZE, run_before=scenario)
 
 
-def test_study_screen_axis_plot(tmp_path):
+def test_study_screen_at_80x24(tmp_path, snap_compare):
     app, _ = fixture(tmp_path)
 
-    async def scenario():
-        async with app.run_test(size=SIZE) as pilot:
-            await open_study(pilot, app, rows=6)
-            await pilot.press("p")
-            await settled(pilot, app)
-            assert_snapshot("study_axis_lr", screen_text(app))
+    async def scenario(pilot):
+        await open_study(pilot, pilot.app, rows=6)
+        await settled(pilot)
 
-    run(scenario())
+    assert snap_compare(app, terminal_size=SMALL, run_before=scenario)
 
 
-def test_study_screen_checklist(tmp_path):
+def test_study_screen_axis_plot(tmp_path, snap_compare):
     app, _ = fixture(tmp_path)
 
-    async def scenario():
-        async with app.run_test(size=SIZE) as pilot:
-            await open_study(pilot, app, rows=6)
-            await pilot.press("c")
-            await wait_for(pilot, lambda: isinstance(app.focused, CheckLine))
-            await pilot.press("enter")  # the first check, expanded
-            await settled(pilot, app)
-            # The title says when it was computed: a fixed time here.
-            assert_snapshot("study_checklist", re.sub(r"\d\d:\d\d:\d\d", "12:00:00", screen_text(app)))
+    async def scenario(pilot):
+        await open_study(pilot, pilot.app, rows=6)
+        await pilot.press("p")
+        await settled(pilot)
 
-    run(scenario())
+    assert snap_compare(app, terminal_size=SIZE, run_before=scenario)
 
 
-def test_trial_screen_overview(tmp_path):
+def test_study_screen_checklist(tmp_path, snap_compare, monkeypatch):
+    app, _ = fixture(tmp_path)
+    # The checklist's title says when it was computed: a fixed time here.
+    monkeypatch.setattr(study_screen, "time", SimpleNamespace(strftime=lambda fmt, when: "12:00:00",
+                                                              localtime=lambda when: when))
+
+    async def scenario(pilot):
+        await open_study(pilot, pilot.app, rows=6)
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(pilot.app.focused, CheckLine))
+        await pilot.press("enter")  # the first check, expanded
+        await settled(pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=scenario)
+
+
+def test_trial_screen_overview(tmp_path, snap_compare):
     app, t = fixture(tmp_path)
 
-    async def scenario():
-        async with app.run_test(size=SIZE) as pilot:
-            table = await open_study(pilot, app, rows=6)
-            await open_trial(pilot, app, table, t[0].id)
-            await settled(pilot, app)
-            assert_snapshot("trial_overview", screen_text(app))
+    async def scenario(pilot):
+        table = await open_study(pilot, pilot.app, rows=6)
+        await open_trial(pilot, pilot.app, table, t[0].id)
+        await settled(pilot)
 
-    run(scenario())
+    assert snap_compare(app, terminal_size=SIZE, run_before=scenario)
+
+
+def test_studies_screen_at_80x24(tmp_path, snap_compare):
+    app, _ = fixture(tmp_path)
+    db = connect(app.db_path)  # the study's paths, as if it lived in /work/study
+    db.execute("UPDATE studies SET config_path = REPLACE(config_path, ?, '/work'), "
+               "reproduce_command = REPLACE(reproduce_command, ?, '/work')", [str(tmp_path), str(tmp_path)])
+    db.conn.commit()
+    db.conn.close()
+
+    async def scenario(pilot):
+        await wait_for(pilot, lambda: pilot.app.screen.query_one("#studies").row_count == 1)
+        await wait_for(pilot, lambda: "no runner" in str(pilot.app.screen.query_one(RunnerStatus).render()))
+        await pilot.pause(0.1)
+
+    assert snap_compare(app, terminal_size=SMALL, run_before=scenario)

@@ -14,6 +14,7 @@ from tui import tables
 from tui.screens.base import RunnerStatus, SnapshotScreen
 from tui.snapshot import Snapshot, StudyRow
 from tui.widgets.gpu import GpuPanel
+from tui.widgets.table import TextTable
 
 GPU_POLL_S = 2.0
 
@@ -41,7 +42,7 @@ class StudiesScreen(SnapshotScreen):
         yield Header()
         yield RunnerStatus(id="runner")
         yield Static(id="empty")
-        yield DataTable(id="studies", cursor_type="row", zebra_stripes=True)
+        yield TextTable(id="studies", cursor_type="row", zebra_stripes=True)
         yield Static(id="study-detail")
         yield GpuPanel(id="gpus")
         yield Footer()

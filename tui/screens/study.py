@@ -17,6 +17,7 @@ from tui.screens.base import RunnerStatus, SnapshotScreen
 from tui.snapshot import MAX_OVERLAY, Snapshot, StudyDetail, StudyRow, TrialRow, View
 from tui.widgets.checklist import CheckLine, ChecklistPanel
 from tui.widgets.plot import PlotSpec, PlotWidget
+from tui.widgets.table import TextTable
 
 # The state filter `f` cycles through; "running" includes starting, "failed" includes lost.
 FILTERS = {
@@ -65,12 +66,14 @@ class StudyScreen(SnapshotScreen):
         self.columns: tuple[tables.Column, ...] = ()
         self._detail: StudyDetail | None = None
         self._cells = tables.RowCache()
+        self._runner_shown: tuple | None = None  # what the runner line shows (see show)
+        self._texts: dict[str, Text] = {}  # what each Static shows (see _put)
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield RunnerStatus(id="runner")
         yield Static(id="study-info")
-        yield DataTable(id="trials", cursor_type="row", zebra_stripes=True)
+        yield TextTable(id="trials", cursor_type="row", zebra_stripes=True)
         with Vertical(id="trial-pane"):
             yield Static(id="trial-detail")
             yield PlotWidget(id="study-plot")
@@ -91,7 +94,10 @@ class StudyScreen(SnapshotScreen):
     # -- showing a snapshot --------------------------------------------------------
 
     def show(self, snap: Snapshot) -> None:
-        self.query_one(RunnerStatus).show(snap)
+        runner = (snap.error, snap.runner_checked, snap.runner)
+        if runner != self._runner_shown:  # unchanged on most polls; an update relayouts the screen
+            self._runner_shown = runner
+            self.query_one(RunnerStatus).show(snap)
         study = snap.study(self.study_id)
         detail = snap.study_detail
         if detail is not None and detail.study_id == self.study_id:
@@ -137,13 +143,18 @@ class StudyScreen(SnapshotScreen):
             text = (f"{study.name} · {study.objective_metric} ({study.objective_mode}) · "
                     f"sort: {self._column(self.sort_column).label} {arrow} · filter: {self.filter}{shown}"
                     f" · {tables.BEST_MARK} best per scientific value · {study.goal}")
-        self.query_one("#study-info", Static).update(
-            Text(printable(text), no_wrap=True, overflow="ellipsis"))
+        self._put("#study-info", Text(printable(text), no_wrap=True, overflow="ellipsis"))
+
+    def _put(self, selector: str, text: Text) -> None:
+        """Show `text` in a Static unless it shows that already: Static.update relayouts and
+        repaints the whole screen, which each poll of a live study would pay for nothing."""
+        if self._texts.get(selector) != text:
+            self._texts[selector] = text
+            self.query_one(selector, Static).update(text)
 
     def _show_detail(self, row: TrialRow | None, study: StudyRow | None) -> None:
-        detail = self.query_one("#trial-detail", Static)
         if row is None:
-            detail.update(Text("no trial highlighted" if self.rows else "no trials yet"))
+            self._put("#trial-detail", Text("no trial highlighted" if self.rows else "no trials yet"))
             return
         state = tables.state_text(row, long=True)
         metric = study.objective_metric if study else "objective"
@@ -154,7 +165,7 @@ class StudyScreen(SnapshotScreen):
         text.append(printable(f" · {best} · enter opens it"))
         if row.detail:
             text.append("\n" + printable(tables.one_line(row.detail, 400)), style="dim")
-        detail.update(text)
+        self._put("#trial-detail", text)
 
     # -- the plot panel -------------------------------------------------------------
 
