@@ -38,6 +38,8 @@ class StudiesScreen(SnapshotScreen):
         Binding("q", "app.quit", "Quit"),
     ]
 
+    _detail_shown: Text | None = None  # what #study-detail shows
+
     def compose(self) -> ComposeResult:
         yield Header()
         yield RunnerStatus(id="runner")
@@ -73,6 +75,12 @@ class StudiesScreen(SnapshotScreen):
 
     def _show_detail(self) -> None:
         study = self._study()
+        text = self._detail_text(study)
+        if text != self._detail_shown:  # an update relayouts the screen: not on every poll for nothing
+            self._detail_shown = text
+            self.query_one("#study-detail", Static).update(text)
+
+    def _detail_text(self, study: StudyRow | None) -> Text:
         text = Text(no_wrap=True, overflow="ellipsis")
         if study is not None:
             notes = " ".join(study.notes.split()) or "(none: press e to write some)"
@@ -80,7 +88,7 @@ class StudiesScreen(SnapshotScreen):
             text.append(printable(notes))
             text.append("\nreproduce ", style="bold")
             text.append(printable(study.reproduce_command or "—"))
-        self.query_one("#study-detail", Static).update(text)
+        return text
 
     def _study(self) -> StudyRow | None:
         key = tables.current_key(self.query_one(DataTable))
@@ -149,4 +157,4 @@ class StudiesScreen(SnapshotScreen):
         panel = self.query_one(GpuPanel)
         panel.show(readings=message.readings)
         if message.error:
-            panel.update(Text(f"cannot read the GPUs: {printable(message.error)}", style="bold"))
+            panel.show_error(message.error)

@@ -69,6 +69,11 @@ class GpuPanel(Static):
         super().__init__(id=id)
         self.readings: Sequence[Any] | None = None
         self.slots: Sequence[Any] = ()
+        self._shown: Text | None = None  # the text on screen
+
+    def show_error(self, message: str) -> None:
+        self._shown = Text(f"cannot read the GPUs: {printable(message)}", style="bold")
+        self.update(self._shown)
 
     def show(self, readings: Sequence[Any] | None = None, slots: Sequence[Any] | None = None) -> None:
         if readings is not None:
@@ -76,4 +81,7 @@ class GpuPanel(Static):
         if slots is not None:
             self.slots = slots
         warn = Style(color=self.app.theme_variables.get("error") or None, bold=True)
-        self.update(panel_text(self.readings, self.slots, warn))
+        text = panel_text(self.readings, self.slots, warn)
+        if text != self._shown:  # an update relayouts the screen: not on every poll for nothing
+            self._shown = text
+            self.update(text)
