@@ -102,3 +102,34 @@ def test_best_checkpoint_is_the_best_objective_earliest_on_ties():
 def test_gpu_indices_of_a_slot():
     assert gpu_indices("gpu:0,1") == (0, 1)
     assert gpu_indices("cpu") == ()
+
+
+def test_gpu_panel_repaints_only_on_change_and_a_reading_replaces_an_error():
+    import asyncio
+
+    from textual.app import App
+
+    from tui.snapshot import SlotUse
+    from tui.widgets.gpu import NO_GPU, GpuPanel
+
+    class One(App):
+        def compose(self):
+            yield GpuPanel(id="gpus")
+
+    async def scenario():
+        async with One().run_test() as pilot:
+            panel = pilot.app.query_one(GpuPanel)
+            updates = []
+            real_update = panel.update
+            panel.update = lambda text: (updates.append(text.plain), real_update(text))
+            slots = [SlotUse("cpu", "digits", 3)]
+            panel.show(readings=[], slots=slots)
+            panel.show(readings=[], slots=slots)  # the same poll again: nothing to repaint
+            panel.show_error("NVMLError: GPU is lost")
+            panel.show(readings=[], slots=slots)  # the next good reading clears the error
+            await pilot.pause()
+            return updates
+
+    updates = asyncio.run(scenario())
+    assert updates == [f"{NO_GPU}: digits #3", "cannot read the GPUs: NVMLError: GPU is lost",
+                       f"{NO_GPU}: digits #3"]
