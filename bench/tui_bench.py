@@ -387,6 +387,7 @@ def emit(**kv):
 
 
 import textual.app
+import textual.screen
 import tui.snapshot
 import tui.widgets.plot
 from textual.widgets import DataTable
@@ -419,6 +420,7 @@ timed(tui.snapshot, "read_overlay", "  read_overlay (curves)")
 timed(StudyScreen, "show", "StudyScreen.show (UI thread)")
 timed(tui.widgets.plot, "build_plot", "build_plot (plot thread)")
 timed(textual.app.App, "_display", "App._display (frames out)")
+timed(textual.screen.Screen, "_refresh_layout", "Screen._refresh_layout (layout passes)")
 
 
 PROFILE = os.environ.get("TUI_BENCH_PROFILE")  # a file: cProfile the UI thread over the CPU window
@@ -875,6 +877,10 @@ def print_live(lv: dict) -> None:
     print("  inside the live TUI: " + ", ".join(f"{k} {v:.1f}%" for k, v in parts.items())
           + f", the rest (Textual: layout, rendering, messages) {rest:.1f}%; terminal output "
           f"{c['tui_live_terminal_bytes_per_s'] / 1e3:.0f} KB/s vs {c['tui_idle_terminal_bytes_per_s'] / 1e3:.0f} KB/s idle")
+    shows = inside["StudyScreen.show (UI thread)"]["calls"] or 1
+    layouts = inside.get("Screen._refresh_layout (layout passes)", {}).get("calls", 0)
+    print(f"  per snapshot shown: {inside['App._display (frames out)']['calls'] / shows:.1f} frames, "
+          f"{layouts / shows:.2f} layout passes of the whole screen")
     print(f"  write -> screen median {d['write_to_screen']['median_s'] * 1e3:.0f} ms, "
           f"p90 {d['write_to_screen']['p90_s'] * 1e3:.0f} ms (n={d['write_to_screen']['n']}, "
           f"{d['unseen_writes']} not seen) = {d['screen_p90_over_goal']:.2f}x the 1 s goal at p90; "

@@ -124,3 +124,27 @@ def test_running_trials_show_loss_and_grad_norm_sparklines(tmp_path):
             assert cell(table, str(t[0].id), "loss ‖g‖") == ""  # finished: its curve is on the plot
 
     run(scenario())
+
+
+def test_a_snapshot_that_changes_nothing_shown_does_not_relayout_the_screen(tmp_path):
+    """A live study is polled every 0.75 s; a whole-screen layout pass each time cost CPU for nothing."""
+    _, db_path, _, _ = manual_study(tmp_path)
+
+    async def scenario():
+        app = make_app(db_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await open_study(pilot, app, rows=6)
+            await pilot.pause(0.3)
+            screen = app.screen
+            passes = []
+            real = screen._refresh_layout
+            screen._refresh_layout = lambda *a, **k: (passes.append(1), real(*a, **k))[1]
+            for _ in range(5):
+                screen.show(app.snapshot)
+                await pilot.pause()
+            assert passes == []
+            await pilot.press("f")  # a change that is shown: the info line says the filter
+            assert "filter: running" in str(screen.query_one("#study-info").render())
+            assert passes
+
+    run(scenario())
