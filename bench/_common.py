@@ -44,6 +44,11 @@ def make_trials(db: Database, n: int, run_dir: str, *, objective: str = "train_l
     return [t.id for t in trials.list_for_study(db, study.id)]
 
 
+def ratio(x: float) -> str:
+    """A ratio for the tables: two decimals, or two significant digits when it is tiny."""
+    return f"{x:.2f}x" if x >= 0.1 else f"{x:.2g}x"
+
+
 def median(xs: list[float]) -> float:
     return statistics.median(xs)
 

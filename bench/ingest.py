@@ -236,7 +236,7 @@ def parse_breakdown(paths: list[str], ids: list[int], max_bytes: int) -> dict:
 # -- the figure ---------------------------------------------------------------
 
 SIZES = (1, 8, 32)  # concurrent trials: one alone, a typical sweep, a big box's worth
-POINTS_PER_SIZE = 640_000  # every size stores the same number of points, so the rates compare
+POINTS_PER_SIZE = 320_000  # the same points at every size, so the rates compare; ~1 min a size on 2 cores
 MLFLOW_POINTS = 32_000  # log_batch sample per size (~5k-10k points/s: a few seconds each)
 MLFLOW_LOG_METRIC_CALLS = 500  # log_metric commits once per point: a sample, extrapolated
 TB_POINTS = 160_000  # add_scalar sample per size

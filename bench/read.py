@@ -35,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import drop_file_cache, make_trials, median, print_result  # noqa: E402
+from _common import drop_file_cache, make_trials, median, print_result, ratio  # noqa: E402
 
 from store import metrics, trials  # noqa: E402
 from store.db import connect  # noqa: E402
@@ -261,9 +261,9 @@ def study_rows(res: dict) -> list[tuple[str, ...]]:
                      "", "", ""))
     else:
         rows.append((f"{p['series']} curves, cold", f"{c['curves']:.1f} ms",
-                     f"MLflow get_metric_history {m['cold_ms']:.0f} ms", f"{c['curves'] / m['cold_ms']:.3f}x", "", ""))
+                     f"MLflow get_metric_history {m['cold_ms']:.0f} ms", ratio(c['curves'] / m['cold_ms']), "", ""))
         rows.append((f"{p['series']} curves, warm", f"{w['curves']:.1f} ms",
-                     f"MLflow get_metric_history {m['warm_ms']:.0f} ms", f"{w['curves'] / m['warm_ms']:.3f}x", "", ""))
+                     f"MLflow get_metric_history {m['warm_ms']:.0f} ms", ratio(w['curves'] / m['warm_ms']), "", ""))
     rows.append((f"{p['series']} curves, warm", f"{w['curves']:.1f} ms",
                  f"full SELECT {res['full_select_curves_warm_ms']:.1f} ms",
                  f"{w['curves'] / res['full_select_curves_warm_ms']:.2f}x", "", ""))

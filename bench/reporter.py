@@ -22,7 +22,7 @@ from array import array
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import print_result  # noqa: E402
+from _common import print_result, ratio  # noqa: E402
 
 from runner.report import METRICS_FILE_ENV, Reporter  # noqa: E402
 
@@ -183,7 +183,7 @@ def summary_rows(res: dict) -> list[tuple[str, ...]]:
         for label, key in (("median", "median_us"), ("p99", "p99_us")):
             four, one = tb["step_of_four"][key], tb["add_scalar"][key]
             rows.append((f"Reporter.log {label} vs TB", f"{r[key]:.2f} us",
-                         f"TB 4x add_scalar {four:.1f} us (1 call {one:.1f})", f"{r[key] / four:.3f}x", "", ""))
+                         f"TB 4x add_scalar {four:.1f} us (1 call {one:.1f})", ratio(r[key] / four), "", ""))
     rows += [
         ("Reporter.log mean (incl. flushes)", f"{r['mean_us']:.2f} us", f"empty loop {e['mean_us']:.2f} us",
          f"{r['mean_us'] / e['mean_us']:.1f}x", "", ""),
