@@ -143,6 +143,9 @@ def test_a_snapshot_that_changes_nothing_shown_does_not_relayout_the_screen(tmp_
                 screen.show(app.snapshot)
                 await pilot.pause()
             assert passes == []
+            await pilot.press("down")  # a new one-line detail: repainted in place, no layout pass
+            assert "trial #2" in str(screen.query_one("#trial-detail").render())
+            assert passes == []
             await pilot.press("f")  # a change that is shown: the info line says the filter
             assert "filter: running" in str(screen.query_one("#study-info").render())
             assert passes

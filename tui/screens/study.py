@@ -146,11 +146,17 @@ class StudyScreen(SnapshotScreen):
         self._put("#study-info", Text(printable(text), no_wrap=True, overflow="ellipsis"))
 
     def _put(self, selector: str, text: Text) -> None:
-        """Show `text` in a Static unless it shows that already: Static.update relayouts and
-        repaints the whole screen, which each poll of a live study would pay for nothing."""
-        if self._texts.get(selector) != text:
+        """Show `text` in a Static unless it shows that already.
+
+        A layout pass relayouts and repaints the whole screen, which each poll of a
+        live study (the highlighted trial's step changes) would pay for nothing: these
+        lines never wrap, so only a change in the number of lines can change the size.
+        """
+        old = self._texts.get(selector)
+        if old != text:
             self._texts[selector] = text
-            self.query_one(selector, Static).update(text)
+            resized = old is None or old.plain.count("\n") != text.plain.count("\n")
+            self.query_one(selector, Static).update(text, layout=resized)
 
     def _show_detail(self, row: TrialRow | None, study: StudyRow | None) -> None:
         if row is None:
