@@ -5,17 +5,22 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import resource
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from fault_helpers import (
+    ROOT,
     file_points,
     pid_alive,
     read_db,
     run_cli,
+    runner_argv,
     start_runner,
     stored_points,
     study_file,
@@ -160,3 +165,49 @@ def test_full_disk_is_a_clear_error_and_loses_nothing_stored(tmp_path):
     assert [t.state.value for t in rows] == ["completed"] * 2, log.read_text()
     for t in rows:  # and what the trials wrote meanwhile was caught up
         assert stored[t.id] == written[t.id] and len(written[t.id]) == 400 * 3
+
+
+FSIZE_LIMIT = 1 * 2**20  # bytes: passed by the WAL within seconds, far above any trial's own files
+
+
+def limit_file_size(limit: int) -> Callable[[], None]:
+    """A preexec_fn: files this process writes stop at `limit` bytes (writes fail with EFBIG).
+
+    SIGXFSZ is ignored, else the first write past the limit kills the process instead of failing.
+    The hard limit stays unlimited, so the test can lift the soft one later (resource.prlimit).
+    """
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+    return apply
+
+
+@pytest.mark.timeout(90)
+def test_file_size_limit_is_a_clear_error_and_loses_nothing_stored(tmp_path, db_path):
+    """The full-disk case without a tmpfs: RLIMIT_FSIZE on the runner, which holds the database."""
+    steps = 3000
+    study = study_file(tmp_path / "study", [{"mode": "steady", "sleep": 0.002}] * 2, steps=steps)
+    log = tmp_path / "runner.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(runner_argv(db_path, "run", str(study)), cwd=ROOT, stdout=out,
+                                stderr=subprocess.STDOUT, preexec_fn=limit_file_size(FSIZE_LIMIT))
+    try:
+        wait_for(lambda: "store error" in log.read_text(), 40, "the runner to reach the file size limit")
+        before = read_db(db_path, lambda db: set(db.execute("SELECT * FROM metrics")))
+        time.sleep(1.5)  # more passes against the limit
+        assert proc.poll() is None and pid_alive(proc.pid)  # it keeps retrying, it did not die
+        assert read_db(db_path, lambda db: set(db.execute("SELECT * FROM metrics"))) == before
+        resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        assert proc.wait(timeout=60) == 0, log.read_text()
+    finally:
+        proc.kill()
+    after = read_db(db_path, lambda db: set(db.execute("SELECT * FROM metrics")))
+    rows = study_trials(db_path)
+    message = next(line for line in log.read_text().splitlines() if "store error" in line)
+    print(f"runner said: {message!r}; {len(before)} points stored before the limit, {len(after)} after")
+    assert "full" in message or "I/O" in message, message
+    assert before and before <= after  # nothing stored before the limit was lost
+    assert [t.state.value for t in rows] == ["completed"] * 2, log.read_text()
+    for t in rows:  # and what the trials wrote meanwhile was caught up
+        written = file_points(Path(t.trial_dir) / "metrics.jsonl")
+        assert stored_points(db_path, t.id) == written and len(written) == steps * 3
