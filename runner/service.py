@@ -339,6 +339,13 @@ class Runner:
                       detail=outcome.detail, feasible=outcome.feasible, exit_code=returncode)
         what = outcome.state.value + (f" ({outcome.reason}: {outcome.detail})" if outcome.reason else "")
         self.log(f"trial {self._label(trial)} {what}")
+        if outcome.state is TrialState.FAILED and isinstance(spec, StudySpec) and spec.halt_on_failure:
+            self._halt_queued(live.study_id, f"not run: trial {trial.number} failed ({outcome.reason})")
+
+    def _halt_queued(self, study_id: int, why: str) -> None:
+        """Stop a study's queued trials; settled before this pass launches anything, so none slips through."""
+        for t in trials.in_states(self.db, {TrialState.QUEUED}, study_id=study_id):
+            trials.finish(self.db, t.id, TrialState.STOPPED, detail=why)
 
     # -- launching -----------------------------------------------------------
 

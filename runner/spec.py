@@ -51,7 +51,7 @@ _PARAM_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 STUDY_FIELDS = {
     "name", "goal", "notes", "command", "workdir", "max_train_steps", "objective", "trials",
     "seed", "concurrency", "gpus_per_trial", "timeout", "metrics", "requeue_lost",
-    "stop_on_divergence",
+    "stop_on_divergence", "halt_on_failure",
 }
 PARAM_FIELDS = {
     "role", "type", "low", "high", "scale", "values", "value", "points", "when", "in_command",
@@ -123,6 +123,7 @@ class StudySpec:
     stop_on_divergence: bool
     config_text: str
     config_hash: str = field(repr=False, default="")
+    halt_on_failure: bool = False  # a failed trial stops the queued ones (a probe of growing sizes)
 
     def param(self, name: str) -> ParamSpec:
         return next(p for p in self.params if p.name == name)
@@ -193,6 +194,7 @@ def parse(data: dict, *, path: Path, text: str = "") -> StudySpec:
         manual=tuple(_manual(data.get("trial", []), params, problems)),
         requeue_lost=check.boolean("requeue_lost", default=False),
         stop_on_divergence=check.boolean("stop_on_divergence", default=True),
+        halt_on_failure=check.boolean("halt_on_failure", default=False),
         config_text=text,
         config_hash=hashlib.sha256(
             json.dumps(data, sort_keys=True, default=str).encode()

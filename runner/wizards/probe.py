@@ -5,9 +5,7 @@ from __future__ import annotations
 from runner.playbook import batch_probe
 from runner.wizards.engine import Kind
 from runner.wizards.substudy import StagePlan, WizardError, outcome, series, stage_trials
-from store import studies, trials
-from store.studies import Study
-from store.trials import TrialState
+from store import studies
 
 THROUGHPUT_METRIC = "examples_per_s"
 MEMORY_METRIC = "peak_memory_mb"
@@ -36,29 +34,10 @@ class BatchProbe(Kind):
             vary=(o["batch_param"], tuple(batch_sizes(o["start"], o["cap"]))),
             fixed=o["fixed"], max_train_steps=o["steps"], concurrency=1,
             objective=(THROUGHPUT_METRIC, "max"), gpus_per_trial=o["gpus_per_trial"],
+            # Sizes run smallest first, one at a time: after the first that fails (OOM), the
+            # runner stops the larger ones before it would launch the next.
+            halt_on_failure=True,
         )]
-
-    def watch(self, stage: str, study: Study) -> None:
-        """After the first size that fails, the larger ones are not worth running: stop them."""
-        ts = sorted(stage_trials(self.db, study), key=lambda t: t.params[self.options["batch_param"]])
-        failed = next((t for t in ts if t.state is TrialState.FAILED), None)
-        if failed is None:
-            return
-        why = "ran out of memory" if failed.reason == "oom" else f"failed ({failed.reason})"
-        size = failed.params[self.options["batch_param"]]
-        for t in ts:
-            if t.state is TrialState.QUEUED and t.params[self.options["batch_param"]] > size:
-                trials.finish(self.db, t.id, TrialState.STOPPED, detail=f"not run: batch size {size} {why}")
-
-    def may_launch(self, stage: str, study: Study) -> bool:
-        """One size at a time, and the next only once `watch` has read how the last one ended.
-
-        The runner starts the next queued trial in the same pass that reaps the last one,
-        so the study is held while a size runs; otherwise the size after an OOM would start
-        before `watch` could stop it.
-        """
-        return not any(t.state in (TrialState.STARTING, TrialState.RUNNING)
-                       for t in stage_trials(self.db, study))
 
     def runs(self) -> list[batch_probe.ProbeRun]:
         study = studies.by_name(self.db, f"{self.wizard.name}.probe")

@@ -43,6 +43,7 @@ class StagePlan:
     objective: tuple[str, str] | None = None  # (metric, mode), when the stage ranks by another
     gpus_per_trial: int | None = None
     extra_params: dict[str, dict] = field(default_factory=dict)  # e.g. a seed the script reads from env
+    halt_on_failure: bool = False  # the runner stops the queued trials once one fails (the probe)
 
     @property
     def trial_count(self) -> int:
@@ -61,6 +62,8 @@ def derive_config(base: StudySpec, plan: StagePlan, note: str) -> str:
         study["objective"] = {"metric": plan.objective[0], "mode": plan.objective[1]}
     if plan.gpus_per_trial is not None:
         study["gpus_per_trial"] = plan.gpus_per_trial
+    if plan.halt_on_failure:
+        study["halt_on_failure"] = True
     params = {p.name: _derived_param(p, plan) for p in base.params}
     params.update(plan.extra_params)
     return tomli_w.dumps({"study": study, "params": params})

@@ -318,3 +318,16 @@ def test_ctrl_c_stops_the_running_trials_and_the_study(make_study, db_path):
     assert {t.state.value for t in rows if t.pid} == {"stopped"}
     assert not studies.get(db, study.id).active
     assert all(group_members(t.pid) == [] for t in rows if t.pid)
+
+
+def test_halt_on_failure_stops_the_queue_before_the_next_trial_starts(make_study, db_path):
+    """A probe of growing sizes: once one fails (here a CUDA OOM), no later trial may start."""
+    body = study_text(steps=6, trials=1, concurrency=1, modes='["ok", "cuda_oom", "crash", "nan"]')
+    path = make_study(body.replace("timeout = 60", "timeout = 60\nhalt_on_failure = true"))
+    assert cli(["--db", str(db_path), "run", str(path)]) == 0
+    db = store.connect(db_path)
+    got = trials.list_for_study(db, studies.by_name(db, "s").id)
+    assert [(t.state.value, t.reason) for t in got] == [
+        ("completed", None), ("failed", "oom"), ("stopped", None), ("stopped", None)]
+    assert all(t.started_at is None for t in got[2:])  # stopped before they ever ran
+    assert got[2].detail == "not run: trial 2 failed (oom)"

@@ -185,7 +185,7 @@ def test_probe_stops_at_the_first_size_that_runs_out_of_memory(tmp_path):
     probe = by_batch(study_rows(db_path)["probe-batch.probe"])
     assert probe[32]["state"] == "failed" and probe[32]["reason"] == "oom"
     assert probe[64]["state"] == "stopped" and probe[64]["started_at"] is None
-    assert probe[64]["detail"] == "not run: batch size 32 ran out of memory"
+    assert probe[64]["detail"] == "not run: trial 4 failed (oom)"  # 4, 8, 16, 32: trial 4
 
     text = cli(db_path, "wizards", "probe-batch")
     assert text.returncode == 0, text.stderr
