@@ -9,6 +9,7 @@ and overlaid curves on the study screen; one trial in full on the trial screen.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -350,6 +351,10 @@ class StorePoller:
             import runner.playbook.isolation  # noqa: F401
             import runner.study_data  # noqa: F401
 
+            # Startup is over: move what it made (modules, the app's widgets) out of the
+            # collector's sight. A full collection otherwise walks all of it, 100-200 ms,
+            # and opening a big study makes enough objects to set one off.
+            gc.freeze()
             self._warm = True
 
     def _runner(self) -> tuple[RunnerInfo | None, bool]:

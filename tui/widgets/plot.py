@@ -207,10 +207,14 @@ class PlotWidget(Widget):
         key = self._key()
         if key[1] and key[2] and key not in (self._built, self._wanted):
             self._wanted = key
-            self._start_build(key)
+            # Started after this frame is out: a build holds the GIL in long bursts, and the
+            # frame (a study's table just filled, say) would otherwise wait for it.
+            self.call_after_refresh(self._start_build, key)
         return self._text if self._text is not None else Text("plotting…", style="dim")
 
     def _start_build(self, key: tuple) -> None:
+        if key != self._wanted or not self.is_mounted:
+            return  # a newer spec or size came first, or the widget is gone
         colors = {name: self.app.theme_variables.get(name, "") for name in COLORS}
         spec, width, height = self.spec, key[1], key[2]
 
