@@ -103,6 +103,7 @@ class ProbeResult:
     summary: str                 # one plain sentence
     advice: tuple[str, ...]      # always includes: re-tune lr, momentum, regularization; gradient accumulation buys no throughput
     cap: int = 0                 # the largest batch size the probe was allowed to try
+    skip: int = WARMUP_STEPS     # warm-up steps left out of each estimate
 
     def row(self, batch_size: int | None) -> ProbeRow | None:
         """The table row of one batch size (None when it was not run)."""
@@ -112,7 +113,7 @@ class ProbeResult:
         """Every number and string, strict JSON (non-finite floats become None)."""
         return jsonable({
             **asdict(self),
-            "thresholds": {"warmup_steps": WARMUP_STEPS, "min_measured_steps": MIN_MEASURED_STEPS,
+            "thresholds": {"warmup_steps": self.skip, "min_measured_steps": MIN_MEASURED_STEPS,
                            "near_doubling": NEAR_DOUBLING, "min_gain": MIN_GAIN,
                            "early_doublings": EARLY_DOUBLINGS, "noisy_spread": NOISY_SPREAD},
         })
@@ -242,10 +243,10 @@ def _summary(runs: Sequence[ProbeRun], rows: tuple[ProbeRow, ...], recommended: 
     rec_text = f"recommended batch size {recommended} ({fmt(rec.examples_per_s)} examples/s)"
     if bottleneck:
         largest = max(r.batch_size for r in rows if r.outcome in ("ok", TOO_SHORT))
-        return (f"throughput stopped scaling early at {knee} while memory allowed up to {largest} "
+        return (f"doubling stopped (nearly) doubling throughput early, at {knee}, while memory allowed up to {largest} "
                 f"(likely an input pipeline or synchronization bottleneck); {rec_text}; {stop}")
     if knee is not None:
-        return f"throughput stopped scaling at {knee} (accelerator saturated); {rec_text}; {stop}"
+        return f"doubling stopped (nearly) doubling throughput at {knee} (accelerator saturated); {rec_text}; {stop}"
     if stopped_by == "oom":
         return f"throughput scaled until memory ran out ({stop}); {rec_text}"
     if stopped_by == "cap":
@@ -290,4 +291,4 @@ def decide(runs: Sequence[ProbeRun], *, cap: int, skip: int = WARMUP_STEPS) -> P
     return ProbeResult(rows=rows, recommended=recommended, knee=knee, stopped_by=stopped_by,
                        bottleneck=bottleneck,
                        summary=_summary(runs, rows, recommended, knee, stopped_by, bottleneck, cap),
-                       advice=_advice(rows, measured, bottleneck, stopped_by, skip), cap=cap)
+                       advice=_advice(rows, measured, bottleneck, stopped_by, skip), cap=cap, skip=skip)

@@ -62,7 +62,7 @@ def test_saturating_curve_finds_the_known_knee():
     assert result.knee == 256
     assert result.recommended == 512  # 256 -> 512 still gains a third
     assert not result.bottleneck  # only one doubling beyond the knee fitted: saturated near memory
-    assert "stopped scaling at 256 (accelerator saturated)" in result.summary
+    assert "stopped (nearly) doubling throughput at 256 (accelerator saturated)" in result.summary
 
 
 def test_only_sizes_that_still_buy_throughput_are_recommended_even_when_larger_fit():
@@ -77,7 +77,7 @@ def test_flat_throughput_while_memory_allows_more_is_a_bottleneck():
     assert result.knee == 32 and result.bottleneck
     assert result.recommended == 16  # no doubling bought anything
     assert result.row(512).time_per_step_s == pytest.approx(512 / 5000)
-    assert "early at 32 while memory allowed up to 512" in result.summary
+    assert "early, at 32, while memory allowed up to 512" in result.summary
     assert any("input pipeline" in a for a in result.advice)
 
 
@@ -161,3 +161,8 @@ def test_advice_json_and_training_time():
     assert training_time_s(rec.time_per_step_s, 10_000) == pytest.approx(10_000 * 512 / saturating(512))
     with pytest.raises(ValueError):
         training_time_s(math.inf, 10)
+
+
+def test_the_json_reports_the_skip_actually_used():
+    runs = [ProbeRun(16, "ok", (1.0,) * 2 + (100.0,) * 10), ProbeRun(32, "ok", (1.0,) * 2 + (200.0,) * 10)]
+    assert decide(runs, cap=32, skip=2).to_json()["thresholds"]["warmup_steps"] == 2

@@ -93,7 +93,7 @@ def test_probe_wizard_plans_waits_for_confirmation_then_runs_and_shows_the_verdi
             assert "batch size 32" in text  # the verdict in the title: the knee is at 32
             report = "\n".join(screen.current.report)
             assert "recommended batch size 32" in report
-            assert "stopped scaling" in report
+            assert "stopped (nearly) doubling throughput at 64" in report  # 32 -> 64 bought nothing
             assert screen.query_one("#wiz-plot").spec.has_data
             sub = studies.by_name(db, "probe-me.probe-batch.probe")
             assert [t.state.value for t in trials.list_for_study(db, sub.id)] == ["completed"] * 4
