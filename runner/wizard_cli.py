@@ -214,10 +214,8 @@ def drive(kind: Kind, db_path: Path, *, answer: Callable[[Question, Status], str
                 runner = Runner(db_path, cpu_slots=cpu_slots, grace_s=grace, log=say)
                 runner.start()
             if runner is not None:
-                # One pass per advance: a pass reaps and launches, and the wizard must see
-                # every trial's end before the runner's next launch (see Kind.may_launch).
-                runner.serve(until=lambda: True)
-                time.sleep(runner.poll_s)
+                deadline = time.monotonic() + poll_s
+                runner.serve(until=lambda end=deadline: time.monotonic() >= end)
             else:
                 time.sleep(poll_s)
     except KeyboardInterrupt:

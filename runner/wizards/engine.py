@@ -89,16 +89,9 @@ class Kind:
         """True when a stage does not apply (an earlier result made it moot)."""
         return False
 
-    def watch(self, stage: str, study: Study) -> None:
-        """Called while a stage runs (e.g. the probe stops larger sizes after an OOM)."""
-
     def question(self, stage: str, results: dict[str, Any], answers: dict[str, Any]) -> Question | None:
         """A question that must be answered before `conclude` (e.g. how complex the change is)."""
         return None
-
-    def may_launch(self, stage: str, study: Study) -> bool:
-        """Whether the runner may start the study's queued trials now (the probe runs one size at a time)."""
-        return True
 
     def optional(self, stage: str) -> bool:
         """Whether the user may skip the stage instead of confirming it."""
@@ -109,9 +102,6 @@ class Kind:
         raise NotImplementedError
 
     # the machine ------------------------------------------------------------------------
-    def stage_study_names(self, stage: str, results: dict) -> list[str]:
-        return [p.study_name for p in self.plans(stage, results)]
-
     def advance(self) -> Status:
         """Go as far as possible now; see the module docstring."""
         while True:
@@ -133,25 +123,17 @@ class Kind:
                               stage_results=results)
             registered = [register(self.db, self.db_path, self.base_spec_for(p), p, self.note(stage))
                           for p in plans]
-            for study in registered:
-                self.watch(stage, study)
             running = tuple(s.name for s in registered if has_work(self.db, s))
             if running:
                 for s in registered:
-                    if s.name in running:
-                        self._gate(stage, s)
+                    if s.name in running and not studies.get(self.db, s.id).active:
+                        studies.set_active(self.db, s.id, True)  # launched once confirmed
                 return Status(w, stage, self.titles.get(stage, stage), lines, running=running,
                               stage_results=results)
             question = self.question(stage, results, answers)
             if question is not None and question.key not in answers:
                 return Status(w, stage, self.titles.get(stage, stage), lines, question, stage_results=results)
             self._move_on(stage, state, self.conclude(stage, results, answers))
-
-    def _gate(self, stage: str, study: Study) -> None:
-        """Launch (or hold) a stage study with work left; only the flag changes, running trials go on."""
-        want = self.may_launch(stage, study)
-        if studies.get(self.db, study.id).active != want:
-            studies.set_active(self.db, study.id, want)
 
     def _move_on(self, stage: str, state: dict, result: dict | None) -> None:
         if result is not None:
@@ -185,8 +167,11 @@ class Kind:
         return base_spec(self.base_study())
 
     def note(self, stage: str) -> str:
+        # The wizard's creation date, not today's: the note is part of the stage's config, and a
+        # config that changed overnight would be refused when the wizard resumes.
+        created = time.strftime("%Y-%m-%d", time.localtime(self.wizard.created_at))
         return (f"Planned by the {self.kind} wizard {self.wizard.name!r} (stage {stage}) from study "
-                f"{self.wizard.base_study!r} on {time.strftime('%Y-%m-%d')}.")
+                f"{self.wizard.base_study!r} on {created}.")
 
     def describe(self, plans: list[StagePlan]) -> tuple[str, ...]:
         per_step = seconds_per_step(self.db, self.base_study())
