@@ -33,6 +33,7 @@ from runner.spec import SpecError, load
 from runner.text import printable
 from runner.wizards.substudy import WizardError
 from store import StoreError, commands, connect, default_db_path, lease, studies, trials
+from store import wizards as wizard_store
 from store.studies import Study, StudyConflict
 from store.trials import Trial, TrialState
 from store.wizards import WizardConflict
@@ -374,8 +375,18 @@ def _study_record(db, study: Study) -> dict:
         "counts": s.counts,
         "best_value": s.best_value,
         "best_trial": s.best_trial,
+        "baseline": _baseline_record(db, study),
         "trials": [_trial_record(db, study, t) for t in trials.list_for_study(db, study.id)],
     }
+
+
+def _baseline_record(db, study: Study) -> dict | None:
+    """The configuration last adopted for this study by `decide` (None until one is)."""
+    b = wizard_store.current_baseline(db, study.name)
+    if b is None:
+        return None
+    return {"params": b.params, "source": b.source, "objective_mean": b.objective_mean,
+            "adopted_at": b.adopted_at}
 
 
 def _trial_record(db, study: Study, t: Trial) -> dict:

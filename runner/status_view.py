@@ -49,6 +49,10 @@ def _render_study(console: Console, study: dict) -> None:
     if study["goal"]:
         console.print(_t("goal: " + study["goal"]))
     console.print(_t(f"config: {study['config_path']}   reproduce: {study['reproduce_command']}"))
+    if study.get("baseline"):
+        b = study["baseline"]
+        params = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(b["params"].items()))
+        console.print(_t(f"baseline (adopted from {b['source']}): {params}", "green"))
     trials = study["trials"]
     param_names = sorted({k for t in trials for k in t["params"]})
     varied = [n for n in param_names

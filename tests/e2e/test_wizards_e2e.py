@@ -236,6 +236,10 @@ def test_decide_pauses_for_the_complexity_then_adopts_from_the_stored_seeds(digi
     text = cli(digits_db, "wizards", "wider")
     assert "verdict: adopt: dg/2 vs dg/1" in text.stdout
     assert "recorded as the new baseline of dg" in text.stdout
+    shown = study_rows(digits_db)["dg"]["baseline"]  # status --json carries it
+    assert shown["source"] == "dg/2" and shown["params"] == baseline.params
+    status = cli(digits_db, "status", "dg")
+    assert "baseline (adopted from dg/2)" in status.stdout
     db.conn.close()
 
 
