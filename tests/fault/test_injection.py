@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 from fault_helpers import SCRIPTS, run_cli, study_trials
+from textual.widgets import Select, Static
+
+import store
+from runner.launch import register
+from runner.spec import load
+from runner.text import printable
+from store import trials
+from store.metrics import TrialUpdate, write_updates
+from store.trials import TrialState
+from tui.app import make_app
+from tui.widgets.plot import PlotWidget
 
 NASTY_VALUES = ["$(touch pwned1)", "`touch pwned2`", "a\nb; touch pwned3", "it's \"quoted\"",
                 "; touch pwned4 #", "--steps=0", "*", "$HOME"]
@@ -54,3 +66,73 @@ def test_hostile_metric_names_are_printed_literally(tmp_path, db_path):
         shown = out.stdout + out.stderr
         assert "\x1b" not in shown and "\x07" not in shown, (args, shown)
         assert "[bold red]EVIL" in shown, (args, shown)  # markup shown, not applied (80 columns may wrap its tail)
+
+
+# The TUI side: tests/tui/test_app.py covers hostile parameter values and failure details; these
+# are hostile metric NAMES, which reach column titles, plot titles and legends, and the metric list.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tui"))
+from tui_helpers import EVIL, open_study, open_trial, run, screen_text, start, wait_for  # noqa: E402
+
+TUI_EVIL_NAME = "loss\x1b[31m[bold red]EVIL[/bold red]\x1b]52;c;aGk=\x07"  # markup, SGR, OSC 52 clipboard
+OTHER_NAME = "m" + EVIL
+TUI_SIZE = (160, 45)  # wide enough that the long escaped names are not cut off
+
+
+def evil_metric_study(tmp_path: Path) -> tuple[Path, int]:
+    """One completed trial that reported train_loss and two hostile metric names (one the objective)."""
+    folder = tmp_path / "study"
+    folder.mkdir()
+    (folder / "study.toml").write_text(
+        '[study]\nname = "evil"\ncommand = "python report.py"\nmax_train_steps = 3\n'
+        f"objective = {{ metric = {json.dumps(TUI_EVIL_NAME)}, mode = \"min\" }}\ntrials = 1\n")
+    db_path = tmp_path / "db" / "playbook.db"
+    db = store.connect(db_path)
+    study, added = register(db, db_path, load(folder / "study.toml"))
+    (trial,) = trials.list_for_study(db, study.id)
+    start(db, trial.id)
+    rows = [(trial.id, name, s, v / (s + 1), 1_700_000_000.0 + s)
+            for s in range(3) for name, v in (("train_loss", 1.0), (TUI_EVIL_NAME, 0.5), (OTHER_NAME, 2.0))]
+    write_updates(db, [TrialUpdate(trial.id, rows=rows, last_step=2, best=(0.5 / 3, 2))], {trial.id: "min"})
+    assert trials.finish(db, trial.id, TrialState.COMPLETED, feasible=1)
+    db.conn.close()
+    return db_path, trial.id
+
+
+def assert_literal(text: str, where: str, *names: str) -> None:
+    """Each name shown with its markup as text and its control characters as visible escapes."""
+    assert "\x1b" not in text and "\x07" not in text, (where, text)
+    for name in names:
+        assert printable(name) in text, (where, name, text)
+
+
+@pytest.mark.timeout(60)
+def test_hostile_metric_names_are_shown_literally_in_the_tui(tmp_path):
+    db_path, trial_id = evil_metric_study(tmp_path)
+
+    async def scenario():
+        app = make_app(db_path)
+        async with app.run_test(size=TUI_SIZE) as pilot:
+            table = await open_study(pilot, app, rows=1)
+            titles = [c.label.plain for c in table.columns.values()]
+            assert f"best {printable(TUI_EVIL_NAME)}" in titles, titles
+            plot = app.screen.query_one("#study-plot", PlotWidget)
+            await wait_for(pilot, lambda: plot.drawn and "vs step" in plot.render().plain)
+            header = plot.render().plain.splitlines()[0]  # title and legend
+            assert_literal(header, "study plot header", TUI_EVIL_NAME)
+            assert f"#1 {printable(TUI_EVIL_NAME)}" in header, header  # the legend entry
+            assert_literal(screen_text(app), "study screen")
+
+            screen = await open_trial(pilot, app, table, trial_id)
+            select = screen.query_one("#metric", Select)
+            shown = [str(prompt) for prompt, _ in select._options if str(prompt)]  # less the blank one
+            assert sorted(shown) == sorted(printable(n) for n in (TUI_EVIL_NAME, OTHER_NAME, "train_loss"))
+            assert_literal(str(screen.query_one("#overview-text", Static).render()), "overview", TUI_EVIL_NAME)
+            await pilot.press("2")  # the curves tab
+            curve = screen.query_one("#metric-plot", PlotWidget)
+            await wait_for(pilot, lambda: curve.drawn and "vs step" in curve.render().plain)
+            assert_literal(curve.render().plain.splitlines()[0], "curves header", TUI_EVIL_NAME)
+            shown = screen_text(app)
+            assert_literal(shown, "trial screen")
+            assert "[bold red]EVIL[/bold red]" in shown  # the chosen metric, in the metric list's box
+
+    run(scenario())

@@ -116,7 +116,7 @@ class TrialScreen(SnapshotScreen):
         names = detail.metric_names
         if names != self._metric_names:  # set_options only when they change: it resets the choice
             self._metric_names = names
-            select.set_options([(printable(n), n) for n in names])
+            select.set_options([(Text(printable(n)), n) for n in names])  # Text: a str prompt is markup
         if detail.metric is not None and select.value != detail.metric.name:
             select.value = detail.metric.name
         self.query_one("#metric-plot", PlotWidget).replot(plots.metric_spec(detail.metric))
