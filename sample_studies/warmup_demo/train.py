@@ -63,7 +63,7 @@ class ScaledMLP(torch.nn.Module):
     def __init__(self, width: int):
         super().__init__()
         dims = [INPUTS, width, width, width, CLASSES]
-        ws = [torch.randn(a, b) / math.sqrt(a) for a, b in zip(dims, dims[1:])]
+        ws = [torch.randn(a, b) / math.sqrt(a) for a, b in zip(dims[:-1], dims[1:], strict=True)]
         ws[-1].mul_(LAST_LAYER_GAIN)
         self.weights = torch.nn.ParameterList(torch.nn.Parameter(w) for w in ws)
         self.log_scale = torch.nn.Parameter(torch.tensor(math.log(INIT_SCALE)))
