@@ -16,6 +16,8 @@ import pytest
 
 import store
 from runner.cli import main as cli_main
+from runner.launch import register
+from runner.spec import load
 from runner.wizard_cli import drive
 from runner.wizards.start import start_warmup
 from store import studies
@@ -326,3 +328,25 @@ def test_bad_input_is_one_clear_line_and_stores_nothing(tmp_path, digits_db, mon
         errors = [line for line in err if not line.startswith("database: ")]
         assert len(errors) == 1 and errors[0].startswith("error: ") and message in errors[0], (args, err)
     assert stored(digits_db) == before
+
+
+@pytest.mark.timeout(240)
+def test_warmup_wizard_finds_the_warmup_that_trains_at_10x_the_unstable_lr(tmp_path):
+    """The issue's demonstration, the whole procedure on the sample that dies without warmup."""
+    db_path = tmp_path / "pb" / "playbook.db"
+    db = store.connect(db_path)
+    register(db, db_path, load(Path(__file__).parents[2] / "sample_studies" / "warmup_demo" / "study.toml"))
+    db.conn.close()  # registered only: the wizard plans and runs its own trials
+
+    shown = as_json(cli(db_path, "warmup", "warmup-demo", "--low", "0.01", "--high", "1", "--points", "5",
+                        "--horizon", "200", "--yes", "--json", timeout=220))
+    sweep, at_10x = shown["stages"]["lr-sweep"], shown["stages"]["warmup-10x"]
+    assert sweep["lr_star"] == pytest.approx(0.0316, rel=0.01)
+    assert sweep["unstable_lr"] == pytest.approx(0.1)
+    assert at_10x["base_learning_rate"] == pytest.approx(1.0)
+    verdicts = {row["warmup_steps"]: row["stability"]["verdict"] for row in at_10x["rows"]}
+    assert verdicts[10] == "unstable"  # too short a ramp: dead as without warmup
+    assert at_10x["recommended"] == 100 and verdicts[100] == "stable"
+    assert at_10x["clipping"]["threshold"] > 0
+    assert shown["verdict"] == "warmup 100 steps trains stably at lr 1 (unstable without: 0.1)"
+    assert "warmup-100x" not in shown["stages"]  # the second pass is offered, not run, without --also-100x
