@@ -175,7 +175,10 @@ class Runner:
             except sqlite3.OperationalError as exc:
                 if not reported:
                     reported = True
-                    self.log(f"store error, retrying: {exc}")
+                    hint = (" (disk full, or a file size limit?)"
+                            if getattr(exc, "sqlite_errorname", "") in ("SQLITE_FULL", "SQLITE_IOERR_WRITE")
+                            else "")
+                    self.log(f"store error, retrying: {exc}{hint}")
                 time.sleep(1.0)
                 continue
             if until is not None and until():

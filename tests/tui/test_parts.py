@@ -133,3 +133,14 @@ def test_gpu_panel_repaints_only_on_change_and_a_reading_replaces_an_error():
     updates = asyncio.run(scenario())
     assert updates == [f"{NO_GPU}: digits #3", "cannot read the GPUs: NVMLError: GPU is lost",
                        f"{NO_GPU}: digits #3"]
+
+
+def test_category_labels_on_an_axis_plot_are_shown_not_interpreted():
+    from runner.playbook.isolation import AxisData, AxisPoint
+    from tui.plots import axis_spec
+
+    evil = "adam\x1b[31m"
+    axis = AxisData("optimizer", "scientific", False, True,
+                    (AxisPoint(1, evil, 0.5, True, None), AxisPoint(2, "sgd", 0.7, True, None)))
+    labels = axis_spec(axis, "val_loss", "min").xticks[1]
+    assert "adam\\x1b[31m" in labels and all("\x1b" not in label for label in labels)
