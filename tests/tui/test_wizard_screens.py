@@ -6,6 +6,8 @@ saturates at a known batch size, and the real detached runner the screen starts.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from textual.widgets import DataTable, Input
@@ -135,3 +137,80 @@ def test_the_dialog_proposes_a_study_of_this_database():
     assert default_args("probe-batch", ["digits"]).startswith("digits ")
     assert default_args("warmup", ["digits", "tiny-transformer"]).startswith("tiny-transformer ")
     assert default_args("decide", ["digits"]).startswith("digits/1 digits/2")
+
+
+# The loss ends at |lr - 0.1| plus a little seed noise: lr 0.1 is clearly better than lr 0.5.
+SEEDED_PY = """\
+import argparse, json, os, random
+from runner.report import Reporter
+
+p = argparse.ArgumentParser()
+p.add_argument("--lr", type=float)
+p.add_argument("--steps", type=int)
+a = p.parse_args()
+seed = json.loads(os.environ.get("PLAYBOOK_PARAMS", "{}")).get("seed", 0)
+noise = random.Random(seed).random() * 0.01
+report = Reporter()
+for step in range(1, a.steps + 1):
+    report.log(step, train_loss=1.0 / step + abs(a.lr - 0.1) + noise)
+report.close()
+"""
+
+SEEDED_STUDY = """\
+[study]
+name = "seeded"
+command = "python train.py --lr {lr} --steps {max_train_steps}"
+max_train_steps = 10
+objective = { metric = "train_loss", mode = "min" }
+trials = 0
+
+[params.lr]
+role = "nuisance"
+low = 0.01
+high = 1.0
+scale = "log"
+
+[[trial]]
+lr = 0.1
+
+[[trial]]
+lr = 0.5
+"""
+
+
+def test_decide_asks_how_complex_the_change_is_and_records_the_adopted_baseline(tmp_path):
+    folder = tmp_path / "study"
+    folder.mkdir()
+    (folder / "train.py").write_text(SEEDED_PY)
+    (folder / "study.toml").write_text(SEEDED_STUDY)
+    db_path = tmp_path / "pb" / "playbook.db"
+    done = subprocess.run([sys.executable, "-m", "runner", "--db", str(db_path), "run",
+                           str(folder / "study.toml")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+    async def scenario():
+        app = make_app(db_path)
+        async with app.run_test(size=(120, 45)) as pilot:
+            await pilot.press("W")
+            await wait_for(pilot, lambda: isinstance(app.screen, WizardsScreen))
+            await pilot.press("d")
+            await wait_for(pilot, lambda: isinstance(app.screen, StartWizardScreen))
+            app.screen.query_one(Input).value = "seeded/2 seeded/1 --seeds 3"  # baseline lr 0.5, candidate 0.1
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, WizardScreen), timeout=20)
+            screen = app.screen
+            await wait_for(pilot, lambda: screen.current is not None and screen.current.question is not None,
+                           timeout=20)
+            await pilot.press("enter")  # run the seeds
+            await wait_for(pilot, lambda: screen.current.question is not None
+                           and screen.current.question.key == "complexity", timeout=90)
+            assert "1: none · 2: some · 3: a lot" in screen_text(app)
+            await pilot.press("1")
+            await wait_for(pilot, lambda: screen.current.wizard.verdict is not None, timeout=30)
+            assert screen.current.wizard.verdict.startswith("adopt: seeded/1 vs seeded/2")
+            assert "recorded as the new baseline of seeded" in "\n".join(screen.current.report)
+
+    run(scenario())
+    db = connect(db_path)
+    baseline = wizard_store.current_baseline(db, "seeded")
+    assert baseline is not None and baseline.params["lr"] == 0.1
