@@ -9,54 +9,10 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 from runner.cli import main as cli
 from runner.playbook.checklist import CHECK_KEYS
-
-DIGITS = Path(__file__).resolve().parents[2] / "sample_studies" / "digits"
-
-SMALL_DIGITS = """
-[study]
-name = "digits-small"
-goal = "Does hidden width (32 vs 128) lower validation error once lr and weight decay are tuned?"
-command = "python train.py --width {{width}} --lr {{learning_rate}} --weight-decay {{weight_decay}} --momentum {{momentum}} --batch-size {{batch_size}} --steps {{max_train_steps}} --eval-every {{eval_every}} --seed {{trial_number}} --out {{trial_dir}} --train-size 2000 --val-size 500"
-workdir = "{workdir}"
-max_train_steps = 120
-objective = {{ metric = "val_error", mode = "min" }}
-trials = 3
-seed = 0
-concurrency = 2
-timeout = 120
-
-[params.width]
-role = "scientific"
-values = [32, 128]
-
-[params.learning_rate]
-role = "nuisance"
-low = 1e-3
-high = 1.0
-scale = "log"
-
-[params.weight_decay]
-role = "nuisance"
-low = 1e-5
-high = 1e-2
-scale = "log"
-
-[params.momentum]
-role = "fixed"
-value = 0.9
-
-[params.batch_size]
-role = "fixed"
-value = 64
-
-[params.eval_every]
-role = "fixed"
-value = 20
-"""
+from tests.sample_copies import small_digits
 
 
 def numbers_in(value) -> list[float]:
@@ -68,8 +24,10 @@ def numbers_in(value) -> list[float]:
 
 
 def test_analyze_a_real_digits_run(tmp_path, capsys):
-    study_file = tmp_path / "study.toml"
-    study_file.write_text(SMALL_DIGITS.format(workdir=DIGITS))
+    study_file = small_digits(tmp_path / "study.toml", name="digits-small", max_train_steps=120, trials=3,
+                              extra_args="--train-size 2000 --val-size 500",
+                              goal="Does hidden width (32 vs 128) lower validation error once lr and "
+                                   "weight decay are tuned?")
     db = str(tmp_path / "pb" / "playbook.db")
     assert cli(["--db", db, "run", str(study_file), "--cpu-slots", "2"]) == 0
     assert "6/6 finished" in capsys.readouterr().out

@@ -22,9 +22,9 @@ from runner.wizard_cli import drive
 from runner.wizards.start import start_warmup
 from store import studies
 from store import wizards as wizard_store
+from tests.sample_copies import small_digits
 
 REPO = Path(__file__).resolve().parents[2]
-DIGITS = REPO / "sample_studies" / "digits"
 TINY = REPO / "sample_studies" / "tiny_transformer"
 
 PAUSED = 3  # wizard_cli: a question went unanswered
@@ -32,56 +32,8 @@ USAGE = 2  # runner.cli.EXIT_USAGE
 
 # The digits sample cut to 40 steps, with two hand-placed trials far apart: trial 1 barely
 # learns (lr 0.003: val_error about 0.89 at step 40), trial 2 trains (lr 0.2: about 0.21).
-DIGITS_STUDY = """
-[study]
-name = "dg"
-command = "python train.py --width {{width}} --lr {{learning_rate}} --weight-decay {{weight_decay}} --momentum {{momentum}} --batch-size {{batch_size}} --steps {{max_train_steps}} --eval-every {{eval_every}} --seed {{trial_number}} --out {{trial_dir}}"
-workdir = "{workdir}"
-max_train_steps = 40
-objective = {{ metric = "val_error", mode = "min" }}
-trials = 0
-concurrency = 2
-gpus_per_trial = 0
-timeout = 120
-
-[params.width]
-role = "scientific"
-values = [32, 128]
-
-[params.learning_rate]
-role = "nuisance"
-low = 1e-3
-high = 1.0
-scale = "log"
-
-[params.weight_decay]
-role = "nuisance"
-low = 1e-5
-high = 1e-2
-scale = "log"
-
-[params.momentum]
-role = "fixed"
-value = 0.9
-
-[params.batch_size]
-role = "fixed"
-value = 64
-
-[params.eval_every]
-role = "fixed"
-value = 20
-
-[[trial]]
-width = 32
-learning_rate = 0.003
-weight_decay = 1e-4
-
-[[trial]]
-width = 128
-learning_rate = 0.2
-weight_decay = 1e-4
-"""
+HAND_PLACED = ({"width": 32, "learning_rate": 0.003, "weight_decay": 1e-4},
+               {"width": 128, "learning_rate": 0.2, "weight_decay": 1e-4})
 
 # A stand-in training command: exact throughput (1000 examples/s per example in the batch,
 # so every doubling doubles it), and CUDA's out-of-memory message above a batch-size limit.
@@ -126,8 +78,7 @@ def by_batch(study: dict) -> dict[int, dict]:
 def digits_db(tmp_path_factory) -> Path:
     """A database holding the two finished trials of the cut-down digits study."""
     folder = tmp_path_factory.mktemp("digits")
-    path = folder / "dg.toml"
-    path.write_text(DIGITS_STUDY.format(workdir=DIGITS))
+    path = small_digits(folder / "dg.toml", name="dg", max_train_steps=40, trials=0, manual=HAND_PLACED)
     db_path = folder / "pb" / "playbook.db"
     run = cli(db_path, "run", str(path), "--cpu-slots", "2")
     assert run.returncode == 0, run.stderr

@@ -67,18 +67,23 @@ def _study(tmp_path: Path) -> Path:
     return db_path
 
 
+async def start_from_dialog(pilot, app, key: str, options: str) -> None:
+    """W opens the wizards list, `key` the start dialog; type the options and press enter."""
+    await pilot.press("W")
+    await wait_for(pilot, lambda: isinstance(app.screen, WizardsScreen))
+    await pilot.press(key)
+    await wait_for(pilot, lambda: isinstance(app.screen, StartWizardScreen))
+    app.screen.query_one(Input).value = options
+    await pilot.press("enter")
+
+
 def test_probe_wizard_plans_waits_for_confirmation_then_runs_and_shows_the_verdict(tmp_path):
     db_path = _study(tmp_path)
 
     async def scenario():
         app = make_app(db_path)
         async with app.run_test(size=(120, 45)) as pilot:
-            await pilot.press("W")
-            await wait_for(pilot, lambda: isinstance(app.screen, WizardsScreen))
-            await pilot.press("b")
-            await wait_for(pilot, lambda: isinstance(app.screen, StartWizardScreen))
-            app.screen.query_one(Input).value = "probe-me --start 8 --cap 64 --steps 12 --skip 2 --set lr=0.1"
-            await pilot.press("enter")
+            await start_from_dialog(pilot, app, "b", "probe-me --start 8 --cap 64 --steps 12 --skip 2 --set lr=0.1")
             await wait_for(pilot, lambda: isinstance(app.screen, WizardScreen), timeout=20)
             screen = app.screen
             await wait_for(pilot, lambda: screen.current is not None and screen.current.question is not None,
@@ -118,12 +123,7 @@ def test_a_bad_option_is_shown_in_the_dialog_and_nothing_is_stored(tmp_path):
     async def scenario():
         app = make_app(db_path)
         async with app.run_test(size=(100, 30)) as pilot:
-            await pilot.press("W")
-            await wait_for(pilot, lambda: isinstance(app.screen, WizardsScreen))
-            await pilot.press("w")
-            await wait_for(pilot, lambda: isinstance(app.screen, StartWizardScreen))
-            app.screen.query_one(Input).value = "probe-me --points 5"
-            await pilot.press("enter")
+            await start_from_dialog(pilot, app, "w", "probe-me --points 5")
             error = app.screen.query_one("#add-error")
             await wait_for(pilot, lambda: str(error.render()).strip(), timeout=20)
             assert isinstance(app.screen, StartWizardScreen)  # still open, with the reason
@@ -191,12 +191,7 @@ def test_decide_asks_how_complex_the_change_is_and_records_the_adopted_baseline(
     async def scenario():
         app = make_app(db_path)
         async with app.run_test(size=(120, 45)) as pilot:
-            await pilot.press("W")
-            await wait_for(pilot, lambda: isinstance(app.screen, WizardsScreen))
-            await pilot.press("d")
-            await wait_for(pilot, lambda: isinstance(app.screen, StartWizardScreen))
-            app.screen.query_one(Input).value = "seeded/2 seeded/1 --seeds 3"  # baseline lr 0.5, candidate 0.1
-            await pilot.press("enter")
+            await start_from_dialog(pilot, app, "d", "seeded/2 seeded/1 --seeds 3")  # baseline lr 0.5, candidate 0.1
             await wait_for(pilot, lambda: isinstance(app.screen, WizardScreen), timeout=20)
             screen = app.screen
             await wait_for(pilot, lambda: screen.current is not None and screen.current.question is not None,
