@@ -7,7 +7,7 @@ straight into its metrics table, in key order.
 Timed: read_series() for 20 trials x 2 metrics, on a fresh connection, first
 with the database file dropped from the OS page cache (cold, best effort), then
 again on warm caches; the baseline reads each full series with
-SELECT step, value ... ORDER BY step (what a client drawing every point would do),
+store.metrics.points() (what a client drawing every point would do),
 measured the same way.
 
     .venv/bin/python bench/read.py [--trials N] [--steps S] [--repeats R]
@@ -39,13 +39,13 @@ from _common import drop_file_cache, make_trials, median, print_result, ratio  #
 
 from store import metrics, trials  # noqa: E402
 from store.db import connect  # noqa: E402
+from store.metrics import TrialUpdate  # noqa: E402
 
 METRICS = ("train_loss", "grad_norm", "lr", "val_error")
 READ_TRIALS = 20
 READ_METRICS = ("train_loss", "val_error")
 MAX_POINTS = 400
 
-FULL_SQL = "SELECT step, value FROM metrics WHERE trial_id = ? AND name = ? ORDER BY step"
 
 
 def build(path: str, n_trials: int, steps: int) -> list[int]:
@@ -71,11 +71,9 @@ def build(path: str, n_trials: int, steps: int) -> list[int]:
                             for s in range(steps))
             else:
                 rows.extend((tid, name, s, 1.0 + r(), t_start + s * 0.1) for s in range(steps))
-        conn.execute("BEGIN")
-        conn.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?)", rows)
-        conn.execute("COMMIT")
+        metrics.write_updates(db, [TrialUpdate(tid, rows=rows)], {})
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    count = conn.execute("SELECT COUNT(*) FROM metrics").fetchone()[0]
+    count = metrics.count_points(db)
     if count != n_trials * steps * len(METRICS):
         raise SystemExit(f"read bench: built {count} points, expected {n_trials * steps * len(METRICS)}")
     conn.close()
@@ -98,17 +96,16 @@ def read_ours(path: str, picks: list[tuple[int, str]], steps: int) -> tuple[floa
 
 
 def read_full(path: str, picks: list[tuple[int, str]], steps: int) -> tuple[float, float]:
-    """The baseline: every point of each series, plain SELECT, on a fresh connection."""
+    """The baseline: every point of each series (store.metrics.points), on a fresh connection."""
     t0 = time.perf_counter()
     db = connect(path)
     t1 = time.perf_counter()
-    conn = db.conn
     for tid, name in picks:
-        pts = conn.execute(FULL_SQL, [tid, name]).fetchall()
+        pts = metrics.points(db, tid, name)
         if len(pts) != steps:
             raise SystemExit(f"read bench: full read of ({tid}, {name}) gave {len(pts)} points")
     t2 = time.perf_counter()
-    conn.close()
+    db.conn.close()
     return t1 - t0, t2 - t1
 
 
@@ -204,9 +201,8 @@ def run_study(n_trials: int = 1000, steps: int = 10_000, repeats: int = 5, path:
     with_points = [r[0] for r in db.execute(
         "SELECT id FROM trials WHERE study_id = ? AND state != 'queued' ORDER BY id", [study_id])]
     picks = random.Random(11).sample(with_points, READ_TRIALS)
-    series = [(f"trial-{tid}", db.execute(
-        "SELECT step, value FROM metrics WHERE trial_id = ? AND name = ? ORDER BY step",
-        [tid, STUDY_METRIC]).fetchall()) for tid in picks]
+    series = [(f"trial-{tid}", [(p[2], p[3]) for p in metrics.points(db, tid, STUDY_METRIC)])
+              for tid in picks]
     db.conn.close()
 
     drop_file_cache(path)

@@ -61,7 +61,8 @@ from _common import drop_file_cache  # noqa: E402
 
 from runner.launch import register  # noqa: E402
 from runner.spec import load  # noqa: E402
-from store import connect, trials  # noqa: E402
+from store import connect, metrics, trials  # noqa: E402
+from store.metrics import TrialUpdate  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 METRICS = ("grad_norm", "lr", "train_loss", "val_loss")  # sorted: key order
@@ -177,9 +178,9 @@ def build(path: Path, n_trials: int, steps: int) -> int:
         conn.execute("UPDATE trials SET state = ?, feasible = ?, best_value = ?, best_step = ?, last_step = ?, "
                      "slot = ? WHERE id = ?", [state, feasible, best, last if best is not None else None, last,
                                                "cpu" if state == "running" else None, t.id])
-        if state != "queued":
-            conn.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?)", _points(t.id, steps, rng))
         conn.execute("COMMIT")
+        if state != "queued":
+            metrics.write_updates(db, [TrialUpdate(t.id, rows=_points(t.id, steps, rng))], {})
         if i % 100 == 99:
             print(f"  built {i + 1}/{n_trials} trials", file=sys.stderr)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -926,7 +927,7 @@ def main() -> None:
             result["build_s"] = time.perf_counter() - t0
         db = connect(path)
         study_id = db.execute("SELECT id FROM studies WHERE name = 'bench'").fetchone()[0]
-        points = db.execute("SELECT COUNT(*) FROM metrics").fetchone()[0]
+        points = metrics.count_points(db)
         db.conn.close()
         result["study"] = {"trials": args.trials, "steps": args.steps, "points": points, "file": str(path),
                            "file_mb": round(path.stat().st_size / 2**20)}

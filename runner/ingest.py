@@ -12,8 +12,11 @@ import math
 import os
 from dataclasses import dataclass
 
+import msgspec
+
 from runner.spec import MetricPattern
 from store.metrics import TrialUpdate
+from store.series_blocks import NAN
 
 MAX_BYTES_PER_PASS = 8 * 2**20  # bounded work per pass; the rest waits for the next one
 MAX_NAME_LEN = 200
@@ -97,15 +100,23 @@ def _number(value) -> float | None:
 
 def _add_points(update: TrialUpdate, target: TailTarget, step: int,
                 points: list[tuple[str, float | None]], wall: float | None) -> None:
-    """Add one step's points; a value is None for NaN (SQLite cannot store NaN)."""
-    trial_id, objective = target.trial_id, target.objective
-    rows = update.rows
+    """Add one step's points to the update's columns; a value is None for NaN."""
+    objective = target.objective
+    series = update.series
+    wall = NAN if wall is None else wall
     for name, value in points:
-        rows.append((trial_id, name, step, value, wall))
+        cols = series.get(name)
+        if cols is None:
+            cols = series[name] = ([], [], [])
+        cols[0].append(step)
+        cols[2].append(wall)
         if value is None or value in (math.inf, -math.inf):
+            cols[1].append(NAN if value is None else value)
             if is_loss_metric(name, objective):
                 update.diverged = True
-        elif name == objective:
+            continue
+        cols[1].append(value)
+        if name == objective:
             best = update.best
             if best is None or (value < best[0] if target.mode == "min" else value > best[0]):
                 update.best = (value, step)
@@ -165,6 +176,71 @@ def add_record(record, target: TailTarget, update: TrialUpdate) -> bool:
     return True
 
 
+class _Record(msgspec.Struct):
+    """The common metrics.jsonl line, as msgspec validates it while decoding: an int step
+    and finite numbers (it refuses NaN, Infinity, out-of-range numbers, booleans and null)."""
+
+    step: int
+    m: dict[str, float]
+    t: float | None = None
+    checkpoint: object = None
+
+
+_decode_records = msgspec.json.Decoder(list[_Record]).decode
+
+
+def decode_common(lines: list[bytes]) -> list[_Record] | None:
+    """Every line as a validated record, or None when any line is not the common kind
+    (malformed, non-finite, a checkpoint, a negative step): then decode_lines() and
+    add_record() take the pass line by line."""
+    try:
+        records = _decode_records(b"[" + b",".join(lines) + b"]")
+    except msgspec.DecodeError:  # also its ValidationError: a line that is not the common kind
+        return None
+    if len(records) != len(lines) or any(r.checkpoint is not None or r.step < 0 for r in records):
+        return None
+    return records
+
+
+def add_common_records(records: list[_Record], target: TailTarget, update: TrialUpdate) -> int:
+    """Add records from decode_common() to `update`; returns how many had a bad metric name.
+
+    The values need no checks (decode_common() took only finite numbers); names are
+    checked once per run of records that share them.
+    """
+    series = update.series
+    objective, minimize = target.objective, target.mode == "min"
+    names_seen: tuple | None = None
+    columns: list = []
+    at_objective = -1
+    bad = 0
+    best, last_step = update.best, update.last_step
+    for record in records:
+        metrics, step = record.m, record.step
+        names = tuple(metrics)
+        if names != names_seen:
+            if not all(0 < len(k) <= MAX_NAME_LEN for k in names):
+                bad += 1
+                continue
+            names_seen = names
+            columns = [series.get(k) or series.setdefault(k, ([], [], [])) for k in names]
+            at_objective = names.index(objective) if objective in metrics else -1
+        wall = NAN if record.t is None else record.t
+        values = list(metrics.values())
+        for value, cols in zip(values, columns, strict=True):
+            cols[0].append(step)
+            cols[1].append(value)
+            cols[2].append(wall)
+        if at_objective >= 0:
+            value = values[at_objective]
+            if best is None or (value < best[0] if minimize else value > best[0]):
+                best = (value, step)
+        if last_step is None or step > last_step:
+            last_step = step
+    update.best, update.last_step = best, last_step
+    return bad
+
+
 def _add_checkpoint(record: dict, step: int, wall, target: TailTarget, update: TrialUpdate) -> bool:
     path, objective = record["checkpoint"], record.get("objective")
     if not isinstance(path, str):
@@ -219,9 +295,12 @@ def collect(target: TailTarget, now: float, *, final: bool = False) -> TrialUpda
     if offset != target.metrics_offset:
         update.metrics_offset = offset
         lines = [line for line in lines if line.strip()]
-        for record in decode_lines(lines):
-            if not add_record(record, target, update):
-                update.bad_lines += 1
+        records = decode_common(lines)
+        if records is not None:
+            update.bad_lines += add_common_records(records, target, update)
+        else:
+            for record in decode_lines(lines):
+                update.bad_lines += not add_record(record, target, update)
     if target.patterns:
         lines, offset = read_log_lines(target.stdout_path, target.stdout_offset)
         if offset != target.stdout_offset:

@@ -1,26 +1,43 @@
-"""Metric points: batched writes from ingest, downsampled reads for curves."""
+"""Metric points: batched block writes from ingest, downsampled reads for curves.
+
+Points live in `metric_blocks` (see store.series_blocks): one row per run of up to
+BLOCK_POINTS consecutive points of one series, keyed (trial, name, first step).
+Blocks of a series never overlap in steps. Ingest appends to a series' last block
+until it is full; a step at or below one already stored (a repeat, a resumed trial)
+merges into the blocks it overlaps, and the reported value replaces the stored one.
+"""
 
 from __future__ import annotations
 
+import bisect
 import time
-from dataclasses import dataclass, field
-from operator import itemgetter
+from collections.abc import Iterator
+from dataclasses import InitVar, dataclass, field
 
 from sqlite_utils import Database
 
+from store import series_blocks as sb
 from store.db import transaction
 
 MetricRow = tuple[int, str, int, "float | None", "float | None"]  # trial, name, step, value, wall
-_KEY = itemgetter(0, 1, 2)
 CheckpointRow = tuple[int, int, str, "float | None", "float | None"]  # trial, step, path, obj, wall
+Columns = tuple[list[int], list[float], list[float]]  # steps, values (NaN: none), walls (NaN: unknown)
+
+_INSERT = "INSERT OR REPLACE INTO metric_blocks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_BLOB_COLS = "first_step, last_step, n, steps, vals, walls"
 
 
 @dataclass
 class TrialUpdate:
-    """Everything one ingest pass learned about one trial, written in one transaction."""
+    """Everything one ingest pass learned about one trial, written in one transaction.
+
+    Points are kept per metric as columns (`series`), in the order reported;
+    `rows` takes (trial, name, step, value, wall) tuples instead, for callers
+    that have them that way.
+    """
 
     trial_id: int
-    rows: list[MetricRow] = field(default_factory=list)
+    rows: InitVar[list[MetricRow] | None] = None
     checkpoints: list[CheckpointRow] = field(default_factory=list)
     metrics_offset: int | None = None
     stdout_offset: int | None = None
@@ -28,9 +45,28 @@ class TrialUpdate:
     best: tuple[float, int] | None = None  # best objective (value, step) seen in this batch
     diverged: bool = False
     bad_lines: int = 0
+    series: dict[str, Columns] = field(default_factory=dict)
+
+    def __post_init__(self, rows: list[MetricRow] | None) -> None:
+        for _, name, step, value, wall in rows or ():
+            self.add(name, step, value, wall)
+
+    def add(self, name: str, step: int, value: float | None, wall: float | None) -> None:
+        cols = self.series.get(name)
+        if cols is None:
+            cols = self.series[name] = ([], [], [])
+        cols[0].append(step)
+        cols[1].append(sb.NAN if value is None else value)
+        cols[2].append(sb.NAN if wall is None else wall)
+
+    def points(self) -> list[MetricRow]:
+        """The points as (trial, name, step, value, wall) tuples, None for NaN."""
+        return [(self.trial_id, name, s, v if v == v else None, w if w == w else None)
+                for name, (steps, values, walls) in self.series.items()
+                for s, v, w in zip(steps, values, walls, strict=True)]
 
     def is_empty(self) -> bool:
-        return not (self.rows or self.checkpoints or self.bad_lines or self.diverged) and (
+        return not (self.series or self.checkpoints or self.bad_lines or self.diverged) and (
             self.metrics_offset is None and self.stdout_offset is None
         )
 
@@ -42,17 +78,13 @@ def write_updates(db: Database, updates: list[TrialUpdate], objective_mode: dict
     between two passes re-reads exactly the lines that were not stored.
     `objective_mode` maps trial id -> 'min' | 'max'.
     """
-    rows = [r for u in updates for r in u.rows]
-    # Key order makes every insert an append to its series' B-tree pages (the table is
-    # clustered on trial, name, step); the sort is stable, so a repeated step still ends
-    # with its last reported value.
-    rows.sort(key=_KEY)
     checkpoints = [c for u in updates for c in u.checkpoints]
     now = time.time()
     with transaction(db):
         conn = db.conn
-        if rows:
-            conn.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?, ?)", rows)
+        for u in updates:
+            for name, cols in u.series.items():
+                _append_series(conn, u.trial_id, name, *cols)
         if checkpoints:
             conn.executemany("INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?)", checkpoints)
         for u in updates:
@@ -62,7 +94,7 @@ def write_updates(db: Database, updates: list[TrialUpdate], objective_mode: dict
                 "last_step = MAX(COALESCE(last_step, ?), COALESCE(?, last_step)), "
                 "last_report_at = CASE WHEN ? THEN ? ELSE last_report_at END, "
                 "diverged = MAX(diverged, ?), bad_lines = bad_lines + ? WHERE id = ?",
-                [u.metrics_offset, u.stdout_offset, u.last_step, u.last_step, bool(u.rows), now,
+                [u.metrics_offset, u.stdout_offset, u.last_step, u.last_step, bool(u.series), now,
                  int(u.diverged), u.bad_lines, u.trial_id],
             )
             if u.best is not None:
@@ -72,6 +104,41 @@ def write_updates(db: Database, updates: list[TrialUpdate], objective_mode: dict
                     f"AND (best_value IS NULL OR ? {better} best_value)",
                     [u.best[0], u.best[1], u.trial_id, u.best[0]],
                 )
+
+
+def _append_series(conn, trial_id: int, name: str, steps: list[int], values: list[float],
+                   walls: list[float]) -> None:
+    """Store one series' new points: append to its last block, or merge where they overlap."""
+    if not sb.is_increasing(steps):
+        steps, values, walls = sb.merge([], steps, values, walls)
+    tail = conn.execute(
+        f"SELECT {_BLOB_COLS} FROM metric_blocks WHERE trial_id = ? AND name = ? "
+        "ORDER BY first_step DESC LIMIT 1", [trial_id, name]).fetchone()
+    if tail is not None and steps[0] <= tail[1]:
+        _merge_series(conn, trial_id, name, steps, values, walls)
+        return
+    if tail is not None and tail[2] < sb.BLOCK_POINTS:  # reopen the last block to fill it
+        block = sb.unpack(*tail)
+        steps = [*block.steps, *steps]
+        values = [*block.values, *values]
+        walls = [*block.walls, *walls]
+    conn.executemany(_INSERT, sb.block_rows(trial_id, name, steps, values, walls))
+
+
+def _merge_series(conn, trial_id: int, name: str, steps: list[int], values: list[float],
+                  walls: list[float]) -> None:
+    """Rewrite the blocks that new points overlap (and the one just before them) as one run."""
+    where = "trial_id = ? AND name = ?"
+    before = conn.execute(f"SELECT first_step FROM metric_blocks WHERE {where} AND first_step <= ? "
+                          "ORDER BY first_step DESC LIMIT 1", [trial_id, name, steps[0]]).fetchone()
+    start = before[0] if before else steps[0]
+    old = conn.execute(f"SELECT {_BLOB_COLS} FROM metric_blocks WHERE {where} "
+                       "AND first_step BETWEEN ? AND ? ORDER BY first_step",
+                       [trial_id, name, start, steps[-1]]).fetchall()
+    conn.execute(f"DELETE FROM metric_blocks WHERE {where} AND first_step BETWEEN ? AND ?",
+                 [trial_id, name, start, steps[-1]])
+    merged = sb.merge([sb.unpack(*row) for row in old], steps, values, walls)
+    conn.executemany(_INSERT, sb.block_rows(trial_id, name, *merged))
 
 
 @dataclass(frozen=True)
@@ -93,51 +160,135 @@ class Series:
     walls: list[float | None] = field(default_factory=list)
 
 
-def read_series(db: Database, trial_id: int, name: str, max_points: int = 400) -> Series:
-    """A metric's curve, downsampled in SQL to at most `max_points` buckets by step.
+class _Buckets:
+    """Per-bucket (last step, low, high, last value, last wall, count), filled in step order."""
 
-    Bounded work whatever the length: two index seeks for the step range, one
-    grouped scan for the buckets' extremes, and one seek per bucket for its
-    last value. Steps are unique per series, so a range no wider than
-    `max_points` is read whole.
+    def __init__(self) -> None:
+        self.keys: list[int] = []
+        self.rows: list[list] = []
+
+    def add(self, key: int, step: int, lo, hi, value, wall, count: int) -> None:
+        if self.keys and self.keys[-1] == key:
+            row = self.rows[-1]
+            row[0], row[3], row[4], row[5] = step, value, wall, row[5] + count
+            row[1] = lo if row[1] is None else (row[1] if lo is None else min(row[1], lo))
+            row[2] = hi if row[2] is None else (row[2] if hi is None else max(row[2], hi))
+        else:
+            self.keys.append(key)
+            self.rows.append([step, lo, hi, value, wall, count])
+
+    def series(self, name: str) -> Series:
+        cols = list(zip(*self.rows, strict=True)) or [[]] * 6
+        return Series(name, list(cols[0]), list(cols[3]), list(cols[1]), list(cols[2]),
+                      sum(cols[5]), list(cols[4]))
+
+
+def read_series(db: Database, trial_id: int, name: str, max_points: int = 400) -> Series:
+    """A metric's curve, downsampled to at most `max_points` buckets by step.
+
+    Bounded work whatever the length: one scan of the series' block summaries, and
+    only the blocks that straddle a bucket boundary are unpacked (at most two per
+    bucket); a block inside one bucket is taken from its summary. A step range no
+    wider than `max_points` is read whole.
     """
     conn = db.conn
     where = "trial_id = ? AND name = ?"
-    lo = conn.execute(f"SELECT step FROM metrics WHERE {where} ORDER BY step LIMIT 1",
-                      [trial_id, name]).fetchone()
-    if lo is None:
+    summaries = conn.execute(
+        f"SELECT first_step, last_step, n, lo, hi, last_value, last_wall FROM metric_blocks "
+        f"WHERE {where} ORDER BY first_step", [trial_id, name]).fetchall()
+    if not summaries:
         return Series(name, [], [], [], [], 0)
-    lo = lo[0]
-    hi = conn.execute(f"SELECT step FROM metrics WHERE {where} ORDER BY step DESC LIMIT 1",
-                      [trial_id, name]).fetchone()[0]
-    span = hi - lo + 1
+    lo_step, hi_step = summaries[0][0], summaries[-1][1]
+    span = hi_step - lo_step + 1
     if span <= max_points:
-        pts = conn.execute(f"SELECT step, value, wall_time FROM metrics WHERE {where} ORDER BY step",
-                           [trial_id, name]).fetchall()
-        values = [p[1] for p in pts]
-        return Series(name, [p[0] for p in pts], values, values, values, len(pts), [p[2] for p in pts])
-    buckets = conn.execute(
-        f"SELECT MAX(step), MIN(value), MAX(value), COUNT(*) FROM metrics WHERE {where} "
-        "GROUP BY ((step - ?) * ?) / ? ORDER BY 1",
-        [trial_id, name, lo, max_points, span],
-    ).fetchall()
-    steps = [b[0] for b in buckets]
-    last = {row[0]: row[1:] for row in conn.execute(
-        f"SELECT step, value, wall_time FROM metrics WHERE {where} "
-        f"AND step IN ({','.join('?' * len(steps))})",
-        [trial_id, name, *steps],
-    )}
-    return Series(name, steps, [last[s][0] for s in steps], [b[1] for b in buckets],
-                  [b[2] for b in buckets], sum(b[3] for b in buckets), [last[s][1] for s in steps])
+        steps, values, walls = _read_points(conn, trial_id, name)
+        return Series(name, steps, values, values, values, len(steps), walls)
+
+    def bucket(step: int) -> int:
+        return (step - lo_step) * max_points // span
+
+    split = [s[0] for s in summaries if bucket(s[0]) != bucket(s[1])]
+    blocks = _blocks_at(conn, trial_id, name, split)
+    out = _Buckets()
+    for first, last, n, lo, hi, value, wall in summaries:
+        if first in blocks:
+            _add_block_buckets(out, blocks[first], bucket, lo_step, span, max_points)
+        else:
+            out.add(bucket(first), last, lo, hi, value, wall, n)
+    return out.series(name)
+
+
+def _add_block_buckets(out: _Buckets, block: sb.Block, bucket, lo_step: int, span: int,
+                       max_points: int) -> None:
+    """Add an unpacked block's points bucket by bucket: a bisect and a slice per bucket."""
+    steps, n = block.steps, len(block.steps)
+    i = 0
+    while i < n:
+        key = bucket(steps[i])
+        next_start = lo_step + -(-(key + 1) * span // max_points)  # first step of bucket key + 1
+        j = bisect.bisect_left(steps, next_start, i, n)
+        lo, hi = sb.finite_range(block.values[i:j])
+        value, wall = block.values[j - 1], block.walls[j - 1]
+        out.add(key, steps[j - 1], lo, hi, None if value != value else value,
+                None if wall != wall else wall, j - i)
+        i = j
+
+
+def _blocks_at(conn, trial_id: int, name: str, firsts: list[int]) -> dict[int, sb.Block]:
+    blocks: dict[int, sb.Block] = {}
+    for k in range(0, len(firsts), 500):  # keep under SQLite's bound-parameter limit
+        chunk = firsts[k:k + 500]
+        for row in conn.execute(
+                f"SELECT {_BLOB_COLS} FROM metric_blocks WHERE trial_id = ? AND name = ? "
+                f"AND first_step IN ({','.join('?' * len(chunk))})", [trial_id, name, *chunk]):
+            blocks[row[0]] = sb.unpack(*row)
+    return blocks
+
+
+def _iter_blocks(conn, trial_id: int, name: str, *, newest_first: bool = False) -> Iterator[sb.Block]:
+    order = "DESC" if newest_first else ""
+    for row in conn.execute(f"SELECT {_BLOB_COLS} FROM metric_blocks WHERE trial_id = ? AND name = ? "
+                            f"ORDER BY first_step {order}", [trial_id, name]):
+        yield sb.unpack(*row)
+
+
+def _read_points(conn, trial_id: int, name: str) -> tuple[list[int], list, list]:
+    steps: list[int] = []
+    values: list[float | None] = []
+    walls: list[float | None] = []
+    for block in _iter_blocks(conn, trial_id, name):
+        steps.extend(block.steps)
+        values.extend(sb.values_of(block.values))
+        walls.extend(sb.values_of(block.walls))
+    return steps, values, walls
+
+
+def points(db: Database, trial_id: int | None = None, name: str | None = None) -> list[MetricRow]:
+    """Every stored point (of one trial, of one of its metrics), by trial, name, step; None for NaN."""
+    where, args = "1", []
+    if trial_id is not None:
+        where, args = "trial_id = ?", [trial_id]
+        if name is not None:
+            where, args = "trial_id = ? AND name = ?", [trial_id, name]
+    series = db.execute(f"SELECT DISTINCT trial_id, name FROM metric_blocks WHERE {where} "
+                        "ORDER BY trial_id, name", args).fetchall()
+    out: list[MetricRow] = []
+    for tid, n in series:
+        steps, values, walls = _read_points(db.conn, tid, n)
+        out.extend((tid, n, s, v, w) for s, v, w in zip(steps, values, walls, strict=True))
+    return out
 
 
 def recent(db: Database, trial_id: int, name: str, n: int) -> list[float | None]:
-    """The last `n` values of a metric, oldest first (one index seek, however long the series)."""
-    rows = db.execute(
-        "SELECT value FROM metrics WHERE trial_id = ? AND name = ? ORDER BY step DESC LIMIT ?",
-        [trial_id, name, n],
-    ).fetchall()
-    return [r[0] for r in reversed(rows)]
+    """The last `n` values of a metric, oldest first (reads only the last blocks)."""
+    parts: list[list[float | None]] = []
+    have = 0
+    for block in _iter_blocks(db.conn, trial_id, name, newest_first=True):
+        if have >= n:
+            break
+        parts.append(sb.values_of(block.values[-(n - have):]))
+        have += len(parts[-1])
+    return [v for part in reversed(parts) for v in part]
 
 
 def metric_names(db: Database, trial_id: int) -> list[str]:
@@ -145,7 +296,7 @@ def metric_names(db: Database, trial_id: int) -> list[str]:
     return [
         r[0]
         for r in db.execute(
-            "SELECT DISTINCT name FROM metrics WHERE trial_id = ? ORDER BY name", [trial_id]
+            "SELECT DISTINCT name FROM metric_blocks WHERE trial_id = ? ORDER BY name", [trial_id]
         )
     ]
 
@@ -153,14 +304,17 @@ def metric_names(db: Database, trial_id: int) -> list[str]:
 def latest(db: Database, trial_id: int, name: str) -> tuple[int, float | None] | None:
     """The last reported (step, value) of one metric."""
     row = db.execute(
-        "SELECT step, value FROM metrics WHERE trial_id = ? AND name = ? ORDER BY step DESC LIMIT 1",
-        [trial_id, name],
-    ).fetchone()
+        "SELECT last_step, last_value FROM metric_blocks WHERE trial_id = ? AND name = ? "
+        "ORDER BY first_step DESC LIMIT 1", [trial_id, name]).fetchone()
     return (row[0], row[1]) if row else None
 
 
-def count_points(db: Database, trial_id: int) -> int:
-    return db.execute("SELECT COUNT(*) FROM metrics WHERE trial_id = ?", [trial_id]).fetchone()[0]
+def count_points(db: Database, trial_id: int | None = None) -> int:
+    """Stored points of one trial, or of the whole database."""
+    if trial_id is None:
+        return db.execute("SELECT COALESCE(SUM(n), 0) FROM metric_blocks").fetchone()[0]
+    return db.execute("SELECT COALESCE(SUM(n), 0) FROM metric_blocks WHERE trial_id = ?",
+                      [trial_id]).fetchone()[0]
 
 
 def checkpoints(db: Database, trial_id: int) -> list[dict]:

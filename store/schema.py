@@ -148,3 +148,44 @@ _V2 = [
 def _wizards(db: Database) -> None:
     for statement in _V2:
         db.execute(statement)
+
+
+_V3 = [
+    # Metric points in blocks (see store.series_blocks): a row per run of consecutive
+    # points of one series, with the summary a downsampled read needs.
+    """CREATE TABLE metric_blocks (
+        trial_id INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        first_step INTEGER NOT NULL,
+        last_step INTEGER NOT NULL,
+        n INTEGER NOT NULL,
+        lo REAL,
+        hi REAL,
+        last_value REAL,
+        last_wall REAL,
+        steps BLOB,
+        vals BLOB NOT NULL,
+        walls BLOB NOT NULL,
+        PRIMARY KEY (trial_id, name, first_step)
+    )""",
+]
+
+
+@MIGRATIONS(name="0003_metric_blocks")
+def _metric_blocks(db: Database) -> None:
+    """Move every stored point from the row-per-point table into blocks, series by series."""
+    from store.series_blocks import NAN, block_rows
+
+    for statement in _V3:
+        db.execute(statement)
+    conn = db.conn
+    insert = "INSERT INTO metric_blocks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    series = conn.execute("SELECT DISTINCT trial_id, name FROM metrics").fetchall()
+    for trial_id, name in series:
+        pts = conn.execute("SELECT step, value, wall_time FROM metrics WHERE trial_id = ? AND name = ? "
+                           "ORDER BY step", [trial_id, name]).fetchall()
+        steps = [p[0] for p in pts]
+        values = [NAN if p[1] is None else p[1] for p in pts]
+        walls = [NAN if p[2] is None else p[2] for p in pts]
+        conn.executemany(insert, block_rows(trial_id, name, steps, values, walls))
+    db.execute("DROP TABLE metrics")

@@ -248,7 +248,7 @@ def requeue(db: Database, trial_id: int) -> bool:
             [trial_id],
         )
         if cur.rowcount == 1:
-            db.execute("DELETE FROM metrics WHERE trial_id = ?", [trial_id])
+            db.execute("DELETE FROM metric_blocks WHERE trial_id = ?", [trial_id])
             db.execute("DELETE FROM checkpoints WHERE trial_id = ?", [trial_id])
     return cur.rowcount == 1
 

@@ -126,7 +126,7 @@ def test_runner_sigkill_midway_loses_nothing_and_leaves_nothing_running(make_stu
             time.sleep(0.3)
             if db_path.exists():
                 db = store.connect(db_path)
-                row = db.execute("SELECT COUNT(*) FROM metrics").fetchone()[0]
+                row = metrics.count_points(db)
                 db.conn.close()
                 if row > 40:
                     break
@@ -234,8 +234,7 @@ def test_vanished_trials_are_requeued_when_the_study_asks(make_study, db_path):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     db = store.connect(db_path)
     deadline = time.time() + 20
-    while time.time() < deadline and db.execute(
-            "SELECT COUNT(*) FROM metrics").fetchone()[0] < 20:
+    while time.time() < deadline and metrics.count_points(db) < 20:
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)  # the runner dies...
     proc.wait()

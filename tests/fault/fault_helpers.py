@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import store
-from store import studies, trials
+from store import metrics, studies, trials
 
 SCRIPTS = Path(__file__).parent / "scripts"
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,8 +117,7 @@ def file_points(metrics_path: Path) -> set[tuple[str, int, float]]:
 
 def stored_points(db_path: Path, trial_id: int) -> set[tuple[str, int, float]]:
     def get(db):
-        return {tuple(r) for r in db.execute(
-            "SELECT name, step, value FROM metrics WHERE trial_id = ?", [trial_id])}
+        return {(name, step, value) for _, name, step, value, _ in metrics.points(db, trial_id)}
     return read_db(db_path, get)
 
 

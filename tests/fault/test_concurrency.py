@@ -18,6 +18,7 @@ import pytest
 from fault_helpers import ROOT, read_db, start_runner, study_file, study_trials, wait_for
 from textual.notifications import Notify
 
+from store import metrics
 from tui.app import StoreFailed, make_app
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tui"))
@@ -67,8 +68,8 @@ class Heard(list):
 
 def line_counts(db_path: Path) -> dict[int, tuple[int, int]]:
     """Per trial id: (complete lines in its metrics file, metric rows stored)."""
-    stored = dict(read_db(db_path, lambda db: db.execute(
-        "SELECT trial_id, COUNT(*) FROM metrics GROUP BY trial_id").fetchall()))
+    stored = dict(read_db(db_path, lambda db: db.execute(  # points per trial: the blocks' counts
+        "SELECT trial_id, SUM(n) FROM metric_blocks GROUP BY trial_id").fetchall()))
     return {t.id: (len([ln for ln in (Path(t.trial_dir) / "metrics.jsonl").read_text().split("\n")[:-1] if ln]),
                    stored.get(t.id, 0)) for t in study_trials(db_path)}
 
@@ -108,7 +109,8 @@ def test_64_fast_trials_with_the_tui_and_a_reader_open(tmp_path, db_path, record
     polled = json.loads(reader_out.read_text())
     counts = line_counts(db_path)
     total = sum(stored for _, stored in counts.values())
-    span = read_db(db_path, lambda db: db.execute("SELECT MAX(wall_time) - MIN(wall_time) FROM metrics").fetchone()[0])
+    walls = read_db(db_path, lambda db: [p[4] for p in metrics.points(db)])
+    span = max(walls) - min(walls)
     produced = total / span  # what the trials reported, over the time they were reporting
     ingested = total / ran_s  # runner start to every point stored
     print(f"\n{TRIALS} trials: {total} points; {produced:,.0f} points/s reported over {span:.1f} s "

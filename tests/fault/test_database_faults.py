@@ -28,11 +28,13 @@ from fault_helpers import (
     wait_for,
 )
 
+from store import metrics
+
 LOCK_HOLD_S = 5.0  # well past several runner passes, well under the store's busy timeout
 
 
 def point_count(db_path: Path) -> int:
-    return read_db(db_path, lambda db: db.execute("SELECT COUNT(*) FROM metrics").fetchone()[0]) or 0
+    return read_db(db_path, lambda db: metrics.count_points(db)) or 0
 
 
 def assert_one_clear_line(result: subprocess.CompletedProcess, path: Path) -> None:
@@ -143,7 +145,7 @@ def test_full_disk_is_a_clear_error_and_loses_nothing_stored(tmp_path):
         proc = start_runner(db_path, study, log=log)
         try:
             wait_for(lambda: point_count(db_path) > 300, 30, "ingest to start")
-            before = read_db(db_path, lambda db: set(db.execute("SELECT * FROM metrics")))
+            before = read_db(db_path, lambda db: set(metrics.points(db)))
             filler = fill(disk)
             wait_for(lambda: "store error" in log.read_text(), 20, "the runner to hit the full disk")
             time.sleep(1.0)
@@ -153,7 +155,7 @@ def test_full_disk_is_a_clear_error_and_loses_nothing_stored(tmp_path):
             assert proc.wait(timeout=60) == 0
         finally:
             proc.kill()
-        after = read_db(db_path, lambda db: set(db.execute("SELECT * FROM metrics")))
+        after = read_db(db_path, lambda db: set(metrics.points(db)))
         rows = study_trials(db_path)
         stored = {t.id: stored_points(db_path, t.id) for t in rows}
         written = {t.id: file_points(Path(t.trial_dir) / "metrics.jsonl") for t in rows}  # via the link
@@ -193,15 +195,15 @@ def test_file_size_limit_is_a_clear_error_and_loses_nothing_stored(tmp_path, db_
                                 stderr=subprocess.STDOUT, preexec_fn=limit_file_size(FSIZE_LIMIT))
     try:
         wait_for(lambda: "store error" in log.read_text(), 40, "the runner to reach the file size limit")
-        before = read_db(db_path, lambda db: set(db.execute("SELECT * FROM metrics")))
+        before = read_db(db_path, lambda db: set(metrics.points(db)))
         time.sleep(1.5)  # more passes against the limit
         assert proc.poll() is None and pid_alive(proc.pid)  # it keeps retrying, it did not die
-        assert read_db(db_path, lambda db: set(db.execute("SELECT * FROM metrics"))) == before
+        assert read_db(db_path, lambda db: set(metrics.points(db))) == before
         resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
         assert proc.wait(timeout=60) == 0, log.read_text()
     finally:
         proc.kill()
-    after = read_db(db_path, lambda db: set(db.execute("SELECT * FROM metrics")))
+    after = read_db(db_path, lambda db: set(metrics.points(db)))
     rows = study_trials(db_path)
     message = next(line for line in log.read_text().splitlines() if "store error" in line)
     print(f"runner said: {message!r}; {len(before)} points stored before the limit, {len(after)} after")

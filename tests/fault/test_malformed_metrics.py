@@ -10,6 +10,7 @@ import pytest
 from fault_helpers import read_db, run_cli, start_runner, stored_points, study_file, study_trials, wait_for
 
 from runner.ingest import MAX_BYTES_PER_PASS
+from store import metrics
 
 
 @pytest.mark.timeout(60)
@@ -50,5 +51,5 @@ def test_a_trial_that_ended_while_no_runner_watched_is_read_to_its_last_line(tmp
     done = run_cli(db_path, "run", str(study), timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     (trial,) = study_trials(db_path)
-    count = read_db(db_path, lambda db: db.execute("SELECT COUNT(*) FROM metrics").fetchone()[0])
+    count = read_db(db_path, lambda db: metrics.count_points(db))
     assert (trial.state.value, count, trial.last_step, trial.bad_lines) == ("completed", steps, steps - 1, 0)

@@ -20,11 +20,13 @@ from fault_helpers import (
     wait_for,
 )
 
+from store import metrics
+
 KILLS = 4
 
 
 def point_count(db_path: Path) -> int:
-    return read_db(db_path, lambda db: db.execute("SELECT COUNT(*) FROM metrics").fetchone()[0]) or 0
+    return read_db(db_path, lambda db: metrics.count_points(db)) or 0
 SEED = 6  # fixed: the same kill points every run, so a failure can be replayed
 
 

@@ -1,6 +1,6 @@
 import math
 
-from runner.ingest import TailTarget, collect
+from runner.ingest import TailTarget, collect, decode_common
 from runner.report import Reporter
 from runner.spec import MetricPattern
 
@@ -15,12 +15,12 @@ def test_reads_whole_lines_only_and_resumes_from_offset(tmp_path):
     path = tmp_path / "m.jsonl"
     path.write_text('{"step": 0, "t": 1.0, "m": {"val_loss": 2.0}}\n{"step": 1, "m": {"val_lo')
     u = collect(target(tmp_path), now=0)
-    assert [(r[1], r[2], r[3]) for r in u.rows] == [("val_loss", 0, 2.0)]
+    assert [(r[1], r[2], r[3]) for r in u.points()] == [("val_loss", 0, 2.0)]
     assert u.metrics_offset == path.read_text().index("\n") + 1
     with open(path, "a") as f:
         f.write('ss": 1.5}}\n')
     u2 = collect(target(tmp_path, metrics_offset=u.metrics_offset), now=0)
-    assert [(r[2], r[3]) for r in u2.rows] == [(1, 1.5)]
+    assert [(r[2], r[3]) for r in u2.points()] == [(1, 1.5)]
     assert u2.best == (1.5, 1)
 
 
@@ -37,7 +37,7 @@ def test_malformed_lines_are_counted_not_fatal(tmp_path):
     ]
     (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n")
     u = collect(target(tmp_path), now=0)
-    assert [(r[2], r[3]) for r in u.rows] == [(4, math.inf), (5, 1.0)]
+    assert [(r[2], r[3]) for r in u.points()] == [(4, math.inf), (5, 1.0)]
     assert u.bad_lines == 6
 
 
@@ -45,7 +45,7 @@ def test_nan_loss_marks_divergence_and_is_stored_as_missing(tmp_path):
     (tmp_path / "m.jsonl").write_text('{"step": 7, "m": {"train_loss": NaN, "acc": 0.5}}\n')
     u = collect(target(tmp_path), now=0)
     assert u.diverged
-    assert ("train_loss", 7, None) in [(r[1], r[2], r[3]) for r in u.rows]
+    assert ("train_loss", 7, None) in [(r[1], r[2], r[3]) for r in u.points()]
 
 
 def test_nan_in_a_non_loss_metric_is_not_divergence(tmp_path):
@@ -60,7 +60,7 @@ def test_checkpoints_and_reporter_format(tmp_path):
     r.checkpoint(4, "/ckpt/4.pt", objective=0.2)
     r.flush()
     u = collect(target(tmp_path), now=0)
-    assert len(u.rows) == 10 and u.best == (0.2, 4) and u.last_step == 4
+    assert len(u.points()) == 10 and u.best == (0.2, 4) and u.last_step == 4
     assert [c[1:4] for c in u.checkpoints] == [(4, "/ckpt/4.pt", 0.2)]
 
 
@@ -79,7 +79,7 @@ def test_stdout_regex_capture(tmp_path):
     pattern = MetricPattern(re.compile(r"step (?P<step>\d+) loss=(?P<loss>\S+) acc=(?P<acc>\S+)"),
                             ("acc", "loss"))
     u = collect(target(tmp_path, patterns=(pattern,)), now=123.0)
-    assert sorted((r[1], r[2], r[3]) for r in u.rows if r[3] is not None) == [
+    assert sorted((r[1], r[2], r[3]) for r in u.points() if r[3] is not None) == [
         ("acc", 10, 0.8), ("acc", 20, 0.1), ("loss", 10, 0.5)]
     assert u.diverged and u.stdout_offset == len((tmp_path / "out.log").read_bytes())
 
@@ -120,7 +120,56 @@ def test_reporter_lines_round_trip_special_values(tmp_path):
           note="not a number", **{'odd "name"\\': 1.25})
     r.flush()
     u = collect(target(tmp_path), now=0)
-    got = {r[1]: r[3] for r in u.rows}
+    got = {r[1]: r[3] for r in u.points()}
     assert got == {"train_loss": None, "grad_norm": math.inf, "lr": 0.5, "steps_seen": 7.0,
                    'odd "name"\\': 1.25}  # the non-number is skipped, not stored
     assert u.diverged and u.bad_lines == 0
+
+
+def slow_path(lines, tgt):
+    """What line-by-line parsing stores: the reference the msgspec path must equal."""
+    from runner.ingest import add_record, decode_lines
+    from store.metrics import TrialUpdate
+
+    update = TrialUpdate(trial_id=tgt.trial_id)
+    for record in decode_lines(lines):
+        update.bad_lines += not add_record(record, tgt, update)
+    return update
+
+
+def test_common_lines_store_exactly_what_line_by_line_parsing_stores(tmp_path):
+    import json
+    import random
+
+    rng = random.Random(5)
+    lines = []
+    for step in range(300):
+        names = ["val_loss", "lr"] if step % 50 else ["val_loss", "lr", "eval_acc"]  # the set changes
+        m = {k: rng.choice([rng.random(), 3, -0.0, 1e300]) for k in names}
+        record = {"step": step, "m": m} if step % 7 else {"step": step, "t": 1e9 + step, "m": m}
+        lines.append(json.dumps(record))
+    (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n")
+    tgt = target(tmp_path)
+    assert decode_common([ln.encode() for ln in lines]) is not None  # the fast path takes this pass
+    fast, slow = collect(tgt, now=0), slow_path([ln.encode() for ln in lines], tgt)
+    assert fast.points() == slow.points() and len(fast.points()) == 300 * 2 + 6
+    assert (fast.best, fast.last_step, fast.bad_lines) == (slow.best, slow.last_step, 0)
+
+
+def test_one_odd_line_in_a_pass_is_judged_line_by_line(tmp_path):
+    good = '{"step": %d, "m": {"val_loss": 0.5}}'
+    odd = [
+        '{"step": 2, "m": {"val_loss": NaN}}',  # non-finite: stored as missing, marks divergence
+        '{"step": 2, "m": {"val_loss": true}}',  # a boolean is not a number: bad
+        '{"step": 2, "m": {"val_loss": 0.1}}, {"step": 3, "m": {"val_loss": 0.1}}',  # two in one: bad
+        '{"step": 2, "m": {"%s": 0.1}}' % ("x" * 300),  # a name too long: bad
+        '{"step": 2, "checkpoint": "/c.pt", "objective": 0.1}',
+    ]
+    for line in odd:
+        lines = [good % 0, good % 1, line, good % 3]
+        (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n")
+        tgt = target(tmp_path)
+        fast, slow = collect(tgt, now=0), slow_path([ln.encode() for ln in lines], tgt)
+        assert (fast.points(), fast.bad_lines, fast.diverged, fast.checkpoints) == \
+            (slow.points(), slow.bad_lines, slow.diverged, slow.checkpoints), line
+        assert [p[2] for p in fast.points()][:2] == [0, 1] and fast.points()[-1][2] == 3
