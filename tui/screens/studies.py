@@ -7,12 +7,13 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from runner.text import printable
 from tui import tables
 from tui.screens.base import RunnerStatus, SnapshotScreen
 from tui.snapshot import Snapshot, StudyRow
+from tui.widgets.footer import KeyFooter
 from tui.widgets.gpu import GpuPanel
 from tui.widgets.table import TextTable
 
@@ -47,7 +48,7 @@ class StudiesScreen(SnapshotScreen):
         yield TextTable(id="studies", cursor_type="row", zebra_stripes=True)
         yield Static(id="study-detail")
         yield GpuPanel(id="gpus")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         tables.set_columns(self.query_one(DataTable), tables.STUDY_COLUMNS)

@@ -8,7 +8,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from runner.text import printable
 from tui import plots, tables
@@ -16,6 +16,7 @@ from tui.checklist import ChecklistResult
 from tui.screens.base import RunnerStatus, SnapshotScreen
 from tui.snapshot import MAX_OVERLAY, Snapshot, StudyDetail, StudyRow, TrialRow, View
 from tui.widgets.checklist import CheckLine, ChecklistPanel
+from tui.widgets.footer import KeyFooter
 from tui.widgets.plot import PlotSpec, PlotWidget
 from tui.widgets.table import TextTable
 
@@ -78,7 +79,7 @@ class StudyScreen(SnapshotScreen):
             yield Static(id="trial-detail")
             yield PlotWidget(id="study-plot")
             yield ChecklistPanel(id="checklist")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one(DataTable).focus()

@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
-from textual.widgets import Footer, Header, Select, Static, TabbedContent, TabPane
+from textual.widgets import Header, Select, Static, TabbedContent, TabPane
 
 from runner.process import TrialPaths
 from runner.text import printable
@@ -20,6 +20,7 @@ from tui.logtail import LogTail
 from tui.screens.base import RunnerStatus, SnapshotScreen
 from tui.snapshot import Snapshot, StudyRow, View
 from tui.trial_data import TrialDetail
+from tui.widgets.footer import KeyFooter
 from tui.widgets.logs import TailLog
 from tui.widgets.plot import PlotWidget
 
@@ -78,7 +79,7 @@ class TrialScreen(SnapshotScreen):
                 with Vertical(id="log-panes"):
                     yield TailLog(id="stdout")
                     yield TailLog(id="stderr")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self._show_follow()

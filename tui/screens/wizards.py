@@ -17,10 +17,11 @@ from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import DataTable, Header, Input, Static
 from textual.worker import get_current_worker
 
 from runner.text import printable
+from tui.widgets.footer import KeyFooter
 from tui.widgets.plot import PlotWidget
 from tui.wizard_data import WizardReader, WizardRow, WizardView
 
@@ -70,7 +71,7 @@ class WizardsScreen(Screen):
         yield Static(Text("Guided wizards: the playbook's hard calls. b batch-size probe · w warmup · "
                           "d adopt-or-not · enter opens one"), id="wiz-help")
         yield DataTable(id="wizards", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
@@ -210,7 +211,7 @@ class WizardScreen(Screen):
             yield DataTable(id="wiz-trials", cursor_type="row", zebra_stripes=True)
             yield PlotWidget(id="wiz-plot")
             yield Static(id="wiz-report")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         table = self.query_one("#wiz-trials", DataTable)
