@@ -190,29 +190,53 @@ class RowCache:
 
 def sync_rows(table: DataTable, columns: Sequence[Column], rows: Sequence[Any],
               key: Callable[[Any], str], row_style: Callable[[Any], str] | None = None,
-              cache: RowCache | None = None, signature: Callable[[Any], Any] = lambda r: r) -> None:
-    """Show `rows` (in order), editing cells in place when the same rows are there in the
-    same order (no flicker, scroll kept), else clear and re-add keeping the cursor's row.
+              cache: RowCache | None = None, signature: Callable[[Any], Any] = lambda r: r,
+              limit: int | None = None) -> int:
+    """Show `rows` (in order), editing cells in place when the table holds the same rows in
+    the same order, or the first of them (no flicker, scroll kept), else clear and re-add
+    keeping the cursor's row. Returns how many of `rows` are not in the table yet.
 
+    With a `limit`, at most that many rows are added by this call (more when the cursor's
+    row is further down: it is kept, with `limit` rows after it); call again to add the
+    next ones. Only rows that are added or already shown are rendered.
     `row_style` (row -> style) emphasizes whole rows, e.g. the best trials in bold.
     With a `cache`, rows whose `signature` did not change are neither rendered nor compared.
     """
     keys = [key(r) for r in rows]
-    rendered = [_cells(columns, r, k, row_style, cache, signature) for r, k in zip(rows, keys, strict=True)]
-    if [k.value for k in table.rows] == keys:
-        for row_key, (row_cells, changed) in zip(keys, rendered, strict=True):
-            for column, new in zip(columns, row_cells, strict=True) if changed else ():
-                if not _same(table.get_cell(row_key, column.key), new):
-                    # Re-measuring widths re-renders the whole table: only when the cell grew.
-                    grew = new.cell_len > table.columns[ColumnKey(column.key)].content_width
-                    table.update_cell(row_key, column.key, new, update_width=grew)
-        return
+    shown = [k.value for k in table.rows]
+    if shown == keys[: len(shown)]:
+        _update_in_place(table, columns, rows[: len(shown)], shown, row_style, cache, signature)
+        end = len(keys) if limit is None else min(len(keys), len(shown) + limit)
+        _add(table, columns, rows, keys, range(len(shown), end), row_style, cache, signature)
+        return len(keys) - end
     cursor_key = current_key(table)
+    cursor = keys.index(cursor_key) if cursor_key in keys else None
+    end = len(keys) if limit is None else min(len(keys), max(limit, (cursor or 0) + 1 + limit))
     table.clear()
-    for row_key, (row_cells, _) in zip(keys, rendered, strict=True):
-        table.add_row(*row_cells, key=row_key)
-    if cursor_key in keys:
-        table.move_cursor(row=keys.index(cursor_key))
+    _add(table, columns, rows, keys, range(end), row_style, cache, signature)
+    if cursor is not None:
+        table.move_cursor(row=cursor)
+    return len(keys) - end
+
+
+def _update_in_place(table: DataTable, columns: Sequence[Column], rows: Sequence[Any], keys: list[str],
+                     row_style: Callable[[Any], str] | None, cache: RowCache | None,
+                     signature: Callable[[Any], Any]) -> None:
+    for row, row_key in zip(rows, keys, strict=True):
+        row_cells, changed = _cells(columns, row, row_key, row_style, cache, signature)
+        for column, new in zip(columns, row_cells, strict=True) if changed else ():
+            if not _same(table.get_cell(row_key, column.key), new):
+                # Re-measuring widths re-renders the whole table: only when the cell grew.
+                grew = new.cell_len > table.columns[ColumnKey(column.key)].content_width
+                table.update_cell(row_key, column.key, new, update_width=grew)
+
+
+def _add(table: DataTable, columns: Sequence[Column], rows: Sequence[Any], keys: list[str], which: range,
+         row_style: Callable[[Any], str] | None, cache: RowCache | None,
+         signature: Callable[[Any], Any]) -> None:
+    for i in which:
+        row_cells, _ = _cells(columns, rows[i], keys[i], row_style, cache, signature)
+        table.add_row(*row_cells, key=keys[i])
 
 
 def _cells(columns: Sequence[Column], row: Any, row_key: str, row_style: Callable[[Any], str] | None,
