@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
@@ -44,7 +45,7 @@ def tui(quick: bool) -> dict:
     import tui_bench
 
     n, steps = STUDY["quick" if quick else "full"]
-    repeats = 1 if quick else 3
+    repeats = 1 if quick else 9
     out = {"first_frame": tui_bench.first_frame(repeats)}
     with tempfile.TemporaryDirectory(prefix="bench-tui-") as tmp:
         path = Path(tmp) / "study" / "playbook.db" if quick else read.study_path(n, steps)
@@ -55,8 +56,8 @@ def tui(quick: bool) -> dict:
         out["study"] = {"trials": n, "steps": steps}
         out["poller"] = tui_bench.poller_read(path, study_id)
         out["app"] = asyncio.run(tui_bench.app_open(path, n, repeats))
-    out["goal"] = f"open: the table in <= {tui_bench.OPEN_GOAL_S * 1e3:.0f} ms"
-    out["goal_met"] = out["app"]["open_to_table_median_s"] <= tui_bench.OPEN_GOAL_S
+    out["goal"] = f"open: the table's first screen painted in <= {tui_bench.OPEN_GOAL_S * 1e3:.0f} ms (median)"
+    out["goal_met"] = out["app"]["open_median_s"] <= tui_bench.OPEN_GOAL_S
     return out
 
 
@@ -68,10 +69,12 @@ def tui_rows(res: dict) -> list[tuple[str, ...]]:
          f"{ff['ready_over_import_textual']:.2f}x", "", ""),
         ("TUI first frame", f"{ff['app_ready_s'] * ms:.0f} ms", f"hello-world app {ff['hello_app_ready_s'] * ms:.0f} ms",
          f"{ff['ready_over_hello_app']:.2f}x", "", ""),
-        (f"TUI open {st['trials']}x{st['steps']}x4: table", f"{ap['open_to_table_median_s'] * ms:.0f} ms", "", "",
+        (f"TUI open {st['trials']}x{st['steps']}x4: first screen of the table painted",
+         f"median {ap['open_median_s'] * ms:.0f} ms, p90 {ap['open_p90_s'] * ms:.0f} ms", "", "",
          "<= 300 ms", "yes" if res["goal_met"] else "NO"),
-        (f"TUI open {st['trials']}x{st['steps']}x4: curves drawn",
-         f"{min(ap['open_to_plot_s']) * ms:.0f}-{max(ap['open_to_plot_s']) * ms:.0f} ms", "", "", "", ""),
+        (f"TUI open {st['trials']}x{st['steps']}x4: every row in, curves drawn",
+         f"median {ap['open_to_all_rows_median_s'] * ms:.0f} ms, "
+         f"{statistics.median(ap['open_to_plot_s']) * ms:.0f} ms", "", "", "", ""),
     ]
 
 

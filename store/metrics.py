@@ -9,7 +9,6 @@ merges into the blocks it overlaps, and the reported value replaces the stored o
 
 from __future__ import annotations
 
-import bisect
 import time
 from collections.abc import Iterator
 from dataclasses import InitVar, dataclass, field
@@ -160,29 +159,6 @@ class Series:
     walls: list[float | None] = field(default_factory=list)
 
 
-class _Buckets:
-    """Per-bucket (last step, low, high, last value, last wall, count), filled in step order."""
-
-    def __init__(self) -> None:
-        self.keys: list[int] = []
-        self.rows: list[list] = []
-
-    def add(self, key: int, step: int, lo, hi, value, wall, count: int) -> None:
-        if self.keys and self.keys[-1] == key:
-            row = self.rows[-1]
-            row[0], row[3], row[4], row[5] = step, value, wall, row[5] + count
-            row[1] = lo if row[1] is None else (row[1] if lo is None else min(row[1], lo))
-            row[2] = hi if row[2] is None else (row[2] if hi is None else max(row[2], hi))
-        else:
-            self.keys.append(key)
-            self.rows.append([step, lo, hi, value, wall, count])
-
-    def series(self, name: str) -> Series:
-        cols = list(zip(*self.rows, strict=True)) or [[]] * 6
-        return Series(name, list(cols[0]), list(cols[3]), list(cols[1]), list(cols[2]),
-                      sum(cols[5]), list(cols[4]))
-
-
 def read_series(db: Database, trial_id: int, name: str, max_points: int = 400) -> Series:
     """A metric's curve, downsampled to at most `max_points` buckets by step.
 
@@ -192,10 +168,9 @@ def read_series(db: Database, trial_id: int, name: str, max_points: int = 400) -
     wider than `max_points` is read whole.
     """
     conn = db.conn
-    where = "trial_id = ? AND name = ?"
     summaries = conn.execute(
-        f"SELECT first_step, last_step, n, lo, hi, last_value, last_wall FROM metric_blocks "
-        f"WHERE {where} ORDER BY first_step", [trial_id, name]).fetchall()
+        "SELECT first_step, last_step, n, lo, hi, last_value, last_wall FROM metric_blocks "
+        "WHERE trial_id = ? AND name = ? ORDER BY first_step", [trial_id, name]).fetchall()
     if not summaries:
         return Series(name, [], [], [], [], 0)
     lo_step, hi_step = summaries[0][0], summaries[-1][1]
@@ -203,35 +178,55 @@ def read_series(db: Database, trial_id: int, name: str, max_points: int = 400) -
     if span <= max_points:
         steps, values, walls = _read_points(conn, trial_id, name)
         return Series(name, steps, values, values, values, len(steps), walls)
-
-    def bucket(step: int) -> int:
-        return (step - lo_step) * max_points // span
-
-    split = [s[0] for s in summaries if bucket(s[0]) != bucket(s[1])]
-    blocks = _blocks_at(conn, trial_id, name, split)
-    out = _Buckets()
-    for first, last, n, lo, hi, value, wall in summaries:
-        if first in blocks:
-            _add_block_buckets(out, blocks[first], bucket, lo_step, span, max_points)
-        else:
-            out.add(bucket(first), last, lo, hi, value, wall, n)
-    return out.series(name)
+    split = [s[0] for s in summaries
+             if (s[0] - lo_step) * max_points // span != (s[1] - lo_step) * max_points // span]
+    return _bucketed(name, summaries, _blocks_at(conn, trial_id, name, split), lo_step, span, max_points)
 
 
-def _add_block_buckets(out: _Buckets, block: sb.Block, bucket, lo_step: int, span: int,
-                       max_points: int) -> None:
-    """Add an unpacked block's points bucket by bucket: a bisect and a slice per bucket."""
-    steps, n = block.steps, len(block.steps)
-    i = 0
-    while i < n:
-        key = bucket(steps[i])
-        next_start = lo_step + -(-(key + 1) * span // max_points)  # first step of bucket key + 1
-        j = bisect.bisect_left(steps, next_start, i, n)
-        lo, hi = sb.finite_range(block.values[i:j])
-        value, wall = block.values[j - 1], block.walls[j - 1]
-        out.add(key, steps[j - 1], lo, hi, None if value != value else value,
-                None if wall != wall else wall, j - i)
-        i = j
+def _bucketed(name: str, summaries: list[tuple], blocks: dict[int, sb.Block], lo_step: int, span: int,
+              max_points: int) -> Series:
+    """Buckets from whole-block summaries and unpacked blocks' points, in step order.
+
+    A summary counts as one point already reduced (its last step and value, its
+    extremes, its count), so one grouped reduction handles both. numpy: the read
+    side loads it anyway, and a 10,000-point curve took 4.8 ms bucketed in Python.
+    """
+    import numpy as np
+
+    segments, pending = [], []
+    for row in summaries:
+        block = blocks.get(row[0])
+        if block is None:
+            pending.append(row)
+            continue
+        if pending:
+            segments.append(_summary_segment(np, pending))
+            pending = []
+        values, steps = np.frombuffer(block.values, dtype=np.float64), block.steps
+        steps = (np.arange(steps.start, steps.stop, steps.step, dtype=np.int64) if isinstance(steps, range)
+                 else np.frombuffer(steps, dtype=np.int64))
+        segments.append((steps, values, values, values,
+                         np.frombuffer(block.walls, dtype=np.float64), np.ones(len(values), np.int64)))
+    if pending:
+        segments.append(_summary_segment(np, pending))
+    steps, lows, highs, values, walls, counts = (np.concatenate(col) for col in zip(*segments, strict=True))
+    keys = (steps - lo_step) * max_points // span
+    starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+    ends = np.concatenate((starts[1:], [len(keys)])) - 1
+    with np.errstate(invalid="ignore"):  # an all-NaN bucket is NaN (None), not a warning
+        bucket_lows, bucket_highs = np.fmin.reduceat(lows, starts), np.fmax.reduceat(highs, starts)
+    return Series(name, steps[ends].tolist(), sb.values_of(values[ends].tolist()),
+                  sb.values_of(bucket_lows.tolist()), sb.values_of(bucket_highs.tolist()),
+                  int(counts.sum()), sb.values_of(walls[ends].tolist()))
+
+
+def _summary_segment(np, rows: list[tuple]) -> tuple:
+    """Whole blocks as reduced points: (last step, lo, hi, last value, last wall, count) columns."""
+    def floats(i: int):
+        return np.array([sb.NAN if r[i] is None else r[i] for r in rows], dtype=np.float64)
+
+    return (np.array([r[1] for r in rows], dtype=np.int64), floats(3), floats(4), floats(5), floats(6),
+            np.array([r[2] for r in rows], dtype=np.int64))
 
 
 def _blocks_at(conn, trial_id: int, name: str, firsts: list[int]) -> dict[int, sb.Block]:
