@@ -32,7 +32,7 @@ from runner.service import DEFAULT_GRACE_S, LeaseLost, Runner
 from runner.spec import SpecError, load
 from runner.text import printable
 from runner.wizards.substudy import WizardError
-from store import StoreError, commands, connect, default_db_path, lease, studies, trials
+from store import StoreError, commands, connect, default_db_path, lease, metrics, studies, trials
 from store import wizards as wizard_store
 from store.studies import Study, StudyConflict
 from store.trials import Trial, TrialState
@@ -97,9 +97,13 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("samples", type=int, help="how many more nuisance samples")
     add.set_defaults(func=cmd_add_trials)
 
-    export = sub.add_parser("export", help="one row per trial: params, state, best objective")
+    export = sub.add_parser("export", help="one row per trial: params, state, best objective "
+                            "(or, with --metrics, every stored metric point)")
     export.add_argument("study")
     export.add_argument("--format", choices=("csv", "json"), default="csv")
+    export.add_argument("--metrics", nargs="*", metavar="NAME",
+                        help="every stored point instead, one row each: trial, metric, step, value, "
+                             "wall_time (NAMEs: only those metrics)")
     export.add_argument("-o", "--output", help="file to write (default: stdout)")
     export.set_defaults(func=cmd_export)
 
@@ -427,6 +431,8 @@ def cmd_add_trials(args, db_path: Path) -> int:
 def cmd_export(args, db_path: Path) -> int:
     db = connect(db_path)
     study = _study(db, args.study)
+    if args.metrics is not None:
+        return _export_points(db, study, args)
     records = [_trial_record(db, study, t) for t in trials.list_for_study(db, study.id)]
     rows = [_export_row(study, r) for r in records]
     if args.format == "json":
@@ -449,6 +455,47 @@ def cmd_export(args, db_path: Path) -> int:
         print(f"wrote {len(rows)} trials to {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
+    return 0
+
+
+POINT_COLUMNS = ("study", "trial", "metric", "step", "value", "wall_time")
+
+
+def _export_points(db, study: Study, args) -> int:
+    """Every stored point of the study's trials, a trial at a time (a big study does not fit
+    in memory at once): CSV rows, or one JSON array of objects. NaN is empty / null."""
+    wanted = sorted(set(args.metrics))
+    rows = trials.list_for_study(db, study.id)
+    if wanted:
+        stored = {name for t in rows for name in metrics.metric_names(db, t.id)}
+        if missing := [n for n in wanted if n not in stored]:
+            raise CliError(f"export {study.name} --metrics: no stored points of {', '.join(missing)}; "
+                           f"stored metrics: {', '.join(sorted(stored)) or 'none yet'}")
+    out = open(args.output, "w", newline="") if args.output else sys.stdout  # noqa: SIM115
+    count = 0
+    try:
+        writer = csv.writer(out) if args.format == "csv" else None
+        if writer:
+            writer.writerow(POINT_COLUMNS)
+        else:
+            out.write("[")
+        for trial in rows:
+            points = ([p for n in wanted for p in metrics.points(db, trial.id, n)] if wanted
+                      else metrics.points(db, trial.id))
+            for _, name, step, value, wall in points:
+                row = (study.name, trial.number, name, step, value, wall)
+                if writer:
+                    writer.writerow(row)
+                else:
+                    out.write((",\n" if count else "\n") + json.dumps(dict(zip(POINT_COLUMNS, row, strict=True))))
+                count += 1
+        if not writer:
+            out.write("\n]\n")
+    finally:
+        if args.output:
+            out.close()
+    if args.output:
+        print(f"wrote {count} points to {args.output}", file=sys.stderr)
     return 0
 
 

@@ -208,6 +208,28 @@ def test_regex_capture_status_json_and_export(make_study, db_path, capsys, tmp_p
     assert json.loads(capsys.readouterr().out)[0]["best_step"] == 11
 
 
+def test_export_metrics_writes_every_stored_point_long_format(make_study, db_path, tmp_path, capsys):
+    path = make_study(study_text(trials=2, steps=7))
+    assert cli(["--db", str(db_path), "run", str(path)]) == 0
+    db = store.connect(db_path)
+    stored = {(t.number, name, step, value) for t in trials.list_for_study(db, 1)
+              for _, name, step, value, _ in metrics.points(db, t.id)}
+    db.conn.close()
+    out = tmp_path / "points.csv"
+    assert cli(["--db", str(db_path), "export", "s", "--metrics", "-o", str(out)]) == 0
+    header, *lines = out.read_text().splitlines()
+    assert header == "study,trial,metric,step,value,wall_time"
+    got = {(int(t), m, int(st), float(v)) for _, t, m, st, v, _ in (ln.split(",") for ln in lines)}
+    assert got == stored and len(lines) == len(stored) > 2 * 7  # every point, each once
+    capsys.readouterr()
+    assert cli(["--db", str(db_path), "export", "s", "--metrics", "val_loss", "--format", "json"]) == 0
+    points = json.loads(capsys.readouterr().out)
+    assert {p["metric"] for p in points} == {"val_loss"}
+    assert len(points) == len([x for x in stored if x[1] == "val_loss"])
+    assert cli(["--db", str(db_path), "export", "s", "--metrics", "val_loss", "nope"]) == 2
+    assert "no stored points of nope; stored metrics: " in capsys.readouterr().err
+
+
 def test_bad_study_file_fails_before_anything_runs(make_study, db_path, capsys):
     path = make_study(study_text().replace('role = "nuisance"', 'role = "nuisense"'))
     assert cli(["--db", str(db_path), "run", str(path)]) == 2
