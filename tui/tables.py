@@ -115,7 +115,7 @@ def _number(row: TrialRow, best: frozenset[int], marked: frozenset[int]) -> Text
 
 def trial_columns(study: StudyRow | None, roles: dict[str, str], best: frozenset[int] = frozenset(),
                   marked: frozenset[int] = frozenset()) -> tuple[Column, ...]:
-    """#, state, one column per varied parameter (scientific ones starred), best, progress, detail.
+    """#, state, progress, one column per varied parameter (scientific ones starred), best, sparklines, detail.
 
     Fixed parameters are the same on every row, so they get no column. The # cell
     carries the marks: ★ best of its scientific value, ● overlaid on the plot.
@@ -128,14 +128,15 @@ def trial_columns(study: StudyRow | None, roles: dict[str, str], best: frozenset
         for name, role in roles.items()
         if role != "fixed"
     )
+    # Progress beside the state, so an 80-column terminal shows both without scrolling.
     return (
         Column("number", "#", lambda r: r.number, lambda r: _number(r, best, marked)),
         Column("state", "state", lambda r: r.state, _state),
+        Column("progress", "steps", lambda r: r.last_step,
+               lambda r: cell(f"{fmt(r.last_step)}/{fmt(max_steps)}")),
         *params,
         Column("best", f"best {metric}", lambda r: r.best_value),
         Column("best_step", "@step", lambda r: r.best_step),
-        Column("progress", "steps", lambda r: r.last_step,
-               lambda r: cell(f"{fmt(r.last_step)}/{fmt(max_steps)}")),
         Column("spark", "loss ‖g‖", lambda r: r.loss_spark,
                lambda r: cell(f"{sparkline(r.loss_spark)} {sparkline(r.grad_spark)}".strip())),
         Column("detail", "detail", lambda r: r.detail, lambda r: cell(one_line(r.detail))),
