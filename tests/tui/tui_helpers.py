@@ -190,7 +190,8 @@ async def open_study(pilot, app, rows: int = 2) -> DataTable:
     studies_table = app.screen.query_one(DataTable)
     await wait_for(pilot, lambda: studies_table.row_count >= 1)
     await pilot.press("enter")
-    await wait_for(pilot, lambda: isinstance(app.screen, StudyScreen))
+    # Pushed is not yet composed: under load the table can be a frame or two behind.
+    await wait_for(pilot, lambda: isinstance(app.screen, StudyScreen) and bool(app.screen.query("#trials")))
     table = app.screen.query_one("#trials", DataTable)
     await wait_for(pilot, lambda: table.row_count == rows)
     return table
