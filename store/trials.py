@@ -231,6 +231,19 @@ def request_stop(db: Database, trial_id: int) -> None:
         )
 
 
+# What a trial goes back to the queue with: nothing of its earlier attempt.
+_REQUEUE = ("UPDATE trials SET state = 'queued', pid = NULL, proc_start = NULL, slot = NULL, "
+            "stop_requested_at = NULL, started_at = NULL, ended_at = NULL, reason = NULL, "
+            "detail = NULL, feasible = NULL, exit_code = NULL, metrics_offset = 0, "
+            "stdout_offset = 0, last_step = NULL, best_value = NULL, best_step = NULL, "
+            "last_report_at = NULL, diverged = 0, bad_lines = 0 ")
+
+
+def _forget_attempt(db: Database, trial_id: int) -> None:
+    db.execute("DELETE FROM metric_blocks WHERE trial_id = ?", [trial_id])
+    db.execute("DELETE FROM checkpoints WHERE trial_id = ?", [trial_id])
+
+
 def requeue(db: Database, trial_id: int) -> bool:
     """A lost trial goes back to the queue to run again from scratch.
 
@@ -238,19 +251,23 @@ def requeue(db: Database, trial_id: int) -> bool:
     one curve; the files of the earlier attempt stay on disk (see runner.process).
     """
     with transaction(db):
-        cur = db.execute(
-            "UPDATE trials SET state = 'queued', pid = NULL, proc_start = NULL, slot = NULL, "
-            "stop_requested_at = NULL, started_at = NULL, ended_at = NULL, reason = NULL, "
-            "detail = NULL, feasible = NULL, exit_code = NULL, metrics_offset = 0, "
-            "stdout_offset = 0, last_step = NULL, best_value = NULL, best_step = NULL, "
-            "last_report_at = NULL, diverged = 0, bad_lines = 0 "
-            "WHERE id = ? AND state IN ('starting', 'running', 'lost')",
-            [trial_id],
-        )
+        cur = db.execute(_REQUEUE + "WHERE id = ? AND state IN ('starting', 'running', 'lost')", [trial_id])
         if cur.rowcount == 1:
-            db.execute("DELETE FROM metric_blocks WHERE trial_id = ?", [trial_id])
-            db.execute("DELETE FROM checkpoints WHERE trial_id = ?", [trial_id])
+            _forget_attempt(db, trial_id)
     return cur.rowcount == 1
+
+
+def requeue_stopped(db: Database, study_id: int) -> list[int]:
+    """A study's trials that were stopped while they ran go back to the queue, from scratch
+    (as requeue does). Trials stopped before they started (a halted study) stay stopped."""
+    with transaction(db):
+        ids = [r[0] for r in db.execute(
+            "SELECT id FROM trials WHERE study_id = ? AND state = 'stopped' AND started_at IS NOT NULL",
+            [study_id])]
+        for trial_id in ids:
+            db.execute(_REQUEUE + "WHERE id = ?", [trial_id])
+            _forget_attempt(db, trial_id)
+    return ids
 
 
 def state_counts(db: Database, study_id: int) -> dict[str, int]:

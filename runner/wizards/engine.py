@@ -25,7 +25,7 @@ from runner.wizards.substudy import (
     register,
     seconds_per_step,
 )
-from store import studies
+from store import studies, trials
 from store import wizards as wizard_store
 from store.studies import Study
 from store.wizards import Wizard
@@ -134,6 +134,21 @@ class Kind:
             if question is not None and question.key not in answers:
                 return Status(w, stage, self.titles.get(stage, stage), lines, question, stage_results=results)
             self._move_on(stage, state, self.conclude(stage, results, answers))
+
+    def retry_stopped(self) -> int:
+        """On resume: the current stage's trials that were stopped while they ran go back to
+        the queue (a stopped trial says nothing about its batch size, lr or seed); returns how
+        many. Not on every advance: a trial stopped while the wizard is being followed stays
+        stopped, and the stage concludes without it."""
+        w = self.wizard
+        if w.stage == DONE or w.stage not in w.state.get("confirmed", []):
+            return 0
+        count = 0
+        for plan in self.plans(w.stage, w.state.get("results", {})):
+            study = studies.by_name(self.db, plan.study_name)
+            if study is not None:
+                count += len(trials.requeue_stopped(self.db, study.id))
+        return count
 
     def _move_on(self, stage: str, state: dict, result: dict | None) -> None:
         if result is not None:

@@ -50,8 +50,11 @@ def _check_name(name: str) -> None:
 def _create(db, db_path, kind: str, name: str, base: str, options: dict) -> Kind:
     _check_name(name)
     cls = kind_class(kind)
-    w, _ = wizard_store.create_or_resume(db, kind, name, base, options, cls.stages[0])
-    return cls(db, db_path, w)
+    w, created = wizard_store.create_or_resume(db, kind, name, base, options, cls.stages[0])
+    wizard = cls(db, db_path, w)
+    if not created:
+        wizard.retry_stopped()
+    return wizard
 
 
 def _study(db, name: str) -> Study:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from runner import launch
+from runner.cli import main as cli_main
 from runner.service import Runner
 from runner.spec import load
 from runner.wizard_cli import drive
@@ -326,6 +327,29 @@ def test_probe_interrupted_midway_resumes_from_the_store(fake, db, db_path):
     assert after[1].started_at == first[1].started_at and after[2].started_at == first[2].started_at
     assert status.result["recommended"] == 32
     assert [r["batch_size"] for r in status.result["rows"]] == [4, 8, 16, 32]
+
+
+def test_a_trial_stopped_by_hand_runs_again_when_its_wizard_resumes(fake, db, db_path):
+    kind = probe(db, db_path, overrides={"sleep": 0.3})
+
+    def say(line: str) -> None:
+        if line.startswith("[fake.probe-batch.probe] 1/4 finished") and line.endswith("1 running"):
+            raise KeyboardInterrupt  # Ctrl-C while the second size runs
+
+    with pytest.raises(SystemExit):
+        drive(kind, db_path, answer=lambda q, s: "run", say=say, poll_s=0.05)
+    assert cli_main(["--db", str(db_path), "stop", "fake.probe-batch.probe/2", "--grace", "1"]) == 0
+    study = studies.by_name(db, "fake.probe-batch.probe")
+    stopped = {t.number: t for t in trials.list_for_study(db, study.id)}[2]
+    assert stopped.state is TrialState.STOPPED and stopped.started_at is not None
+
+    resumed = probe(db, db_path, overrides={"sleep": 0.3})
+    status = drive(resumed, db_path, answer=lambda q, s: pytest.fail(f"asked again: {q.key}"),
+                   say=lambda _: None, poll_s=0.05)
+    after = {t.number: t for t in trials.list_for_study(db, study.id)}
+    assert after[2].state is TrialState.COMPLETED and after[2].started_at > stopped.started_at
+    assert [r["batch_size"] for r in status.result["rows"]] == [4, 8, 16, 32]  # size 8 measured, not lost
+    assert status.result["not_run"] == []
 
 
 def test_probe_stops_the_sizes_above_an_oom_before_they_start(fake, db, db_path):
