@@ -18,6 +18,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from store import connect, metrics, studies, trials
+from store import wizards as wizard_store
 from store.db import data_version
 from tui.trial_data import Points, TrialDetail, read_points, read_trial_detail
 
@@ -59,6 +60,7 @@ class StudyRow:
     best_trial: int | None
     notes: str = ""
     reproduce_command: str = ""
+    stage_of: str | None = None  # a wizard's stage: the study the wizard works on
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,7 @@ class Snapshot:
 
 
 def read_studies(db: Database) -> tuple[StudyRow, ...]:
+    wizards = {f"{w.name}.": w.base_study for w in wizard_store.list_all(db)}
     rows = []
     for study in studies.list_all(db):
         s = studies.summarize(db, study)
@@ -145,8 +148,25 @@ def read_studies(db: Database) -> tuple[StudyRow, ...]:
             max_train_steps=study.max_train_steps, active=bool(study.active),
             counts=s.counts, best_value=s.best_value, best_trial=s.best_trial,
             notes=study.notes, reproduce_command=study.reproduce_command,
+            stage_of=next((base for prefix, base in wizards.items() if study.name.startswith(prefix)), None),
         ))
-    return tuple(rows)
+    return group_stages(rows)
+
+
+def group_stages(rows: list[StudyRow]) -> tuple[StudyRow, ...]:
+    """Studies in creation order, each followed by its wizards' stage studies (a stage whose
+    study is gone keeps its own place)."""
+    names = {r.name for r in rows}
+    stages: dict[str, list[StudyRow]] = {}
+    for r in rows:
+        if r.stage_of in names:
+            stages.setdefault(r.stage_of, []).append(r)
+    out: list[StudyRow] = []
+    for r in rows:
+        if r.stage_of not in names:
+            out.append(r)
+            out.extend(stages.get(r.name, ()))
+    return tuple(out)
 
 
 SPARK_POINTS = 16  # characters per sparkline: a width that fits the table

@@ -77,7 +77,8 @@ def _best_study(row: StudyRow) -> Text:
 # "done" counts trials that ended on purpose (completed, or stopped by a user);
 # "failed" those that ended abnormally (failed, or lost with their runner).
 STUDY_COLUMNS = (
-    Column("name", "study", lambda r: r.name),
+    Column("name", "study", lambda r: r.name,
+           lambda r: cell(f"↳ {r.name}", "dim") if r.stage_of else cell(r.name)),  # a wizard's stage
     Column("best", "best (trial)", lambda r: r.best_value, _best_study),
     Column("queued", "queued", lambda r: _count(r, "queued")),
     Column("running", "running", lambda r: _count(r, "starting", "running")),
