@@ -10,7 +10,6 @@ merges into the blocks it overlaps, and the reported value replaces the stored o
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import InitVar, dataclass, field
 
 from sqlite_utils import Database
@@ -240,18 +239,13 @@ def _blocks_at(conn, trial_id: int, name: str, firsts: list[int]) -> dict[int, s
     return blocks
 
 
-def _iter_blocks(conn, trial_id: int, name: str, *, newest_first: bool = False) -> Iterator[sb.Block]:
-    order = "DESC" if newest_first else ""
-    for row in conn.execute(f"SELECT {_BLOB_COLS} FROM metric_blocks WHERE trial_id = ? AND name = ? "
-                            f"ORDER BY first_step {order}", [trial_id, name]):
-        yield sb.unpack(*row)
-
-
 def _read_points(conn, trial_id: int, name: str) -> tuple[list[int], list, list]:
     steps: list[int] = []
     values: list[float | None] = []
     walls: list[float | None] = []
-    for block in _iter_blocks(conn, trial_id, name):
+    for row in conn.execute(f"SELECT {_BLOB_COLS} FROM metric_blocks WHERE trial_id = ? AND name = ? "
+                            "ORDER BY first_step", [trial_id, name]).fetchall():
+        block = sb.unpack(*row)
         steps.extend(block.steps)
         values.extend(sb.values_of(block.values))
         walls.extend(sb.values_of(block.walls))
@@ -259,13 +253,10 @@ def _read_points(conn, trial_id: int, name: str) -> tuple[list[int], list, list]
 
 
 def points(db: Database, trial_id: int | None = None, name: str | None = None) -> list[MetricRow]:
-    """Every stored point (of one trial, of one of its metrics), by trial, name, step; None for NaN."""
-    where, args = "1", []
-    if trial_id is not None:
-        where, args = "trial_id = ?", [trial_id]
-        if name is not None:
-            where, args = "trial_id = ? AND name = ?", [trial_id, name]
-    series = db.execute(f"SELECT DISTINCT trial_id, name FROM metric_blocks WHERE {where} "
+    """Every stored point (of one trial, of one metric, or both), by trial, name, step; None for NaN."""
+    where = [f"{col} = ?" for col, v in (("trial_id", trial_id), ("name", name)) if v is not None]
+    args = [v for v in (trial_id, name) if v is not None]
+    series = db.execute(f"SELECT DISTINCT trial_id, name FROM metric_blocks WHERE {' AND '.join(where) or '1'} "
                         "ORDER BY trial_id, name", args).fetchall()
     out: list[MetricRow] = []
     for tid, n in series:
@@ -278,11 +269,16 @@ def recent(db: Database, trial_id: int, name: str, n: int) -> list[float | None]
     """The last `n` values of a metric, oldest first (reads only the last blocks)."""
     parts: list[list[float | None]] = []
     have = 0
-    for block in _iter_blocks(db.conn, trial_id, name, newest_first=True):
-        if have >= n:
-            break
-        parts.append(sb.values_of(block.values[-(n - have):]))
-        have += len(parts[-1])
+    cursor = db.conn.execute(f"SELECT {_BLOB_COLS} FROM metric_blocks WHERE trial_id = ? AND name = ? "
+                             "ORDER BY first_step DESC", [trial_id, name])
+    try:  # closed at once: an unfinished SELECT would hold this connection's read snapshot open
+        for row in cursor:
+            if have >= n:
+                break
+            parts.append(sb.values_of(sb.unpack(*row).values[-(n - have):]))
+            have += len(parts[-1])
+    finally:
+        cursor.close()
     return [v for part in reversed(parts) for v in part]
 
 
