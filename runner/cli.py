@@ -292,11 +292,10 @@ def cmd_watch(args, db_path: Path) -> int:
 
 
 def _study(db, name: str) -> Study:
-    study = studies.by_name(db, name)
-    if study is None:
-        known = ", ".join(s.name for s in studies.list_all(db)) or "none yet"
-        raise CliError(f"no study named {name!r} in this database (studies: {known})")
-    return study
+    try:
+        return studies.require(db, name)
+    except studies.UnknownStudy as exc:
+        raise CliError(str(exc)) from None
 
 
 def resolve_target(db, text: str) -> Study | Trial:
@@ -312,8 +311,7 @@ def resolve_target(db, text: str) -> Study | Trial:
         return study
     if text.isdigit() and (t := trials.get(db, int(text))):
         return t
-    known = ", ".join(s.name for s in studies.list_all(db)) or "none yet"
-    raise CliError(f"no study or trial {text!r} (studies: {known}; a trial is STUDY/NUMBER)")
+    raise CliError(f"no study or trial {text!r} (studies: {studies.known_names(db)}; a trial is STUDY/NUMBER)")
 
 
 def cmd_stop(args, db_path: Path) -> int:

@@ -85,6 +85,23 @@ def by_name(db: Database, name: str) -> Study | None:
     return Study.from_row(rows[0]) if rows else None
 
 
+class UnknownStudy(LookupError):
+    """No study of that name; the message names the ones there are."""
+
+
+def require(db: Database, name: str) -> Study:
+    """The study of that name, or UnknownStudy saying which studies there are."""
+    study = by_name(db, name)
+    if study is None:
+        raise UnknownStudy(f"no study named {name!r} in this database (studies: {known_names(db)})")
+    return study
+
+
+def known_names(db: Database) -> str:
+    """The studies' names for an error message: 'a, b' or 'none yet'."""
+    return ", ".join(s.name for s in list_all(db)) or "none yet"
+
+
 def list_all(db: Database) -> list[Study]:
     return [Study.from_row(r) for r in db["studies"].rows_where(order_by="id")]
 

@@ -33,10 +33,10 @@ def resolve_side(db, text: str) -> dict:
         if not sep:
             raise WizardError(f"{text!r}: expected STUDY:PARAM=VALUE, e.g. digits:width=128")
         where = (param, value)
-    study = studies.by_name(db, name)
-    if study is None:
-        known = ", ".join(s.name for s in studies.list_all(db)) or "none yet"
-        raise WizardError(f"no study named {name!r} (studies: {known})")
+    try:
+        study = studies.require(db, name)
+    except studies.UnknownStudy as exc:
+        raise WizardError(str(exc)) from None
     trial = _pick(db, study, number, where)
     return {"study": study.name, "trial": trial.number, "params": trial.params,
             "best_value": trial.best_value, "label": f"{study.name}/{trial.number}"}

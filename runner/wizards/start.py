@@ -58,11 +58,10 @@ def _create(db, db_path, kind: str, name: str, base: str, options: dict) -> Kind
 
 
 def _study(db, name: str) -> Study:
-    s = studies.by_name(db, name)
-    if s is None:
-        known = ", ".join(x.name for x in studies.list_all(db)) or "none yet"
-        raise WizardError(f"no study named {name!r} in this database (studies: {known})")
-    return s
+    try:
+        return studies.require(db, name)
+    except studies.UnknownStudy as exc:
+        raise WizardError(str(exc)) from None
 
 
 def _need_param(spec, name: str, flag: str, what: str) -> None:

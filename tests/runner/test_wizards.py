@@ -255,7 +255,7 @@ def test_resolve_side_takes_the_best_trial_a_numbered_one_or_the_best_with_a_val
 @pytest.mark.parametrize(("text", "message"), [
     ("s/x", "expected STUDY/NUMBER"),
     ("s:tag", "expected STUDY:PARAM=VALUE"),
-    ("nosuch", "no study named 'nosuch' \\(studies: s\\)"),
+    ("nosuch", "no study named 'nosuch' in this database \\(studies: s\\)"),
     ("s/7", "study 's' has no trial 7"),
     ("s:tag=c", "study 's' has no finished trial with tag=c"),
 ])
