@@ -93,6 +93,18 @@ def connect(path: str | Path, *, migrate: bool = True) -> Database:
         raise StoreError(f"{path}: {exc.strerror or exc}") from exc
 
 
+def check_readable(db: Database, path: str | Path) -> None:
+    """Read the first row of every table (bounded work, whatever the size): a damaged table's
+    root page raises StoreError here, saying what to do, instead of deep inside a caller."""
+    try:
+        names = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for name in names:
+            quoted = '"' + name.replace('"', '""') + '"'
+            db.execute(f"SELECT * FROM {quoted} LIMIT 1").fetchall()
+    except sqlite3.Error as exc:
+        raise StoreError(explain(path, exc)) from exc
+
+
 @contextlib.contextmanager
 def _setup_lock(path: Path) -> Iterator[None]:
     """An advisory lock beside the database, serializing setup across processes."""

@@ -28,7 +28,7 @@ from textual.worker import get_current_worker
 
 from runner.text import printable
 from store import StoreError, connect, default_db_path
-from store.db import explain as explain_store_error
+from store.db import check_readable
 from tui.actions import Actions, Note
 from tui.checklist import ChecklistReader, ChecklistResult
 from tui.screens import SnapshotScreen, StudiesScreen, StudyScreen
@@ -237,13 +237,11 @@ def make_app(db_path: str | Path, sample_study: Path = SAMPLE_STUDY) -> Playbook
 
 
 def check_store(db_path: Path) -> None:
-    """Create and migrate the database now, and read its studies: a file that is locked past the
-    busy timeout or damaged fails here, in one line, rather than inside the running app."""
+    """Create and migrate the database now and read a row of each table: a file that is locked
+    past the busy timeout or damaged fails here, in one line, rather than inside the running app."""
     db = connect(db_path)
     try:
-        db.execute("SELECT COUNT(*) FROM studies").fetchone()
-    except sqlite3.Error as exc:
-        raise StoreError(explain_store_error(db_path, exc)) from exc
+        check_readable(db, db_path)
     finally:
         db.conn.close()
 
