@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import resource
+import shlex
 import subprocess
 import time
 from pathlib import Path
@@ -167,3 +168,15 @@ def test_more_gpus_than_the_machine_has_fails_with_the_count_not_on_cpu(tmp_path
     assert [(t.state.value, t.reason) for t in rows] == [("failed", "config")] * 2
     assert all(t.detail.startswith("asks for 999 GPUs; this machine has ") for t in rows), rows[0].detail
     assert not any((Path(t.trial_dir) / "argv.json").exists() for t in rows)  # never launched
+
+
+@pytest.mark.timeout(120)
+def test_printed_hints_survive_paths_with_spaces_and_quotes(tmp_path):
+    """A hint is a command to paste into a shell: it must split back into the same paths."""
+    db_path = tmp_path / "my runs" / "it's.db"
+    path = study_toml(tmp_path / "study dir; rm -rf x", LR, trials=1)
+    assert run_cli(db_path, "run", str(path)).returncode == 0
+    added = run_cli(db_path, "add-trials", "sf", "1")
+    assert added.returncode == 0, added.stderr
+    hint = added.stdout.strip().split("run them with: ", 1)[1]
+    assert shlex.split(hint) == ["playbook-runner", "--db", str(db_path), "run", str(path.resolve())]
