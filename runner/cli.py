@@ -36,8 +36,8 @@ from runner.spec import SpecError, load
 from runner.text import printable
 from runner.wizards.substudy import WizardError
 from store import StoreError, commands, connect, default_db_path, lease, metrics, studies, trials
-from store.db import explain as explain_store_error
 from store import wizards as wizard_store
+from store.db import explain as explain_store_error
 from store.studies import Study, StudyConflict
 from store.trials import Trial, TrialState
 from store.wizards import WizardConflict
