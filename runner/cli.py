@@ -21,12 +21,15 @@ import csv
 import io
 import json
 import os
+import shlex
 import signal
+import sqlite3
 import sys
 import time
 from pathlib import Path
 
 from runner import launch
+from runner.limits import MAX_TRIALS
 from runner.owner import live_owner, start_detached
 from runner.service import DEFAULT_GRACE_S, LeaseLost, Runner
 from runner.spec import SpecError, load
@@ -34,6 +37,7 @@ from runner.text import printable
 from runner.wizards.substudy import WizardError
 from store import StoreError, commands, connect, default_db_path, lease, metrics, studies, trials
 from store import wizards as wizard_store
+from store.db import explain as explain_store_error
 from store.studies import Study, StudyConflict
 from store.trials import Trial, TrialState
 from store.wizards import WizardConflict
@@ -55,6 +59,14 @@ def main(argv: list[str] | None = None) -> int:
             WizardConflict) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except sqlite3.Error as exc:  # locked past the busy timeout, damaged after opening, disk full
+        print(f"error: {explain_store_error(db_path, exc)}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _hint(db_path: Path, *args: str) -> str:
+    """A playbook-runner command line to copy into a shell, every path and name quoted."""
+    return shlex.join(["playbook-runner", "--db", str(db_path), *map(str, args)])
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -143,7 +155,7 @@ def cmd_run(args, db_path: Path) -> int:
         return _follow(db, db_path, study)
     if args.detach:
         _start_detached(db_path, args)
-        print(f"follow it with: playbook-runner --db {db_path} watch {spec.name}")
+        print(f"follow it with: {_hint(db_path, 'watch', spec.name)}")
         return 0
     return _run_foreground(db_path, args, study)
 
@@ -275,7 +287,7 @@ def _follow(db, db_path: Path, study: Study) -> int:
                 return 0
             if live_owner(db) is None and (counts.get("queued") or active_work):
                 print("no runner owns this database any more; start one with "
-                      f"`playbook-runner --db {db_path} serve`")
+                      f"`{_hint(db_path, 'serve')}`")
                 return 1
             time.sleep(1.0)
     except KeyboardInterrupt:
@@ -418,11 +430,11 @@ def _trial_record(db, study: Study, t: Trial) -> dict:
 def cmd_add_trials(args, db_path: Path) -> int:
     db = connect(db_path)
     study = _study(db, args.study)
-    if args.samples < 1:
-        raise CliError(f"samples: expected a number >= 1, got {args.samples}")
+    if not 1 <= args.samples <= MAX_TRIALS:
+        raise CliError(f"samples: expected a number from 1 to {MAX_TRIALS:,} (MAX_TRIALS), got {args.samples:,}")
     added = launch.add_trials(db, study, args.samples)
     print(f"queued {added} new trial(s) in {study.name}; run them with: "
-          f"playbook-runner --db {db_path} run {study.config_path}")
+          f"{_hint(db_path, 'run', study.config_path)}")
     return 0
 
 

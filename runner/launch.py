@@ -32,7 +32,8 @@ def register(db: Database, db_path: str | Path, spec: StudySpec) -> tuple[Study,
     store.studies.StudyConflict if the name is taken by a different config.
     """
     folder = run_dir(db_path, spec.name)
-    study = studies.upsert(
+    planned = new_trials(spec, folder)  # before anything is stored: a planning error stores nothing
+    return studies.register(
         db,
         {
             "name": spec.name,
@@ -48,9 +49,8 @@ def register(db: Database, db_path: str | Path, spec: StudySpec) -> tuple[Study,
             "run_dir": str(folder),
             "reproduce_command": reproduce_command(spec),
         },
+        planned,
     )
-    added = trials.insert_new(db, study.id, new_trials(spec, folder))
-    return study, added
 
 
 def add_trials(db: Database, study: Study, samples: int) -> int:

@@ -19,19 +19,36 @@ def _fields(token: str) -> list[str]:
     return [f for _, f, _, _ in string.Formatter().parse(token) if f is not None]
 
 
+def _is_flag(token: str) -> bool:
+    """A literal option like `--beta2` or `-b`: no placeholder, and not a number such as `-1`."""
+    if not token.startswith("-") or len(token) < 2 or _fields(token):
+        return False
+    try:
+        float(token)
+    except ValueError:
+        return True
+    return False
+
+
 def build_argv(template: tuple[str, ...] | list[str], values: dict[str, Any]) -> list[str]:
     """Fill the command's placeholders, one argv element per template token (no shell).
 
     A token naming a conditional parameter that does not apply to this trial is
-    dropped, together with the option flag just before it (`--beta2 {beta2}`).
+    dropped. When that token is a value (`--beta2 {beta2}`) rather than an option
+    of its own (`--beta2={beta2}`), the template's literal flag just before it goes
+    too. The decision reads the template, never the filled values, so a
+    neighbour's value that starts with "-" (`--shift -1`) is never taken for a flag.
     """
     argv: list[str] = []
+    after_flag = False  # whether argv[-1] came from a literal flag of the template
     for token in template:
         names = _fields(token)
         if any(n not in values for n in names):
-            if argv and argv[-1].startswith("-") and not _fields(argv[-1]) and len(argv) > 1:
+            if after_flag and not token.startswith("-"):
                 argv.pop()
+            after_flag = False
             continue
+        after_flag = _is_flag(token)
         argv.append(token.format(**values) if names else token)
     return argv
 

@@ -1,7 +1,9 @@
 """Which queued trials start now, on which slot (pure: free slots and queue in, launches out).
 
 One slot per GPU (a trial that asks for k GPUs takes k of them) and a number of
-CPU slots for trials that ask for none, or for all trials when there is no GPU.
+CPU slots for trials that ask for none. A trial asking for more GPUs than the
+machine has (any, where it has none) can never run here: it is not quietly
+moved to a CPU slot, where a GPU study would crawl or fail far from the cause.
 """
 
 from __future__ import annotations
@@ -57,8 +59,8 @@ def plan_launches(
     """Fill free slots from the queue in order, within each study's concurrency.
 
     Returns (launches, impossible): `impossible` lists (trial_id, why) for
-    trials that can never run here (more GPUs asked than the machine has).
-    Trials asking for GPUs on a machine with none run on CPU slots.
+    trials that can never run here (more GPUs asked than the machine has,
+    any at all where it has none).
     """
     free_gpus = [g for g in all_gpus if g not in busy_gpus]
     free_cpu = cpu_slots - busy_cpu
@@ -68,9 +70,9 @@ def plan_launches(
     for w in queue:
         if running.get(w.study_id, 0) >= w.concurrency:
             continue
-        want = w.gpus_per_trial if all_gpus else 0
+        want = w.gpus_per_trial
         if want > len(all_gpus):
-            impossible.append((w.trial_id, f"asks for {want} GPUs; this machine has {len(all_gpus)}"))
+            impossible.append((w.trial_id, _too_many_gpus(want, len(all_gpus))))
             continue
         if want:
             if len(free_gpus) < want:
@@ -85,3 +87,8 @@ def plan_launches(
         running[w.study_id] = running.get(w.study_id, 0) + 1
         launches.append(Launch(w.trial_id, slot))
     return launches, impossible
+
+
+def _too_many_gpus(want: int, found: int) -> str:
+    why = f"asks for {want} GPUs; this machine has {found}"
+    return why + ("; set gpus_per_trial = 0 to run on CPU slots" if found == 0 else "")

@@ -43,6 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runner import limits
+
 ROLES = ("scientific", "nuisance", "fixed")
 BUILTINS = ("max_train_steps", "trial_dir", "trial_number", "study_name")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -139,15 +141,29 @@ class StudySpec:
 def load(path: str | Path) -> StudySpec:
     """Read and validate a study file; raises SpecError naming the file and every bad field."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SpecError(path, [f"cannot read the file: {exc.strerror or exc}"]) from exc
+    text = _read_text(path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(path, [f"not valid TOML: {exc}"]) from exc
     return parse(data, path=path, text=text)
+
+
+def _read_text(path: Path) -> str:
+    """The file as text, or SpecError: unreadable, too big for a study file, or not UTF-8."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(limits.MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise SpecError(path, [f"cannot read the file: {exc.strerror or exc}"]) from exc
+    if len(raw) > limits.MAX_FILE_BYTES:
+        raise SpecError(path, [f"larger than {limits.MAX_FILE_BYTES:,} bytes (MAX_FILE_BYTES); "
+                               "expected a TOML study file"])
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(path, [f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+                               "expected a TOML study file"]) from None
 
 
 def parse(data: dict, *, path: Path, text: str = "") -> StudySpec:
@@ -165,6 +181,9 @@ def parse(data: dict, *, path: Path, text: str = "") -> StudySpec:
     if name and not _NAME_RE.match(name):
         problems.append(f"study.name: {name!r} must be letters, digits, '.', '_' or '-' "
                         "(it names a folder)")
+    if name and (too_long := limits.name_problem(name)):
+        problems.append(too_long)
+    problems.extend(_oversized_values(data))
     command = check.string("command", required=True)
     max_steps = check.integer("max_train_steps", required=True, minimum=1)
     objective_metric, objective_mode = _objective(study.get("objective"), problems)
@@ -184,8 +203,8 @@ def parse(data: dict, *, path: Path, text: str = "") -> StudySpec:
         max_train_steps=max_steps or 0,
         objective_metric=objective_metric,
         objective_mode=objective_mode,
-        trials=check.integer("trials", default=1, minimum=0),
-        seed=check.integer("seed", default=0),
+        trials=check.integer("trials", default=1, minimum=0, maximum=limits.MAX_TRIALS),
+        seed=check.integer("seed", default=0, minimum=0),  # numpy's generators take no negative seed
         concurrency=check.integer("concurrency", default=1, minimum=1),
         gpus_per_trial=check.integer("gpus_per_trial", default=0, minimum=0),
         timeout_s=check.number("timeout", default=None, positive=True),
@@ -200,9 +219,41 @@ def parse(data: dict, *, path: Path, text: str = "") -> StudySpec:
             json.dumps(data, sort_keys=True, default=str).encode()
         ).hexdigest(),
     )
+    if not problems:  # the bounds first: the check below formats every placeholder
+        problems.extend(_plan_problems(spec))
     if problems:
         raise SpecError(path, problems)
     return spec
+
+
+# -- bounds and a dry run: what planning would fail on, found before it runs ---------------
+
+
+def _oversized_values(data: dict) -> list[str]:
+    """Strings in parameters and manual trials longer than one argv element should be."""
+    out: list[str] = []
+    params, manual = data.get("params"), data.get("trial")
+    if isinstance(params, dict):
+        out += limits.oversized_texts(params, "params")
+    if isinstance(manual, list):
+        for i, entry in enumerate(manual):
+            out += limits.oversized_texts(entry, f"trial[{i}]")
+    return out
+
+
+def _plan_problems(spec: StudySpec) -> list[str]:
+    """The total number of trials against its bound, then each command token filled with
+    stand-ins of every parameter's values, as planning will fill it."""
+    params = list(spec.params)
+    if too_many := limits.planned_problem(spec.trials, params, len(spec.manual)):
+        return [too_many]
+    samples = {p.name: limits.sample_values(p) for p in params}
+    samples |= {"max_train_steps": [spec.max_train_steps], "trial_dir": [str(spec.workdir)],
+                "trial_number": [1], "study_name": [spec.name]}
+    for values in spec.manual:
+        for name, value in values.items():
+            samples[name].append(value)
+    return [problem for token in spec.argv_template for problem in limits.fill_problems(token, samples)]
 
 
 def _unknown(table: dict, allowed: set[str], where: str, problems: list[str]) -> None:
@@ -233,7 +284,7 @@ class _Checker:
             return default
         return value
 
-    def integer(self, key, *, required=False, default=None, minimum=None):
+    def integer(self, key, *, required=False, default=None, minimum=None, maximum=limits.MAX_INTEGER):
         value, present = self._get(key, required, default)
         if not present:
             return default
@@ -242,6 +293,9 @@ class _Checker:
             return default
         if minimum is not None and value < minimum:
             self.problems.append(f"{self.where}.{key}: expected an integer >= {minimum}, got {value}")
+            return default
+        if value > maximum:
+            self.problems.append(f"{self.where}.{key}: {value:,} is too large; expected at most {maximum:,}")
             return default
         return value
 
@@ -335,6 +389,8 @@ def _param(name: str, body: dict, where: str, problems: list[str]) -> ParamSpec 
         values = body["values"]
         if not isinstance(values, list) or not values:
             problems.append(f"{where}.values: expected a non-empty list, got {values!r}")
+        elif too_many := limits.too_many(f"{where}.values", len(values), limits.MAX_VALUES, "MAX_VALUES"):
+            problems.append(too_many)
         elif len(set(map(repr, values))) != len(values):
             problems.append(f"{where}.values: contains duplicates: {values!r}")
         for key in ("low", "high", "points"):
@@ -355,7 +411,7 @@ def _param(name: str, body: dict, where: str, problems: list[str]) -> ParamSpec 
             problems.append(f"{where}: an int range needs integer bounds, got {low}..{high}")
     points = None
     if role == "scientific":
-        points = check.integer("points", required=True, minimum=1)
+        points = check.integer("points", required=True, minimum=1, maximum=limits.MAX_POINTS)
     elif "points" in body:
         problems.append(f"{where}.points: only scientific ranges are gridded; "
                         "nuisance ranges are sampled quasi-randomly")
@@ -419,6 +475,7 @@ def _command(command: str, params: list[ParamSpec], problems: list[str]) -> tupl
         except ValueError as exc:
             problems.append(f"study.command: bad placeholder in {token!r}: {exc}")
             continue
+        problems.extend(limits.format_spec_problems(token))
         for f in fields_:
             if f not in known:
                 problems.append(f"study.command: placeholder {{{f}}} has no parameter; "
@@ -468,6 +525,9 @@ def _manual(entries, params: list[ParamSpec], problems: list[str]) -> list[dict]
     out = []
     for i, entry in enumerate(entries):
         where = f"trial[{i}]"
+        if not isinstance(entry, dict):
+            problems.append(f"{where}: expected a table [[trial]] of parameter values, got {entry!r}")
+            continue
         for key in entry:
             if key not in by_name:
                 problems.append(f"{where}.{key}: no parameter of that name")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shlex
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from sqlite_utils import Database
 from store.schema import MIGRATIONS
 
 DB_ENV = "PLAYBOOK_DB"
+BUSY_TIMEOUT_ENV = "PLAYBOOK_BUSY_TIMEOUT"
 BUSY_TIMEOUT_S = 30.0
 
 
@@ -33,6 +35,34 @@ def default_db_path() -> Path:
     return Path.cwd() / ".playbook" / "playbook.db"
 
 
+def busy_timeout_s() -> float:
+    """Seconds a connection waits for another one's write lock: $PLAYBOOK_BUSY_TIMEOUT, else 30."""
+    try:
+        return float(os.environ.get(BUSY_TIMEOUT_ENV, BUSY_TIMEOUT_S))
+    except ValueError:
+        return BUSY_TIMEOUT_S
+
+
+def explain(path: str | Path, exc: sqlite3.Error) -> str:
+    """One line for a user: which database, what went wrong, and what to do about it."""
+    text = str(exc)
+    lowered = text.lower()
+    quoted = shlex.quote(str(path))
+    if "locked" in lowered or "busy" in lowered:
+        return (f"{path}: {text}: another process held its write lock longer than {busy_timeout_s():g} s; "
+                f"retry once it has finished (`fuser {quoted}` names it), or wait longer with "
+                f"{BUSY_TIMEOUT_ENV}=SECONDS")
+    if "malformed" in lowered or "not a database" in lowered or "corrupt" in lowered:
+        return (f"{path}: cannot use this database: {text}; the file is damaged or is not a playbook "
+                f"database: stop what uses it, keep a copy, then salvage it with `sqlite3 {quoted} .recover "
+                "| sqlite3 NEW.db` or start a new one with --db NEW.db (trial folders keep their metrics.jsonl)")
+    if "readonly" in lowered or "read-only" in lowered:
+        return f"{path}: cannot use this database: {text}; make the file and its folder writable"
+    if "full" in lowered:
+        return f"{path}: cannot use this database: {text}; free some space on its disk and retry"
+    return f"{path}: cannot use this database: {text}"
+
+
 def connect(path: str | Path, *, migrate: bool = True) -> Database:
     """Open (creating if needed) the database at `path`, in WAL mode, migrated.
 
@@ -45,7 +75,7 @@ def connect(path: str | Path, *, migrate: bool = True) -> Database:
         # isolation_level=None: we issue BEGIN ourselves (IMMEDIATE where we
         # read-modify-write), sqlite3's implicit transactions would hide that.
         conn = sqlite3.connect(
-            str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            str(path), timeout=busy_timeout_s(), isolation_level=None, check_same_thread=False
         )
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
@@ -58,9 +88,21 @@ def connect(path: str | Path, *, migrate: bool = True) -> Database:
                 MIGRATIONS.apply(db)
         return db
     except sqlite3.DatabaseError as exc:
-        raise StoreError(f"{path}: cannot use this database: {exc}") from exc
+        raise StoreError(explain(path, exc)) from exc
     except OSError as exc:
         raise StoreError(f"{path}: {exc.strerror or exc}") from exc
+
+
+def check_readable(db: Database, path: str | Path) -> None:
+    """Read the first row of every table (bounded work, whatever the size): a damaged table's
+    root page raises StoreError here, saying what to do, instead of deep inside a caller."""
+    try:
+        names = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for name in names:
+            quoted = '"' + name.replace('"', '""') + '"'
+            db.execute(f"SELECT * FROM {quoted} LIMIT 1").fetchall()
+    except sqlite3.Error as exc:
+        raise StoreError(explain(path, exc)) from exc
 
 
 @contextlib.contextmanager
@@ -76,8 +118,15 @@ def _setup_lock(path: Path) -> Iterator[None]:
 
 @contextlib.contextmanager
 def transaction(db: Database, *, immediate: bool = True) -> Iterator[Database]:
-    """A transaction; IMMEDIATE by default so read-modify-write cannot race."""
+    """A transaction; IMMEDIATE by default so read-modify-write cannot race.
+
+    Inside another one it joins it (nothing is committed until the outer one
+    is), so store functions compose into one atomic change.
+    """
     conn = db.conn
+    if conn.in_transaction:
+        yield db
+        return
     conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
     try:
         yield db

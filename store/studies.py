@@ -53,12 +53,16 @@ def upsert(db: Database, fields_: dict) -> Study:
 
     Raises StudyConflict when the name exists with another config hash: the
     stored trials were produced by the old config and must not be mixed with
-    trials of a new one.
+    trials of a new one. A stored study with no trials at all (a registration an
+    older version left half done) has nothing to mix: it takes the new config.
     """
     with transaction(db):
         rows = list(db["studies"].rows_where("name = ?", [fields_["name"]]))
         if rows:
             stored = Study.from_row(rows[0])
+            if stored.config_hash != fields_["config_hash"] and _count(db, stored.id) == 0:
+                db["studies"].update(stored.id, fields_)
+                return Study.from_row(db["studies"].get(stored.id))
             if stored.config_hash != fields_["config_hash"]:
                 raise StudyConflict(
                     f"study '{stored.name}' already exists in this database with a different "
@@ -69,6 +73,17 @@ def upsert(db: Database, fields_: dict) -> Study:
             return stored
         db["studies"].insert({**fields_, "created_at": time.time(), "active": 0})
         return Study.from_row(next(db["studies"].rows_where("name = ?", [fields_["name"]])))
+
+
+def register(db: Database, fields_: dict, planned: list[trials.NewTrial]) -> tuple[Study, int]:
+    """`upsert` the study and queue the planned trials it does not have yet, in one transaction:
+    if storing the trials fails, the study is not left registered without them.
+
+    Returns the study and how many trials were added.
+    """
+    with transaction(db):
+        study = upsert(db, fields_)
+        return study, trials.insert_new(db, study.id, planned)
 
 
 def _count(db: Database, study_id: int) -> int:

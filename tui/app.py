@@ -28,6 +28,7 @@ from textual.worker import get_current_worker
 
 from runner.text import printable
 from store import StoreError, connect, default_db_path
+from store.db import check_readable
 from tui.actions import Actions, Note
 from tui.checklist import ChecklistReader, ChecklistResult
 from tui.screens import SnapshotScreen, StudiesScreen, StudyScreen
@@ -235,13 +236,23 @@ def make_app(db_path: str | Path, sample_study: Path = SAMPLE_STUDY) -> Playbook
     return PlaybookApp(Path(db_path).expanduser().resolve(), sample_study)
 
 
+def check_store(db_path: Path) -> None:
+    """Create and migrate the database now and read a row of each table: a file that is locked
+    past the busy timeout or damaged fails here, in one line, rather than inside the running app."""
+    db = connect(db_path)
+    try:
+        check_readable(db, db_path)
+    finally:
+        db.conn.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="playbook-tui", description=__doc__.splitlines()[0])
     parser.add_argument("--db", help="database file (default: $PLAYBOOK_DB or ./.playbook/playbook.db)")
     args = parser.parse_args(argv)
     db_path = Path(args.db).expanduser().resolve() if args.db else default_db_path().resolve()
     try:
-        connect(db_path).conn.close()  # create and migrate it now: fail here, in one line
+        check_store(db_path)
     except StoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

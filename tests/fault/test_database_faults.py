@@ -7,6 +7,7 @@ import errno
 import os
 import resource
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -213,3 +214,67 @@ def test_file_size_limit_is_a_clear_error_and_loses_nothing_stored(tmp_path, db_
     for t in rows:  # and what the trials wrote meanwhile was caught up
         written = file_points(Path(t.trial_dir) / "metrics.jsonl")
         assert stored_points(db_path, t.id) == written and len(written) == steps * 3
+
+
+@pytest.mark.timeout(120)
+def test_a_write_lock_held_past_the_busy_timeout_is_one_clear_line(tmp_path, db_path):
+    """A real BEGIN IMMEDIATE held by another process for longer than the (shortened) busy timeout:
+    commands that must write say so in one line naming the database; once it is released they work."""
+    study = study_file(tmp_path / "study", [{"mode": "steady", "sleep": 0}], steps=3)
+    assert run_cli(db_path, "run", str(study)).returncode == 0
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(db_path), "600"],
+                              stdout=subprocess.PIPE, text=True)
+    env = {**os.environ, "PLAYBOOK_BUSY_TIMEOUT": "1"}
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        for args in (["run", str(study)], ["add-trials", "f", "1"]):
+            result = subprocess.run(runner_argv(db_path, *args), capture_output=True, text=True,
+                                    timeout=60, cwd=ROOT, env=env)
+            assert_one_clear_line(result, db_path)
+            assert "database is locked" in result.stderr and "PLAYBOOK_BUSY_TIMEOUT" in result.stderr
+        print(result.stderr.splitlines()[-1])
+        assert run_cli(db_path, "status").returncode == 0  # readers are not blocked meanwhile
+    finally:
+        holder.kill()
+        holder.wait()
+    added = subprocess.run(runner_argv(db_path, "add-trials", "f", "1"), capture_output=True, text=True,
+                           timeout=60, cwd=ROOT, env=env)
+    assert added.returncode == 0, added.stderr
+    assert run_cli(db_path, "run", str(study)).returncode == 0
+    assert [t.state.value for t in study_trials(db_path)] == ["completed"] * 2
+
+
+def corrupt_table(db_path: Path, table: str) -> None:
+    """Overwrite the root page of `table` with garbage (the file's header and schema stay intact)."""
+    conn = sqlite3.connect(db_path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", [table]).fetchone()[0]
+    conn.close()
+    with open(db_path, "r+b") as f:
+        f.seek((root - 1) * page_size)
+        f.write(bytes([0x0D]) + os.urandom(page_size - 1))  # 0x0D: a leaf page, then nonsense
+
+
+@pytest.mark.timeout(120)
+def test_a_database_damaged_mid_study_is_one_clear_line(tmp_path, db_path):
+    study = study_file(tmp_path / "study", [{"mode": "steady", "sleep": 0}] * 2, steps=3)
+    assert run_cli(db_path, "run", str(study)).returncode == 0
+    corrupt_table(db_path, "trials")
+    for args in (["status"], ["run", str(study)], ["export", "f"]):
+        result = run_cli(db_path, *args)
+        assert_one_clear_line(result, db_path)
+        assert "damaged" in result.stderr and ".recover" in result.stderr, result.stderr
+    print(result.stderr.splitlines()[-1])
+
+
+@pytest.mark.timeout(120)
+def test_the_tui_refuses_a_damaged_database_in_one_line(tmp_path, db_path):
+    study = study_file(tmp_path / "study", [{"mode": "steady", "sleep": 0}], steps=3)
+    assert run_cli(db_path, "run", str(study)).returncode == 0
+    corrupt_table(db_path, "trials")
+    result = subprocess.run([sys.executable, "-c", "import sys, tui.app; sys.exit(tui.app.main())",
+                             "--db", str(db_path)], capture_output=True, text=True, timeout=60,
+                            cwd=ROOT, stdin=subprocess.DEVNULL)
+    assert_one_clear_line(result, db_path)
+    assert "damaged" in result.stderr

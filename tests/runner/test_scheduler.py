@@ -19,12 +19,20 @@ def test_multi_gpu_trials_and_impossible_requests():
 
 
 def test_no_gpu_means_cpu_slots_and_concurrency_limits_per_study():
-    queue = q(4, study=1, gpus=1, conc=2) + q(2, study=2, gpus=0, conc=8)
-    queue[-2:] = [Waiting(10, 2, 0, 8), Waiting(11, 2, 0, 8)]
-    launches, _ = plan_launches(queue, all_gpus=[], busy_gpus=set(), cpu_slots=3, busy_cpu=0,
-                                running_per_study={1: 1})
-    assert [x.trial_id for x in launches] == [1, 10, 11]
+    queue = q(4, study=1, gpus=0, conc=2) + [Waiting(10, 2, 0, 8), Waiting(11, 2, 0, 8)]
+    launches, impossible = plan_launches(queue, all_gpus=[], busy_gpus=set(), cpu_slots=3, busy_cpu=0,
+                                         running_per_study={1: 1})
+    assert [x.trial_id for x in launches] == [1, 10, 11] and impossible == []
     assert all(x.slot.label == "cpu" for x in launches)
+
+
+def test_gpu_trials_on_a_machine_without_gpus_are_impossible_not_moved_to_cpu():
+    launches, impossible = plan_launches(q(2, gpus=999) + [Waiting(5, 2, 0, 8)], all_gpus=[],
+                                         busy_gpus=set(), cpu_slots=4, busy_cpu=0, running_per_study={})
+    assert [x.trial_id for x in launches] == [5]  # the CPU study still runs
+    assert [t for t, _ in impossible] == [1, 2]
+    assert impossible[0][1] == ("asks for 999 GPUs; this machine has 0; "
+                                "set gpus_per_trial = 0 to run on CPU slots")
 
 
 def test_slot_labels_round_trip():

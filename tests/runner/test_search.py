@@ -102,6 +102,15 @@ def test_values_with_shell_metacharacters_stay_one_argument():
     assert argv == ["python", "t.py", "--name", "1; rm -rf ~", "--x=$(whoami)"]
 
 
+def test_dropping_a_conditional_never_takes_a_negative_value_for_its_flag():
+    template = ("python", "t.py", "--shift", "{shift}", "--beta2={beta2}", "--wd", "{wd}", "-1", "{wd}")
+    assert build_argv(template, {"shift": -1}) == ["python", "t.py", "--shift", "-1", "-1"]
+    assert build_argv(template, {"shift": -1, "beta2": 0.9, "wd": -0.5}) == [
+        "python", "t.py", "--shift", "-1", "--beta2=0.9", "--wd", "-0.5", "-1", "-0.5"]
+    # A value on its own loses its flag; a literal number before it is not a flag.
+    assert build_argv(("t", "--beta2", "{beta2}", "-x", "-3", "{beta2}"), {}) == ["t", "-x", "-3"]
+
+
 def test_scientific_range_is_a_grid_in_its_scale(tmp_path):
     text = STUDY.replace('values = ["sgd", "adam"]', "low = 1e-4\nhigh = 1e-2\nscale = \"log\"\npoints = 3")
     text = text.replace('when = { opt = "adam" }\n', "").replace("[[trial]]\nopt = \"sgd\"\nlr = 0.5\nlayers = 3\n", "")

@@ -121,3 +121,61 @@ def test_manual_trial_values_are_checked(tmp_path):
     with pytest.raises(SpecError) as err:
         load(write(tmp_path, text))
     assert any("trial[0].opt: 'rmsprop' is not one of ['sgd', 'adam']" in p for p in err.value.problems)
+
+
+# -- bounds on what a file may ask for: refused at validation, the bound named ------------
+
+BOUND_CASES = [
+    ("a billion trials", _replace("trials = 4", "trials = 1000000000"),
+     "study.trials: 1,000,000,000 is too large; expected at most 10,000"),
+    ("a billion grid points", _replace('values = ["sgd", "adam"]', "low = 1\nhigh = 4\npoints = 1000000000"),
+     "params.opt.points: 1,000,000,000 is too large; expected at most 1,000"),
+    ("a values list past its bound", _replace('values = ["sgd", "adam"]', f"values = {list(range(10_001))}"),
+     "params.opt.values: 10,001 given; expected at most 10,000 (MAX_VALUES)"),
+    ("a 5,000-character value", _replace('values = ["sgd", "adam"]', f'values = ["sgd", "{"a" * 5000}"]'),
+     "params.opt.values[1]: a string of 5,000 characters; expected at most 4,096 (MAX_TEXT_CHARS)"),
+    ("a huge format width", _replace("--lr {lr}", "--lr {lr:>99999999999}"),
+     "study.command: {lr:>99999999999} asks for a width or precision of 99,999,999,999; expected at most"),
+    ("a huge precision", _replace("--lr {lr}", "--lr {lr:.5000f}"), "width or precision of 5,000"),
+    ("a placeholder inside a format", _replace("--lr {lr}", "--lr {lr:>{max_train_steps}}"),
+     "has a placeholder inside its format"),
+    ("a format the values cannot take", _replace("--lr {lr}", "--lr {lr:d}"),
+     "study.command: '{lr:d}' cannot be filled with lr = 0.0001: Unknown format code 'd'"),
+    ("a negative seed", _replace("trials = 4", "trials = 4\nseed = -1"),
+     "study.seed: expected an integer >= 0, got -1"),
+    ("a 101-character name", _replace('name = "s1"', f'name = "{"n" * 101}"'),
+     "study.name: 101 characters; expected at most 100 (MAX_NAME_CHARS"),
+    ("a trial that is not a table", "trial = [1, 2]\n" + VALID,
+     "trial[0]: expected a table [[trial]] of parameter values, got 1"),
+    ("sixty million trials", _replace('values = ["sgd", "adam"]', f"values = {list(range(3000))}")
+     .replace("trials = 4", "trials = 10000").replace("[params.beta2]", "[params.unused]")
+     .replace('when = { opt = "adam" }\n', ""),
+     "study.trials: the file plans 30,000,000 trials (10000 trials x 3000 opt); expected at most 10,000"),
+]
+
+
+@pytest.mark.parametrize("label,text,message", BOUND_CASES, ids=[c[0] for c in BOUND_CASES])
+def test_bounds_are_checked_before_planning(tmp_path, label, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(SpecError) as err:
+        load(path)
+    assert str(path) in str(err.value)
+    assert any(message in p for p in err.value.problems), err.value.problems
+
+
+def test_the_largest_integer_sqlite_holds_is_the_bound(tmp_path):
+    largest = _replace("max_train_steps = 100", f"max_train_steps = {2**63 - 1}")
+    assert load(write(tmp_path, largest)).max_train_steps == 2**63 - 1
+    with pytest.raises(SpecError, match="study.max_train_steps: 9,223,372,036,854,775,808 is too large"):
+        load(write(tmp_path, _replace("max_train_steps = 100", f"max_train_steps = {2**63}")))
+
+
+def test_binary_and_oversized_files_are_refused_unread(tmp_path):
+    binary = tmp_path / "photo.toml"
+    binary.write_bytes(b"[study]\nname = \"\xff\xfe\"\n")
+    with pytest.raises(SpecError, match=r"not UTF-8 text \(byte 0xff at offset 16\)"):
+        load(binary)
+    huge = tmp_path / "huge.toml"
+    huge.write_text(VALID + "#" * (1 << 20))
+    with pytest.raises(SpecError, match="larger than 1,048,576 bytes"):
+        load(huge)

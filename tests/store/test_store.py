@@ -61,6 +61,29 @@ def test_same_study_twice_is_the_same_row_and_conflict_keeps_trials(db):
         studies.upsert(db, {**s.__dict__, "config_hash": "other"})
 
 
+def test_a_study_left_without_trials_takes_the_new_config(db):
+    """An older version stored the study, then failed planning: nothing to mix, so no conflict."""
+    s = add_study(db)
+    fixed = studies.upsert(db, {**s.__dict__, "config_hash": "fixed", "config_text": "fixed text"})
+    assert (fixed.id, fixed.config_hash, fixed.config_text) == (s.id, "fixed", "fixed text")
+    add_trials(db, fixed)
+    with pytest.raises(studies.StudyConflict):  # with trials stored, a new config is refused again
+        studies.upsert(db, {**s.__dict__, "config_hash": "third"})
+
+
+def test_registration_is_one_transaction(db):
+    fields_ = {k: v for k, v in add_study(db, "other").__dict__.items() if k not in ("id", "active",
+                                                                                      "created_at")}
+    good = NewTrial(1, "search", {"lr": 0.1}, {"lr": "nuisance"}, ["python"], "/tmp/t1")
+    unstorable = NewTrial(2, "search", {"lr": object()}, {"lr": "nuisance"}, ["python"], "/tmp/t2")
+    with pytest.raises(TypeError):
+        studies.register(db, {**fields_, "name": "s"}, [good, unstorable])
+    assert studies.by_name(db, "s") is None  # neither the study nor its first trial was kept
+    study, added = studies.register(db, {**fields_, "name": "s"}, [good])
+    assert added == 1 and [t.number for t in trials.list_for_study(db, study.id)] == [1]
+    assert studies.register(db, {**fields_, "name": "s"}, [good])[1] == 0  # the same file adds nothing
+
+
 def test_lifecycle_transitions_are_conditional(db):
     s = add_study(db)
     t = add_trials(db, s)[0]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -69,7 +71,7 @@ class StudiesScreen(SnapshotScreen):
             self.query_one("#empty", Static).update(Text(
                 "No studies in this database yet.\n\n"
                 f"Press n to register the bundled sample study:\n  {self.app.sample_study}\n\n"
-                f"or register one from a shell:\n  playbook-runner --db {self.app.db_path} run STUDY.toml"))
+                f"or register one from a shell:\n  playbook-runner --db {shlex.quote(str(self.app.db_path))} run STUDY.toml"))
         tables.sync_rows(table, tables.STUDY_COLUMNS, snap.studies, key=lambda r: str(r.id))
         self._show_detail()
         self.query_one(GpuPanel).show(slots=snap.slots)
