@@ -160,7 +160,7 @@ def search_space_boundary(study: StudyData) -> Check:
         return Check("search_space_boundary", TITLE, "ok",
                      f"the best trials sit inside every range ({len(rows)} numeric parameter(s))",
                      evidence, details=details)
-    parts = [f"{r['param']} presses its {r['crowded']} edge" for r in crowded]
+    parts = [f"{r['param']} crowds its {r['crowded']} edge" for r in crowded]
     advice = "; ".join(
         f"widen {r['param']} {r['crowded']} bound {fmt(r[r['crowded']])} -> {fmt(r['suggested_bound'])}"
         if r["suggested_bound"] is not None else f"{r['param']} cannot widen past its {r['crowded']} bound"
