@@ -154,7 +154,7 @@ def search_space_boundary(study: StudyData) -> Check:
     sign = -1.0 if study.mode == "min" else 1.0
     rows = [_param_boundary(p, ranked, k, sign) for p in params]
     evidence["params"] = rows
-    details = tuple(_detail(r) for r in rows)
+    details = tuple(line for r in rows for line in _detail(r))
     crowded = [r for r in rows if r["crowded"]]
     if not crowded:
         return Check("search_space_boundary", TITLE, "ok",
@@ -170,19 +170,20 @@ def search_space_boundary(study: StudyData) -> Check:
                  f"best trials at a boundary: {', '.join(parts)}", evidence, advice, details)
 
 
-def _detail(r: dict) -> str:
-    scale = "log" if r["log"] else "linear"
+def _detail(r: dict) -> tuple[str, ...]:
+    """Two short lines per parameter: where the best trials sit, and the trend of the others."""
     if r["best_position"] is None:
-        return f"{r['param']}: no best trial placed on its range"
-    text = f"{r['param']}: best trial {r['best_trial']} at {r['best_position']:.3f} of its range ({scale})"
+        return (f"{r['param']}: no best trial placed on its range",)
     side = r["crowded"] or ("high" if r["best_position"] >= 0.5 else "low")
     n_out = len(r[f"at_{side}"])
-    text += f"; {n_out} of the best {len(r['top_trials'])} in the outer {EDGE_FRACTION:.0%} at the {side} end"
+    lines = [f"{r['param']} ({'log' if r['log'] else 'linear'}): best trial {r['best_trial']} at "
+             f"{r['best_position']:.3f} of the range; {n_out} of the best {len(r['top_trials'])} in its {side} 10%"]
     if r["trend_tau"] is not None:
         p = r["trend_p_high"] if side == "high" else r["trend_p_low"]
-        text += (f"; objective vs position over the other {r['trend_trials']} trials: "
-                 f"Kendall tau {r['trend_tau']:+.2f}"
-                 f" (one-sided p {p:.2g} for better toward the {side} end)")
+        lines.append(f"{r['param']}: the other {r['trend_trials']} trials vs position: Kendall tau "
+                     f"{r['trend_tau']:+.2f}, one-sided p {p:.2g} for better toward {side}")
+    else:
+        lines.append(f"{r['param']}: too few other trials ({r['trend_trials']}) for a trend")
     if r["crowded"]:
-        text += f" -> {r['rule']}"
-    return text
+        lines.append(f"{r['param']}: at the {side} edge: {r['rule']}")
+    return tuple(lines)

@@ -120,4 +120,4 @@ def test_the_evidence_says_where_the_best_trial_sits_and_how_strong_the_trend_is
     assert row["best_position"] == pytest.approx(top) and row["best_position"] > 0.8
     # The 6 trials other than the best 2 rank perfectly: better the higher the lr.
     assert row["trend_trials"] == 6 and row["trend_tau"] == pytest.approx(1.0) and row["trend_p_high"] < 0.01
-    assert f"at {top:.3f} of its range" in check.details[0] and "Kendall tau +1.00" in check.details[0]
+    assert f"at {top:.3f} of the range" in check.details[0] and "Kendall tau +1.00" in check.details[1]
