@@ -211,7 +211,8 @@ def infeasible_trials(study: StudyData, curves: CurveData | None = None) -> Chec
         details.append(_cluster_line(cluster))
         summary += f"; they cluster where {cluster['param']} {cluster['op']} {_fmt_value(cluster['value'])}"
         if apart:
-            summary += f" ({len(apart)} crash(es) elsewhere, not counted in the region)"
+            others = Counter(reason_of[n] for n in apart)
+            summary += f" ({', '.join(f'{r} {k}' for r, k in sorted(others.items()))} not counted in the region)"
     crashes = sum(reasons[r] for r in CRASH_REASONS)
     if fraction > PROBLEM_FRACTION:
         return Check("infeasible_trials", TITLE, "problem", summary, evidence,

@@ -104,7 +104,7 @@ def test_the_region_is_located_from_divergences_only_and_crashes_are_reported_ap
     assert check.evidence["n_region"] == 4 and check.evidence["n_apart"] == 2
     assert {r["trial"]: r["in_region"] for r in check.evidence["trials"]} == {
         3: False, 14: False, 16: True, 17: True, 18: True, 19: True}
-    assert "2 crash(es) elsewhere, not counted in the region" in check.summary
+    assert "(exit 1, signal 1 not counted in the region)" in check.summary
     assert check.evidence["by_reason"] == {"diverged": 4, "exit": 1, "signal": 1}  # every cause still counted
 
 
