@@ -10,6 +10,7 @@ from sqlite_utils import Database
 
 from runner.playbook.checklist import ChecklistOptions, reads_metric
 from runner.playbook.data import Curve, CurveData, ParamInfo, StudyData, TrialResult
+from runner.playbook.gradients import exact_norm_trials
 from runner.spec import ParamSpec, SpecError, StudySpec, parse
 from store import metrics as metric_store
 from store import trials
@@ -55,9 +56,9 @@ def load_study_data(db: Database, study: Study) -> StudyData:
     ))
 
 
-# Points per curve read for the analyses. Percentiles and noise come from the bucket
-# values (a sample of every step), spikes from the bucket highs: 500 keeps both sound
-# while a 100-trial study still loads in about a second.
+# Points per curve read for the analyses. Noise comes from the bucket values (a sample of
+# every step), spikes from the bucket highs: 500 keeps both sound while a 100-trial study
+# still loads in about a second. The gradient-norm percentiles are read at full resolution.
 CURVE_POINTS = 500
 
 
@@ -66,11 +67,12 @@ def load_curves(
     study: Study,
     trial_numbers: Iterable[int] | None = None,
     metrics: Iterable[str] | Callable[[str], bool] | None = None,
-    max_points: int = CURVE_POINTS,
+    max_points: int | None = CURVE_POINTS,
 ) -> CurveData:
     """Curves of some trials (all by default) and metrics (a list, a predicate, or every reported one).
 
-    Downsampled in the store to `max_points` buckets (see store.metrics.read_series).
+    Downsampled in the store to `max_points` buckets (see store.metrics.read_series); every
+    point when max_points is None.
     Curve.wall is seconds since the trial started, where every point has a reported
     wall time (points captured from stdout get the ingest time; None otherwise).
     """
@@ -87,7 +89,8 @@ def load_curves(
         for name in metric_store.metric_names(db, t.id):
             if not keep(name):
                 continue
-            s = metric_store.read_series(db, t.id, name, max_points)
+            s = (metric_store.read_all(db, t.id, name) if max_points is None
+                 else metric_store.read_series(db, t.id, name, max_points))
             out.append(Curve(t.number, name, tuple(s.steps), tuple(s.values),
                              _since_start(s.walls, t.started_at), tuple(s.highs), s.total_points))
     return CurveData.of(out)
@@ -104,4 +107,7 @@ def load_checklist_inputs(db: Database, study: Study,
     """The study and the curves the checklist reads (objective, losses, grad norm, compute metrics)."""
     data = load_study_data(db, study)
     curves = load_curves(db, study, metrics=lambda name: reads_metric(name, study.objective_metric, options))
-    return data, curves
+    # The clipping threshold is a percentile over every step: those trials' norms at full resolution.
+    grad_metric = (options or ChecklistOptions()).grad_metric
+    exact = load_curves(db, study, exact_norm_trials(data), [grad_metric], max_points=None)
+    return data, CurveData({**curves.curves, **exact.curves})

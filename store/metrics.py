@@ -252,6 +252,16 @@ def _read_points(conn, trial_id: int, name: str) -> tuple[list[int], list, list]
     return steps, values, walls
 
 
+def read_all(db: Database, trial_id: int, name: str) -> Series:
+    """Every stored point of one metric of one trial, in step order, nothing downsampled.
+
+    For statistics that need every step (a percentile, a share of steps above a
+    threshold); a plot should use read_series.
+    """
+    steps, values, walls = _read_points(db.conn, trial_id, name)
+    return Series(name, steps, values, values, values, len(steps), walls)
+
+
 def points(db: Database, trial_id: int | None = None, name: str | None = None) -> list[MetricRow]:
     """Every stored point (of one trial, of one metric, or both), by trial, name, step; None for NaN."""
     where = [f"{col} = ?" for col, v in (("trial_id", trial_id), ("name", name)) if v is not None]

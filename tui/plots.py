@@ -145,15 +145,18 @@ def grad_curve_spec(points: Points | None, stats: GradStats | None) -> PlotSpec:
 
 
 def grad_hist_spec(stats: GradStats | None) -> PlotSpec:
-    """Histogram of gradient norms with the p90 marked (the playbook's clipping threshold)."""
-    if stats is None:
+    """Histogram of gradient norms on log-spaced bins, drawn over log10(norm) with the norms as tick
+    labels, the p90 marked (the playbook's clipping threshold); the same bins `analyze` reports."""
+    if stats is None or not stats.counts:
         return PlotSpec("gradient norm histogram", empty="no finite gradient norms")
-    centers = tuple((a + b) / 2 for a, b in zip(stats.edges, stats.edges[1:], strict=False))
-    above = f", {stats.above} above p99 not shown" if stats.above else ""
-    return PlotSpec(f"grad_norm histogram ({stats.sampled} steps{above})",
+    logs = [math.log10(e) for e in stats.edges]
+    centers = tuple((a + b) / 2 for a, b in zip(logs, logs[1:], strict=False))
+    decades = tuple(float(d) for d in range(math.ceil(logs[0]), math.floor(logs[-1]) + 1))
+    positions = decades if len(decades) >= 2 else nice_ticks(logs[0], logs[-1])[0]
+    return PlotSpec(f"grad_norm histogram ({stats.sampled} steps, log bins)",
                     (Series("", centers, tuple(float(c) for c in stats.counts), "primary", BARS),),
-                    xticks=nice_ticks(stats.edges[0], stats.edges[-1]),
-                    vlines=((stats.p90, f"p90 {stats.p90:.4g}", "error"),))
+                    xticks=(positions, tuple(f"{10 ** t:.3g}" for t in positions)),
+                    vlines=((math.log10(stats.p90), f"p90 {stats.p90:.4g}", "error"),))
 
 
 def best_steps_spec(best: Any) -> PlotSpec:

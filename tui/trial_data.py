@@ -19,8 +19,6 @@ from store import metrics, trials
 
 CURVE_POINTS = 400  # buckets per curve: a wide terminal's plot width, twice over
 GRAD_METRIC = "grad_norm"
-GRAD_SAMPLE = 20_000  # gradient norms read for percentiles: exact up to this many steps, evenly sampled past it
-GRAD_BINS = 30
 
 
 @dataclass(frozen=True)
@@ -63,13 +61,13 @@ class Checkpoint:
 
 @dataclass(frozen=True)
 class GradStats:
-    """Gradient norms over training: the 90th percentile (a clipping threshold) and a histogram."""
+    """Gradient norms over every logged step: the 90th percentile (the clipping threshold) and a
+    histogram, both from runner.playbook.gradients, so `analyze` gives the same numbers."""
 
     p90: float
-    edges: tuple[float, ...]  # GRAD_BINS + 1 edges from the smallest norm to the 99th percentile
+    edges: tuple[float, ...]  # log-spaced bin edges from the smallest to the largest positive norm
     counts: tuple[int, ...]
-    above: int  # norms past the 99th percentile, left out of the histogram so spikes do not flatten it
-    sampled: int  # norms the statistics used
+    sampled: int  # finite norms the statistics used: every one logged
 
 
 @dataclass(frozen=True)
@@ -158,16 +156,13 @@ def best_checkpoint(checkpoints: tuple[Checkpoint, ...], mode: str) -> int | Non
 
 
 def _grad_stats(db: Database, trial_id: int) -> GradStats | None:
-    import numpy as np  # here, in the poller thread: the app's first frame never waits on it
+    # Imported here, in the poller thread: the app's first frame never waits on numpy.
+    from runner.playbook.gradients import clip_threshold, histogram
 
-    series = metrics.read_series(db, trial_id, GRAD_METRIC, max_points=GRAD_SAMPLE)
-    norms = np.array([v for v in series.values if v is not None], dtype=float)
-    norms = norms[np.isfinite(norms)]
-    if not norms.size:
+    norms = [v for v in metrics.read_all(db, trial_id, GRAD_METRIC).values
+             if v is not None and math.isfinite(v)]
+    p90 = clip_threshold(norms)
+    if p90 is None:
         return None
-    p90, p99 = np.percentile(norms, [90, 99])
-    lo = float(norms.min())
-    hi = float(p99) if p99 > lo else lo + 1.0
-    counts, edges = np.histogram(norms[norms <= hi], bins=GRAD_BINS, range=(lo, hi))
-    return GradStats(float(p90), tuple(float(e) for e in edges), tuple(int(c) for c in counts),
-                     int((norms > hi).sum()), int(norms.size))
+    hist = histogram(norms)
+    return GradStats(p90, tuple(hist["edges"]), tuple(hist["counts"]), len(norms))

@@ -68,7 +68,7 @@ class AdoptDecision:
     confidence: float
     welch_p: float               # two-sided Welch t-test p-value
     effect_sd: float             # improvement / pooled seed std
-    seeds_needed: int | None     # seeds per side that would resolve the observed difference (80% power, two-sided alpha), None if improvement is 0
+    seeds_needed: int | None     # seeds per side that resolve the observed difference (80% power, two-sided alpha), None if improvement is 0; never more than were run once the verdict is settled
     required_effect_sd: float    # the improvement the complexity demands, in seed-sd units
     verdict: str                 # "adopt" | "do not adopt" | "inconclusive"
     extra_seeds: int | None      # for inconclusive: how many more seeds per side would settle it
@@ -94,13 +94,26 @@ def pooled_std(a: SideStats, b: SideStats) -> float:
 
 
 def _power(n: np.ndarray, d: float, alpha: float) -> np.ndarray:
-    """Power of a two-sided two-sample t-test, n seeds per side, true effect d seed-sd."""
-    # scipy.special's t and noncentral-t functions: the same maths as stats.t / stats.nct
-    # without their per-call overhead, which dominates a many-case simulation.
+    """Power of a two-sided two-sample t-test, n seeds per side, true effect d seed-sd.
+
+    Each tail from the noncentral t's survival function (scipy.stats.nct, accurate far out in
+    the tail, where 1 - cdf cancels to 0 and scipy.special.nctdtr returns NaN for a large
+    noncentrality); where scipy still gives NaN, the normal approximation of the noncentral t
+    (Abramowitz & Stegun 26.7.10), which is excellent exactly there.
+    """
     df = 2 * n - 2
     nc = d * np.sqrt(n / 2)
     t_crit = special.stdtrit(df, 1 - alpha / 2)
-    return 1 - special.nctdtr(df, nc, t_crit) + special.nctdtr(df, nc, -t_crit)
+    return np.clip(_above(t_crit, df, nc) + _above(t_crit, df, -nc), 0.0, 1.0)
+
+
+def _above(t: np.ndarray, df: np.ndarray, nc: np.ndarray) -> np.ndarray:
+    """P(T > t) for T ~ noncentral t(df, nc), never NaN."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        exact = np.asarray(stats.nct.sf(t, df, nc), dtype=float)
+    approx = special.ndtr((nc - t * (1 - 1 / (4 * df))) / np.sqrt(1 + t ** 2 / (2 * df)))
+    return np.where(np.isfinite(exact), exact, approx)
 
 
 def seeds_for_effect(effect_sd: float, alpha: float = 0.05, power: float = POWER) -> int | None:
@@ -223,8 +236,9 @@ def _reasoning(d: AdoptDecision, why: str) -> str:
             f"{fmt(d.required_effect_sd)} seed-sd. Verdict: {d.verdict}: {why}.")
     if d.verdict == "inconclusive" and d.extra_seeds is not None:
         text += f" About {d.extra_seeds} more seeds per side would settle it, if the observed effect is real."
-    elif d.seeds_needed is not None:
-        text += f" Resolving a difference of this size takes about {d.seeds_needed} seeds per side."
+    elif d.verdict != "inconclusive" and d.seeds_needed is not None:
+        text += (f" The {min(d.baseline.n, d.candidate.n)} seeds per side already settle it: "
+                 "no more seeds are needed.")
     return text
 
 
@@ -252,6 +266,10 @@ def decide(baseline: Sequence[float], candidate: Sequence[float], *, mode: str, 
                           _welch_p(gain_c, gain_b), effect, seeds_for_effect(effect, alpha), required,
                           "inconclusive", None, "", sd, alpha, POWER)
     verdict, why = _verdict(draft)
-    extra = _extra_seeds(effect, required, min(base.n, cand.n), alpha) if verdict == "inconclusive" else None
-    decided = replace(draft, verdict=verdict, extra_seeds=extra)
+    n = min(base.n, cand.n)
+    extra = _extra_seeds(effect, required, n, alpha) if verdict == "inconclusive" else None
+    needed = draft.seeds_needed
+    if verdict != "inconclusive" and needed is not None:
+        needed = min(needed, n)  # what already settled the question is enough, whatever the power sum says
+    decided = replace(draft, verdict=verdict, extra_seeds=extra, seeds_needed=needed)
     return replace(decided, reasoning=_reasoning(decided, why))

@@ -198,14 +198,18 @@ def _gain_per_doubling(row: ProbeRow, previous: ProbeRow) -> float:
 
 
 def _recommended(measured: list[ProbeRow]) -> int | None:
-    """The largest batch size reached while every doubling on the way bought >= MIN_GAIN throughput."""
+    """The smallest batch size that no larger measured one beats by MIN_GAIN throughput per doubling.
+
+    Walking up the sizes, a larger one takes over when it buys at least MIN_GAIN per doubling
+    over the one held so far. One flat step (a noisy or throttled measurement) does not end the
+    walk: a size measured much faster further up still wins.
+    """
     if not measured:
         return None
     best = measured[0]
     for row in measured[1:]:
-        if _gain_per_doubling(row, best) < MIN_GAIN:
-            break
-        best = row
+        if _gain_per_doubling(row, best) >= MIN_GAIN:
+            best = row
     return best.batch_size
 
 
@@ -229,7 +233,8 @@ def _what_stopped(stopped_by: str, runs: Sequence[ProbeRun], cap: int) -> str:
     if stopped_by == "failed" and last is not None:
         return f"batch size {last.batch_size} failed" + (f" ({last.detail})" if last.detail else "")
     if stopped_by == "cap":
-        return f"the next doubling would pass the cap of {cap}"
+        largest = max(r.batch_size for r in runs if r.outcome == "ok")
+        return f"the probe stopped at {largest}: the next doubling would pass the cap of {cap}"
     return "the probe has not finished"
 
 

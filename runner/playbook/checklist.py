@@ -56,8 +56,8 @@ def run_checklist(study: StudyData, curves: CurveData, options: ChecklistOptions
     return [
         search_space_boundary(study),
         sampling_density(study, seed=o.seed),
-        infeasible_trials(study),
-        instability(study, lr_param=o.lr_param),
+        infeasible_trials(study, curves),
+        instability(study, lr_param=o.lr_param, curves=curves),
         training_curves(study, curves, train_metric=o.train_metric),
         training_length(study),
         gradient_norm(study, curves, metric=o.grad_metric, clip_name=o.clip_param),

@@ -2,12 +2,17 @@
 
 The playbook: log the unclipped L2 norm of the full gradient every step; the default
 clipping threshold is its 90th percentile; clipping more than half of the updates is a
-strange way of lowering the learning rate. On a downsampled curve the percentiles come
-from the bucket values (a sample of every step), while the maximum and the spikes come
-from the bucket highs, so an outlier between two drawn points still counts.
+strange way of lowering the learning rate. The percentiles are asked of every logged
+step: the loader reads the reported trials' norms at full resolution (exact_norm_trials),
+and the TUI's trial screen asks clip_threshold and histogram of the same points, so both
+give one answer. On a curve that is still downsampled (a trial the check only lists), the
+percentiles come from the bucket values and the maximum and spikes from the bucket highs,
+so an outlier between two drawn points still counts.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -25,6 +30,28 @@ OVERCLIP_SHARE = 0.5  # the playbook: more than half of the updates clipped -> l
 # Parameter names a study uses for the clipping threshold it trained with.
 CLIP_PARAM_NAMES = ("grad_clip", "clip_norm", "max_grad_norm", "gradient_clipping", "clip_threshold", "clip")
 HISTOGRAM_BINS = 20
+
+
+# Beyond the best trial of every scientific value, the next best few overall are read at full
+# resolution too, in case the best ones did not log norms (the check falls through to them).
+EXACT_FALLBACK_TRIALS = 3
+
+
+def exact_norm_trials(study: StudyData) -> set[int]:
+    """Trials whose norms the check reports percentiles for: a loader reads them at full resolution."""
+    ranked = study.ranked()
+    return {t.number for t in best_per_scientific(study).values()} | {t.number for t in ranked[:EXACT_FALLBACK_TRIALS]}
+
+
+def clip_threshold(values: Sequence[float | None]) -> float | None:
+    """The playbook's default clipping threshold: the 90th percentile of the finite norms (None if none)."""
+    v = _finite(values)
+    return float(np.percentile(v, CLIP_PERCENTILE)) if v.size else None
+
+
+def _finite(values: Sequence[float | None]) -> np.ndarray:
+    v = np.asarray([x for x in values if x is not None], dtype=float)
+    return v[np.isfinite(v)]
 
 
 def clip_param(study: StudyData) -> str | None:
@@ -49,6 +76,8 @@ def norm_stats(curve: Curve, threshold: float | None = None, configured: float |
         "p50": p50, "p90": p90, "p99": p99, "max": float(np.max(highs)), "nonfinite": curve.has_nonfinite,
         "spikes": len(spike_steps), "spike_steps": spike_steps[:10],
         "own_threshold": p90,
+        # Whether the percentiles saw every logged step (False: a downsampled curve's bucket values).
+        "every_step": curve.total_points is None or len(curve.values) >= curve.total_points,
     }
     if threshold is not None:
         stats["clipped_share_at_threshold"] = float(np.mean(v > threshold))
@@ -58,9 +87,11 @@ def norm_stats(curve: Curve, threshold: float | None = None, configured: float |
     return stats
 
 
-def histogram(values: list[float]) -> dict:
-    """Counts of the norm over log-spaced bins (norms span orders of magnitude)."""
-    v = np.asarray([x for x in values if x > 0], dtype=float)
+def histogram(values: Sequence[float | None]) -> dict:
+    """Counts of the norm over HISTOGRAM_BINS log-spaced bins from the smallest to the largest
+    positive finite norm (norms span orders of magnitude, and a spike does not squash the rest)."""
+    v = _finite(values)
+    v = v[v > 0]
     if v.size == 0:
         return {"edges": [], "counts": []}
     lo, hi = v.min(), v.max()

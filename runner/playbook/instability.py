@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from runner.playbook.check import Check, fmt
-from runner.playbook.data import StudyData, TrialResult
+from runner.playbook.data import CurveData, StudyData, TrialResult
 from runner.playbook.infeasible import failed_to_train
 from runner.playbook.isolation import scientific_key, scientific_label
 
@@ -26,7 +26,7 @@ def learning_rate_param(study: StudyData) -> str | None:
     return next((n for n in names if "learning_rate" in n.lower()), None)
 
 
-def _edge_row(study: StudyData, lr: str, members: list[TrialResult], dead: dict[int, float]) -> dict | None:
+def _edge_row(study: StudyData, lr: str, members: list[TrialResult], dead: dict[int, str]) -> dict | None:
     """The best feasible trial of one group and its nearest neighbour at a higher learning rate.
 
     The neighbour is unstable when it is infeasible or failed to train (`dead`: stuck
@@ -52,7 +52,7 @@ def _edge_row(study: StudyData, lr: str, members: list[TrialResult], dead: dict[
     }
 
 
-def instability(study: StudyData, lr_param: str | None = None) -> Check:
+def instability(study: StudyData, lr_param: str | None = None, curves: CurveData | None = None) -> Check:
     """Per scientific value: is the next learning rate above the best one already infeasible?
 
     The playbook: a model at the edge of instability shows its best learning rate at the
@@ -66,7 +66,7 @@ def instability(study: StudyData, lr_param: str | None = None) -> Check:
     groups: dict[tuple, list[TrialResult]] = defaultdict(list)
     for t in study.trials:
         groups[scientific_key(study, t)].append(t)
-    dead = failed_to_train(study)
+    dead = failed_to_train(study, curves)
     rows = [r for members in groups.values() if (r := _edge_row(study, lr, members, dead))]
     evidence["groups"] = rows
     if not rows:

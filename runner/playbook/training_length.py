@@ -54,6 +54,16 @@ def training_length(study: StudyData) -> Check:
         return Check("training_length", TITLE, "warning",
                      f"{late:.0%} of best checkpoints in the last {1 - LATE_FRACTION:.0%} of training",
                      evidence, "train longer (raise max_train_steps) and re-tune the decay schedule", details)
-    return Check("training_length", TITLE, "ok",
-                 f"best checkpoints spread over training (median at {np.median(values):.0%} of the steps)",
+    return Check("training_length", TITLE, "ok", _mixed_summary(early, late, float(np.median(values))),
                  evidence, details=details)
+
+
+def _mixed_summary(early: float, late: float, median: float) -> str:
+    """What the best steps say when neither reading holds 'always' (ALWAYS_SHARE of the trials)."""
+    shares = (f"{early:.0%} in the first {EARLY_FRACTION:.0%}, {late:.0%} in the last {1 - LATE_FRACTION:.0%}, "
+              f"median at {median:.0%} of the steps")
+    if median >= LATE_FRACTION:
+        return f"most best checkpoints are late but not all ({shares}): not yet a case for training longer"
+    if median <= EARLY_FRACTION:
+        return f"most best checkpoints are early but not all ({shares}): not yet a case for fewer steps"
+    return f"best checkpoints spread over training ({shares})"

@@ -14,6 +14,7 @@ squared errors are); steps are optimizer steps.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -259,7 +260,8 @@ def _failed_to_train(seen: Stability, gained: float | None, reference: float, la
     """A stable-looking run that made less than FAILED_PROGRESS_SHARE of the reference progress."""
     if not seen.stable or gained is None or reference <= 0 or gained >= FAILED_PROGRESS_SHARE * reference:
         return seen
-    return Stability(UNSTABLE, f"failed to train: the loss fell by {_fmt(gained)}, under "
+    moved = f"fell by {_fmt(gained)}" if gained >= 0 else f"rose by {_fmt(-gained)}"
+    return Stability(UNSTABLE, f"failed to train: the loss {moved}, under "
                      f"{FAILED_PROGRESS_SHARE:.0%} of the {_fmt(reference)} it fell {label}",
                      {**seen.evidence, "progress": gained, "reference_progress": reference})
 
@@ -417,12 +419,29 @@ class WarmupResult:
                 "summary": self.summary, "advice": list(self.advice)}
 
 
+_ADAM_LIKE = re.compile(r"\b(adam\w*|lamb|adafactor|lion)\b", re.IGNORECASE)
+_MOMENTUM_LIKE = re.compile(r"\b(sgd|momentum|nesterov|heavy[- ]ball)\b", re.IGNORECASE)
+
+
+def optimizers_named(text: str) -> set[str]:
+    """Optimizer families a study's config text names (command, goal, notes, params): "adam", "sgd"."""
+    found = set()
+    if _ADAM_LIKE.search(text):
+        found.add("adam")
+    if _MOMENTUM_LIKE.search(text):
+        found.add("sgd")
+    return found
+
+
 def _warmup_advice(recommended: int | None, exceeds: bool, result_steps: int | None, base_lr: float,
-                   rows: list[tuple[int, Stability]]) -> tuple[str, ...]:
+                   rows: list[tuple[int, Stability]], optimizers: set[str] | None = None) -> tuple[str, ...]:
     if recommended is None:
         longest = max((w for w, _ in rows), default=0)
+        # The playbook's next fix is Adam instead of momentum: pointless advice to a study already on Adam.
+        on_adam_only = optimizers is not None and optimizers == {"adam"}
+        adam = "" if on_adam_only else "Adam instead of momentum, "
         return (f"no warmup up to {longest} steps trains stably at {_fmt(base_lr)}: try gradient clipping, "
-                "Adam instead of momentum, normalization as the last op of the residual branch "
+                f"{adam}normalization as the last op of the residual branch "
                 "(x + Norm(f(x))), zero-init residual branches; lowering the learning rate is the last resort",)
     advice = [f"add warmup_steps {recommended} to the baseline schedule and compare with retrospective "
               f"best-checkpoint selection; max_train_steps grows to {result_steps}"]
@@ -437,8 +456,11 @@ def _warmup_advice(recommended: int | None, exceeds: bool, result_steps: int | N
 
 
 def warmup_verdict(runs: Sequence[WarmupRun], *, base_learning_rate: float, max_train_steps: int,
-                   reference_progress: float | None = None) -> WarmupResult:
+                   reference_progress: float | None = None, optimizers: set[str] | None = None) -> WarmupResult:
     """The shortest warmup_steps that trains stably at base_learning_rate.
+
+    optimizers: the families the study uses (optimizers_named of its config), so the advice
+    does not suggest switching to Adam a study that already trains with it.
 
     A run counts as trained when it is stable and made at least half the progress of
     `reference_progress` (lr*'s, from the learning-rate sweep) or, without one, of the
@@ -461,7 +483,7 @@ def warmup_verdict(runs: Sequence[WarmupRun], *, base_learning_rate: float, max_
         summary = (f"warmup_steps {recommended} is the shortest that trains stably at base_learning_rate "
                    f"{_fmt(base_learning_rate)} ({recommended / max_train_steps:.1%} of {max_train_steps} steps)")
     return WarmupResult(base_learning_rate, tuple(rows), recommended, exceeds, max_train_steps, new_steps, summary,
-                        _warmup_advice(recommended, exceeds, new_steps, base_learning_rate, rows))
+                        _warmup_advice(recommended, exceeds, new_steps, base_learning_rate, rows, optimizers))
 
 
 # -- stage 4: clipping --------------------------------------------------------------

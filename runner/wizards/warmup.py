@@ -100,7 +100,8 @@ class Warmup(Kind):
         # must not call its least-dead run stable.
         out = warmup.warmup_verdict(runs, base_learning_rate=self.base_lr(stage, results),
                                     max_train_steps=o["max_train_steps"],
-                                    reference_progress=results["lr-sweep"].get("lr_star_progress")).to_json()
+                                    reference_progress=results["lr-sweep"].get("lr_star_progress"),
+                                    optimizers=warmup.optimizers_named(self.base_study().config_text)).to_json()
         chosen = next((t for t in ts if out.get("recommended") is not None
                        and int(t.params[o["warmup_param"]]) == out["recommended"]), None)
         out["clipping"] = self._norms(chosen)

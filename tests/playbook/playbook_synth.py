@@ -42,3 +42,39 @@ def curves(*items: Curve) -> CurveData:
 def lr_grid(n: int, low: float = 1e-4, high: float = 1e-1) -> list[float]:
     """n learning rates evenly spaced in log over [low, high]."""
     return [float(x) for x in np.geomspace(low, high, n)]
+
+
+QUASI_RANDOM_STUDY = """
+[study]
+name = "quasi-random"
+command = "python train.py --lr {learning_rate} --wd {weight_decay}"
+max_train_steps = 100
+objective = { metric = "val_loss" }
+trials = %d
+seed = %d
+
+[params.learning_rate]
+role = "nuisance"
+low = 1e-4
+high = 1e-1
+scale = "log"
+
+[params.weight_decay]
+role = "nuisance"
+low = 1e-6
+high = 1e-2
+scale = "log"
+"""
+
+
+def quasi_random_trials(n: int, seed: int) -> list[dict]:
+    """The learning rates and weight decays the product's own sampler picks for an n-trial study
+    over LR x WD (scrambled, shifted Halton; runner.search), so simulations see the spacing users get."""
+    import tomllib
+    from pathlib import Path
+
+    from runner.search import nuisance_samples
+    from runner.spec import parse
+
+    text = QUASI_RANDOM_STUDY % (n, seed)
+    return nuisance_samples(parse(tomllib.loads(text), path=Path("quasi-random.toml"), text=text), n)

@@ -127,3 +127,24 @@ def test_bad_input_is_refused_with_a_clear_message(kwargs, message):
     args = {"baseline": [0.3, 0.31], "candidate": [0.2, 0.21], "mode": "min", **kwargs}
     with pytest.raises(ValueError, match=message):
         decide(args.pop("baseline"), args.pop("candidate"), **args)
+
+
+def test_seeds_advice_is_monotone_in_the_effect_from_half_a_sd_to_20():
+    effects = np.linspace(0.5, 20, 400)
+    needed = [seeds_for_effect(d) for d in effects]
+    assert all(isinstance(n, int) and n >= 2 for n in needed)
+    assert all(a >= b for a, b in zip(needed, needed[1:], strict=False)), "a larger effect never needs more seeds"
+    assert needed[0] == 64 and needed[-1] == 2
+    # The power behind it is a number everywhere (scipy's noncentral t gave NaN past about 6 sd).
+    assert seeds_for_effect(8.6) == 2 and seeds_for_effect(6.0) == 2
+
+
+def test_a_question_the_seeds_already_settled_asks_for_no_more_seeds():
+    for effect in (4.0, 8.6, 20.0):
+        d = decide(*pair(effect, n=3), mode="min")
+        assert d.verdict == "adopt"
+        assert d.seeds_needed <= 3 and d.extra_seeds is None
+        assert "already settle it: no more seeds" in d.reasoning, d.reasoning
+    # And the advice over a range of observed effects never grows with the effect.
+    advice = [decide(*pair(e, n=3), mode="min").seeds_needed for e in np.linspace(0.5, 20, 40)]
+    assert all(a >= b for a, b in zip(advice, advice[1:], strict=False))

@@ -166,3 +166,14 @@ def test_advice_json_and_training_time():
 def test_the_json_reports_the_skip_actually_used():
     runs = [ProbeRun(16, "ok", (1.0,) * 2 + (100.0,) * 10), ProbeRun(32, "ok", (1.0,) * 2 + (200.0,) * 10)]
     assert decide(runs, cap=32, skip=2).to_json()["thresholds"]["warmup_steps"] == 2
+
+
+def test_a_flat_step_does_not_hide_a_much_faster_larger_batch():
+    # 64 -> 128 measured flat (a throttled run), then throughput keeps growing up to the cap.
+    measured = {32: 1000.0, 64: 2000.0, 128: 2050.0, 256: 4000.0, 512: 7000.0, 1024: 12000.0}
+    runs, result = probe(measured.get, [32], cap=1024)
+    assert result.stopped_by == "cap"
+    assert result.recommended == 1024  # measured 6x faster than 64: it is the one to use
+    assert "recommended batch size 1024 (" in result.summary
+    # The cap explains where the probe stopped, not the recommendation.
+    assert "the probe stopped at 1024: the next doubling would pass the cap of 1024" in result.summary

@@ -1,7 +1,8 @@
 import math
 
+import numpy as np
 import pytest
-from playbook_synth import LR, WD, lr_grid, study, trial
+from playbook_synth import LR, WD, lr_grid, quasi_random_trials, study, trial
 
 from runner.playbook.boundary import EDGE_FRACTION, search_space_boundary, suggested_bound, top_count
 from runner.playbook.data import ParamInfo
@@ -69,3 +70,54 @@ def test_no_numeric_parameter_is_not_applicable():
     s = study((ParamInfo("opt", "nuisance", "choice", values=("adam", "sgd")),),
               [trial(1, {"opt": "adam"}, 0.1), trial(2, {"opt": "sgd"}, 0.2)])
     assert search_space_boundary(s).verdict == "n/a"
+
+
+# -- known truth: how often the check warns, on studies the product's own sampler places -------------
+
+REPETITIONS = 200
+NOISE = 0.05  # seed noise of the objective, against an objective that spans about 1 over the range
+
+
+def _warning_rate(objective, n_trials: int) -> float:
+    """Share of REPETITIONS quasi-random studies (seeds 0..) on which the check warns about any parameter.
+
+    objective(u) is the loss at position u of the learning-rate range (log scale); weight decay
+    does not matter, so a warning about it is always false.
+    """
+    warnings = 0
+    for seed in range(REPETITIONS):
+        noise = np.random.default_rng(10_000 + seed).normal(0, NOISE, n_trials)
+        trials = [trial(i, values, objective(LR.position(values["learning_rate"])) + noise[i])
+                  for i, values in enumerate(quasi_random_trials(n_trials, seed))]
+        warnings += search_space_boundary(study((LR, WD), trials)).verdict == "warning"
+    return warnings / REPETITIONS
+
+
+def improving_to_the_top(u: float) -> float:
+    return 1.0 - u  # the loss falls all the way to the top of the lr range: the optimum lies beyond it
+
+
+def bowl_mid_range(u: float) -> float:
+    return 4 * (u - 0.5) ** 2  # the optimum sits in the middle of the range
+
+
+def test_a_boundary_is_found_with_8_trials_at_least_90_percent_of_the_time():
+    assert _warning_rate(improving_to_the_top, 8) >= 0.90
+
+
+@pytest.mark.parametrize("n_trials", [8, 20])
+def test_a_mid_range_optimum_warns_at_most_5_percent_of_the_time(n_trials):
+    assert _warning_rate(bowl_mid_range, n_trials) <= 0.05
+
+
+def test_the_evidence_says_where_the_best_trial_sits_and_how_strong_the_trend_is():
+    values = quasi_random_trials(8, seed=3)
+    trials = [trial(i, v, improving_to_the_top(LR.position(v["learning_rate"]))) for i, v in enumerate(values)]
+    check = search_space_boundary(study((LR, WD), trials))
+    row = {r["param"]: r for r in check.evidence["params"]}["learning_rate"]
+    top = max(LR.position(v["learning_rate"]) for v in values)
+    assert check.verdict == "warning" and row["crowded"] == "high"
+    assert row["best_position"] == pytest.approx(top) and row["best_position"] > 0.8
+    # The 6 trials other than the best 2 rank perfectly: better the higher the lr.
+    assert row["trend_trials"] == 6 and row["trend_tau"] == pytest.approx(1.0) and row["trend_p_high"] < 0.01
+    assert f"at {top:.3f} of the range" in check.details[0] and "Kendall tau +1.00" in check.details[1]

@@ -43,3 +43,18 @@ def test_only_completed_feasible_trials_count():
 
 def test_too_few_trials_is_not_applicable():
     assert training_length(with_best_steps([100, 900])).verdict == "n/a"
+
+
+def test_mostly_late_best_steps_are_not_called_spread():
+    # 8 of 10 trials peak at the very last step: the median is 100%, which is not "spread over training".
+    check = training_length(with_best_steps([1000] * 8 + [500, 300]))
+    assert check.verdict == "ok"
+    assert "spread" not in check.summary, check.summary
+    assert check.summary.startswith("most best checkpoints are late but not all")
+    assert "80% in the last 25%" in check.summary and "median at 100% of the steps" in check.summary
+
+
+def test_spread_best_steps_say_where_they_fall():
+    check = training_length(with_best_steps([100, 300, 500, 800, 1000, 450]))
+    assert check.summary == ("best checkpoints spread over training (17% in the first 10%, 33% in the last 25%, "
+                             "median at 48% of the steps)")

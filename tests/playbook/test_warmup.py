@@ -292,3 +292,32 @@ def test_real_warmup_at_the_unstable_lr_itself_needs_ten_steps():
     result = warmup_on_real("0.02")
     assert result.recommended == 10 and not result.exceeds_5pct and result.new_max_train_steps == 210
     assert [s.stable for _, s in result.rows] == [False, False, True, True]
+
+
+# -- wording ---------------------------------------------------------------------------
+
+
+def test_a_loss_that_went_up_is_said_to_have_risen():
+    parked = 2.87 + np.random.default_rng(5).normal(0, 0.05, len(STEPS))
+    parked[0] = 2.80  # the first loss is below where it parks: the loss rose over training
+    result = warmup_verdict([WarmupRun(10, as_curve(parked))], base_learning_rate=0.2, max_train_steps=200,
+                            reference_progress=2.7)
+    text = result.rows[0][1].reason
+    assert "failed to train: the loss rose by 0.0" in text and "fell by -" not in text, text
+
+
+@pytest.mark.parametrize("config, suggests_adam", [
+    ('command = "python train.py --optimizer adamw --lr {lr}"', False),
+    ('notes = "Adam (beta2 0.98), linear warmup"', False),
+    ('notes = "SGD with Nesterov momentum"', True),
+    ('values = ["sgd", "adam"]', True),  # part of the study still runs momentum
+    ('command = "python train.py --lr {lr}"', True),  # unknown: the playbook's general advice
+])
+def test_adam_is_suggested_only_to_a_study_not_already_on_it(config, suggests_adam):
+    from runner.playbook.warmup import optimizers_named
+
+    runs = [WarmupRun(w, as_curve(dead(w))) for w in (2, 5, 10, 20)]
+    result = warmup_verdict(runs, base_learning_rate=0.2, max_train_steps=200, reference_progress=2.7,
+                            optimizers=optimizers_named(config))
+    assert ("Adam instead of momentum" in result.advice[0]) is suggests_adam, result.advice[0]
+    assert "gradient clipping" in result.advice[0]
