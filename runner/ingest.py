@@ -138,8 +138,8 @@ def _note_bad(update: TrialUpdate, reason: str, line: bytes) -> None:
 
 def dropped_lines_note(update: TrialUpdate) -> str:
     """The runner log's line about an update that dropped lines (said once per trial)."""
-    return (f"dropped {update.bad_lines} metric line(s) it could not store; "
-            f"the first: {update.bad_sample or '?'}")
+    return (f"dropping metric lines it wrote that cannot be stored ({update.bad_lines} so far; "
+            f"`status` counts them); the first: {update.bad_sample or '?'}")
 
 
 def _wall(value) -> float | None:
