@@ -79,5 +79,5 @@ def _render_study(console: Console, study: dict) -> None:
     console.print(Text("* scientific parameter", style="dim"))
     for t in trials:
         if t.get("bad_lines"):
-            console.print(_t(f"trial {t['number']}: {t['bad_lines']} metric line(s) dropped (the store could "
-                             f"not take them); the first: {t.get('bad_line_sample') or '?'}", "yellow"))
+            console.print(_t(f"trial {t['number']}: {t['bad_lines']} metric line(s) dropped; "
+                             f"the first: {t.get('bad_line_sample') or '?'}", "yellow"))

@@ -56,6 +56,26 @@ def test_the_trial_folder_removed_under_training(tmp_path):
 
 
 @pytest.mark.timeout(60)
+def test_a_folder_that_cannot_be_written_then_can(tmp_path):
+    """Unwritable where root is concerned too: the folder's name is taken by a regular file (ENOTDIR)."""
+    folder = tmp_path / "trial"
+    folder.write_text("not a folder")
+    done = train("""
+        folder = sys.argv[1]
+        report = Reporter(os.path.join(folder, "metrics.jsonl"), flush_every=5, flush_interval_s=1e9)
+        for step in range(40):
+            report.log(step, loss=1.0 / (step + 1))
+        os.remove(folder)
+        os.mkdir(folder)
+        report.log(40, loss=0.1)
+        report.close()
+    """, str(folder))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("cannot write metrics to") == 1 and "Not a directory" in done.stderr, done.stderr
+    assert steps_in(folder / "metrics.jsonl") == (list(range(41)), 0)
+
+
+@pytest.mark.timeout(60)
 def test_a_file_size_limit_keeps_the_newest_lines_up_to_the_bound(tmp_path):
     path = tmp_path / "metrics.jsonl"
     done = train("""
