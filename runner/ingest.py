@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 from dataclasses import dataclass
 
 import msgspec
@@ -45,13 +46,21 @@ class TailTarget:
 
 
 def read_complete_lines(path: str, offset: int, max_bytes: int = MAX_BYTES_PER_PASS) -> tuple[list[bytes], int]:
-    """Complete lines after `offset`, and the offset just past the last one returned."""
+    """Complete lines after `offset`, and the offset just past the last one returned.
+
+    Nothing, while what is at `path` cannot be read as a regular file (missing, a folder
+    or a FIFO a trial put in its place: opened without blocking, never read).
+    """
     try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            chunk = f.read(max_bytes)
-    except FileNotFoundError:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
         return [], offset
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return [], offset
+        chunk = os.pread(fd, max_bytes, offset)
+    finally:
+        os.close(fd)
     end = chunk.rfind(b"\n")
     if end < 0:
         if len(chunk) >= max_bytes:  # one absurdly long line: skip it rather than stall forever
@@ -371,6 +380,17 @@ def collect(target: TailTarget, now: float, *, final: bool = False) -> TrialUpda
     finished: once no complete line is left, it is counted as a bad line and skipped.
     """
     update = TrialUpdate(trial_id=target.trial_id)
+    try:
+        _collect(target, now, final, update)
+    except Exception as exc:  # a line no check foresaw: skip what this pass read, never stop the runner
+        reason = f"ingest failed on this batch ({type(exc).__name__}: {exc})"
+        update = TrialUpdate(trial_id=target.trial_id, metrics_offset=update.metrics_offset,
+                             stdout_offset=update.stdout_offset, bad_lines=max(update.lines, 1),
+                             bad_sample=reason.encode("utf-8", errors="backslashreplace").decode("utf-8"))
+    return update
+
+
+def _collect(target: TailTarget, now: float, final: bool, update: TrialUpdate) -> None:
     lines, offset = read_complete_lines(target.metrics_path, target.metrics_offset)
     if final and offset == target.metrics_offset:
         size = file_size(target.metrics_path)
@@ -400,7 +420,6 @@ def collect(target: TailTarget, now: float, *, final: bool = False) -> TrialUpda
                 if problem is not None:
                     update.lines += 1
                     _note_bad(update, problem, line)
-    return update
 
 
 def _line_at(path: str, offset: int) -> bytes:
@@ -414,7 +433,9 @@ def _line_at(path: str, offset: int) -> bytes:
 
 
 def file_size(path: str) -> int:
+    """The size of a regular file; 0 for anything else (missing, a folder, a FIFO)."""
     try:
-        return os.path.getsize(path)
+        st = os.stat(path)
     except OSError:
         return 0
+    return st.st_size if stat.S_ISREG(st.st_mode) else 0

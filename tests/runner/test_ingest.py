@@ -253,3 +253,30 @@ def test_the_store_skips_one_trials_refused_batch_and_writes_the_others(tmp_path
     assert (metrics.points(db, bad.id), stored.metrics_offset, stored.bad_lines) == ([], 100, 2)
     assert stored.bad_line_sample.startswith("the store refused this batch (OverflowError")
     assert refused.bad_lines == 2 and not refused.series  # the update now says what was written
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("kind", ["folder", "fifo"])
+def test_a_metrics_path_that_is_not_a_file_is_read_as_nothing(tmp_path, kind):
+    """A trial can put anything in its metrics file's place: a folder raised out of the runner
+    pass, and opening a FIFO would block the runner until someone wrote to it."""
+    import os
+
+    path = tmp_path / "m.jsonl"
+    path.mkdir() if kind == "folder" else os.mkfifo(path)
+    u = collect(target(tmp_path), now=0, final=True)
+    assert u.is_empty(), u
+
+
+def test_an_unforeseen_failure_skips_the_batch_and_says_why(tmp_path, monkeypatch):
+    """The last guard in ingest itself: whatever a line makes parsing raise costs that batch only."""
+    import runner.ingest
+
+    def broken(lines):
+        raise RuntimeError("a check nobody wrote")
+
+    (tmp_path / "m.jsonl").write_text('{"step": 0, "m": {"val_loss": 1.0}}\n{"step": 1, "m": {"val_loss": 0.5}}\n')
+    monkeypatch.setattr(runner.ingest, "decode_common", broken)
+    u = collect(target(tmp_path), now=0)
+    assert (u.series, u.bad_lines, u.metrics_offset) == ({}, 2, (tmp_path / "m.jsonl").stat().st_size)
+    assert u.bad_sample == "ingest failed on this batch (RuntimeError: a check nobody wrote)"
