@@ -38,6 +38,7 @@ from typing import Any
 
 METRICS_FILE_ENV = "PLAYBOOK_METRICS_FILE"
 PARAMS_ENV = "PLAYBOOK_PARAMS"
+RETRY_EVERY_S = 1.0  # while the metrics file cannot be written, flushes try again at most this often
 
 
 def params(defaults: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -57,6 +58,7 @@ class Reporter:
     _pending: list[str] | tuple = ()  # encoded lines not yet written, oldest first
     _dropped = 0  # lines dropped past max_pending_lines during the current fault
     _failing = False
+    _retry_at = 0.0  # monotonic time of the next write attempt while failing
     _warned = False
     _torn = False  # a failed write may have left a partial line at the end of the file
 
@@ -110,13 +112,18 @@ class Reporter:
         buffered, self._buffer = self._buffer, []
         self._next_flush = time.monotonic() + self._flush_interval_s
         lines = [_encode(item) for item in buffered]
-        if self._pending:
-            lines = [*self._pending, *lines]
+        if self._failing:  # the kept lines go first, in order (extended in place: no copy per flush)
+            self._pending.extend(lines)
+            lines = self._pending
         if not lines:
+            return
+        if self._failing and time.monotonic() < self._retry_at:
+            self._keep_for_later(lines, None)  # a fault rarely clears within a second: no write storm
             return
         try:
             self._append("".join(lines).encode("utf-8"))
         except OSError as exc:
+            self._retry_at = time.monotonic() + RETRY_EVERY_S
             self._keep_for_later(lines, exc)
             return
         if self._failing:
@@ -146,17 +153,17 @@ class Reporter:
         finally:
             os.close(fd)
 
-    def _keep_for_later(self, lines: list[str], exc: OSError) -> None:
+    def _keep_for_later(self, lines: list[str], exc: OSError | None) -> None:
         excess = len(lines) - self.max_pending_lines
         if excess > 0:
             del lines[:excess]
             self._dropped += excess
         self._pending = lines
         self._failing = True
-        if not self._warned:
+        if exc is not None and not self._warned:
             self._warned = True
             _warn(f"cannot write metrics to {self._path} ({exc.strerror or exc}); training goes on, "
-                  f"keeping up to {self.max_pending_lines:,} lines in memory and retrying at each flush")
+                  f"keeping up to {self.max_pending_lines:,} lines in memory and retrying at later flushes")
 
     def _recovered(self, written: int) -> None:
         lost = f", {self._dropped:,} oldest lost past the bound" if self._dropped else ""
@@ -164,6 +171,7 @@ class Reporter:
         self._pending, self._dropped, self._failing, self._warned = [], 0, False, False
 
     def close(self) -> None:
+        self._retry_at = 0.0  # the last chance: try now, whenever the last attempt was
         self.flush()
         if self._failing and self._pending:
             _warn(f"{len(self._pending) + self._dropped:,} metric lines could not be written to {self._path} "

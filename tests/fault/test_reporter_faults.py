@@ -16,7 +16,7 @@ from runner.ingest import TailTarget, collect
 
 def train(script: str, *args: str) -> subprocess.CompletedProcess:
     """A training script in a child process, with runner.report importable."""
-    prelude = f"import os, resource, shutil, sys\nsys.path.insert(0, {str(ROOT)!r})\nfrom runner.report import Reporter\n"
+    prelude = f"import os, resource, shutil, sys, time\nsys.path.insert(0, {str(ROOT)!r})\nfrom runner.report import Reporter\n"
     return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(script), *args],
                           capture_output=True, text=True, timeout=60)
 
@@ -43,12 +43,15 @@ def test_the_trial_folder_removed_under_training(tmp_path):
             report.log(step, loss=1.0 / (step + 1))
         report.flush()
         os.mkdir(folder)  # the fault clears
+        time.sleep(1.1)  # past the Reporter's retry interval: the next flush writes
         for step in range(150, 160):
             report.log(step, loss=1.0 / (step + 1))
+        print("written before exit:", os.path.exists(os.path.join(folder, "metrics.jsonl")))
         report.close()
         print("training finished")
     """, str(folder))
     assert done.returncode == 0 and "training finished" in done.stdout, done.stderr
+    assert "written before exit: True" in done.stdout  # a later flush, not only the one at exit
     assert done.stderr.count("cannot write metrics to") == 1, done.stderr
     assert "again (110 lines kept through the fault)" in done.stderr, done.stderr
     assert steps_in(tmp_path / "trial.gone" / "metrics.jsonl") == (list(range(50)), 0)
