@@ -33,7 +33,7 @@ from runner.limits import MAX_TRIALS
 from runner.owner import live_owner, start_detached
 from runner.service import DEFAULT_GRACE_S, LeaseLost, Runner
 from runner.spec import SpecError, load
-from runner.text import printable
+from runner.text import printable_line
 from runner.wizards.substudy import WizardError
 from store import StoreError, commands, connect, default_db_path, lease, metrics, studies, trials
 from store import wizards as wizard_store
@@ -146,16 +146,16 @@ def cmd_run(args, db_path: Path) -> int:
     study, added = launch.register(db, db_path, spec)
     counts = trials.state_counts(db, study.id)
     total = sum(v for k, v in counts.items() if k != "infeasible")
-    print(f"study {spec.name}: {total} trials ({added} new), "
-          f"{counts.get('queued', 0)} queued; trial folders in {study.run_dir}")
+    print(printable_line(f"study {spec.name}: {total} trials ({added} new), "
+                         f"{counts.get('queued', 0)} queued; trial folders in {study.run_dir}"))
     studies.set_active(db, study.id, True)
     owner = live_owner(db)
     if owner is not None:
-        print(f"runner pid {owner.pid} on {owner.host} owns this database and will run it")
+        print(printable_line(f"runner pid {owner.pid} on {owner.host} owns this database and will run it"))
         return _follow(db, db_path, study)
     if args.detach:
         _start_detached(db_path, args)
-        print(f"follow it with: {_hint(db_path, 'watch', spec.name)}")
+        print(printable_line(f"follow it with: {_hint(db_path, 'watch', spec.name)}"))
         return 0
     return _run_foreground(db_path, args, study)
 
@@ -232,7 +232,7 @@ def _start_detached(db_path: Path, args, until_idle: bool = True) -> None:
 
 
 def _log(message: str) -> None:
-    print(f"{time.strftime('%H:%M:%S')} {printable(message)}", flush=True)
+    print(f"{time.strftime('%H:%M:%S')} {printable_line(message)}", flush=True)
 
 
 class _Progress:
@@ -255,15 +255,17 @@ class _Progress:
 
 
 def _summary_line(db, study: Study) -> str:
+    """The study's progress as one line, its names escaped (they come from study files and trials)."""
     s = studies.summarize(db, study)
     c = s.counts
     done = sum(c.get(k, 0) for k in ("completed", "failed", "stopped", "lost"))
     total = done + c.get("queued", 0) + c.get("starting", 0) + c.get("running", 0)
     best = (f"best {study.objective_metric} {s.best_value:.6g} (trial {s.best_trial})"
             if s.best_value is not None else f"no {study.objective_metric} yet")
-    return (f"[{study.name}] {done}/{total} finished: {c.get('completed', 0)} completed, "
-            f"{c.get('failed', 0)} failed ({c['infeasible']} infeasible), "
-            f"{c.get('running', 0) + c.get('starting', 0)} running, {c.get('queued', 0)} queued | {best}")
+    return printable_line(
+        f"[{study.name}] {done}/{total} finished: {c.get('completed', 0)} completed, "
+        f"{c.get('failed', 0)} failed ({c['infeasible']} infeasible), "
+        f"{c.get('running', 0) + c.get('starting', 0)} running, {c.get('queued', 0)} queued | {best}")
 
 
 def _follow(db, db_path: Path, study: Study) -> int:
@@ -286,8 +288,8 @@ def _follow(db, db_path: Path, study: Study) -> int:
                 progress.tick(force=True)
                 return 0
             if live_owner(db) is None and (counts.get("queued") or active_work):
-                print("no runner owns this database any more; start one with "
-                      f"`{_hint(db_path, 'serve')}`")
+                print(printable_line("no runner owns this database any more; start one with "
+                                     f"`{_hint(db_path, 'serve')}`"))
                 return 1
             time.sleep(1.0)
     except KeyboardInterrupt:
@@ -424,6 +426,7 @@ def _trial_record(db, study: Study, t: Trial) -> dict:
         "ended_at": t.ended_at,
         "trial_dir": t.trial_dir,
         "bad_lines": t.bad_lines,
+        "bad_line_sample": t.bad_line_sample,  # the first dropped line, with why
     }
 
 
@@ -433,8 +436,8 @@ def cmd_add_trials(args, db_path: Path) -> int:
     if not 1 <= args.samples <= MAX_TRIALS:
         raise CliError(f"samples: expected a number from 1 to {MAX_TRIALS:,} (MAX_TRIALS), got {args.samples:,}")
     added = launch.add_trials(db, study, args.samples)
-    print(f"queued {added} new trial(s) in {study.name}; run them with: "
-          f"{_hint(db_path, 'run', study.config_path)}")
+    print(printable_line(f"queued {added} new trial(s) in {study.name}; run them with: "
+                         f"{_hint(db_path, 'run', study.config_path)}"))
     return 0
 
 

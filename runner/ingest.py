@@ -3,6 +3,11 @@
 Each pass reads from the offsets saved in the store, up to the last complete
 line, and the store writes the rows and the new offsets in one transaction: a
 runner killed at any point re-reads exactly what it had not stored.
+
+Every line is untrusted: one the store could not hold (a step beyond SQLite's
+64-bit integers, text that is not valid UTF-8, a lone surrogate in a name) is
+dropped and counted like any malformed line, with the first one kept as a sample
+(TrialUpdate.bad_sample), so nothing a trial writes can stop the runner.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 from dataclasses import dataclass
 
 import msgspec
@@ -20,6 +26,9 @@ from store.series_blocks import NAN
 
 MAX_BYTES_PER_PASS = 8 * 2**20  # bounded work per pass; the rest waits for the next one
 MAX_NAME_LEN = 200
+MAX_PATH_LEN = 4096
+STEP_MIN, STEP_MAX = -(2**63), 2**63 - 1  # what SQLite's INTEGER (and a block's int64 steps) holds
+SAMPLE_CHARS = 160  # how much of a dropped line is kept as its sample
 
 
 @dataclass(frozen=True)
@@ -37,13 +46,21 @@ class TailTarget:
 
 
 def read_complete_lines(path: str, offset: int, max_bytes: int = MAX_BYTES_PER_PASS) -> tuple[list[bytes], int]:
-    """Complete lines after `offset`, and the offset just past the last one returned."""
+    """Complete lines after `offset`, and the offset just past the last one returned.
+
+    Nothing, while what is at `path` cannot be read as a regular file (missing, a folder
+    or a FIFO a trial put in its place: opened without blocking, never read).
+    """
     try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            chunk = f.read(max_bytes)
-    except FileNotFoundError:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
         return [], offset
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return [], offset
+        chunk = os.pread(fd, max_bytes, offset)
+    finally:
+        os.close(fd)
     end = chunk.rfind(b"\n")
     if end < 0:
         if len(chunk) >= max_bytes:  # one absurdly long line: skip it rather than stall forever
@@ -90,6 +107,60 @@ def is_loss_metric(name: str, objective: str) -> bool:
     return name == objective or "loss" in name.lower()
 
 
+def storable(text: str) -> bool:
+    """Whether SQLite can hold `text`: it must encode as UTF-8, which a lone surrogate cannot."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _good_name(name: str) -> bool:
+    return 0 < len(name) <= MAX_NAME_LEN and storable(name)
+
+
+def bad_line_sample(reason: str, line: bytes) -> str:
+    """One dropped line, shown as `reason: the line's start` (bytes that are not UTF-8 as \\xNN)."""
+    text = line[: SAMPLE_CHARS * 4].decode("utf-8", errors="backslashreplace")
+    if len(text) > SAMPLE_CHARS:
+        text = text[:SAMPLE_CHARS] + "..."
+    return f"{reason}: {text}"
+
+
+def _unparsed_reason(line: bytes) -> str:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not valid UTF-8"
+    return "not JSON"
+
+
+def _note_bad(update: TrialUpdate, reason: str, line: bytes) -> None:
+    """Count one dropped line; the first of the batch becomes its sample."""
+    update.bad_lines += 1
+    if update.bad_sample is None:
+        update.bad_sample = bad_line_sample(reason, line)
+
+
+def dropped_lines_note(update: TrialUpdate) -> str:
+    """The runner log's line about an update that dropped lines (said once per trial)."""
+    return (f"dropping metric lines it wrote that cannot be stored ({update.bad_lines} so far; "
+            f"`status` counts them); the first: {update.bad_sample or '?'}")
+
+
+def _wall(value) -> float | None:
+    """A line's wall time `t`: a float, or None when it is missing or not a usable number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return None
+
+
 def _number(value) -> float | None:
     """A finite or infinite float; None for NaN; raises for what is not a number."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -127,23 +198,31 @@ def _add_points(update: TrialUpdate, target: TailTarget, step: int,
 _decode = json.JSONDecoder().decode  # one decoder, str input: json.loads(bytes) sniffs encodings
 
 
+def _text(line: bytes) -> str | None:
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
 def decode_lines(lines: list[bytes]) -> list[object | None]:
-    """The JSON value of each line, None where a line is malformed.
+    """The JSON value of each line, None where a line is malformed or not valid UTF-8.
 
     All lines go through one decode call as a JSON array when they are all
     valid (about half the cost of a call per line); otherwise line by line.
     """
-    texts = [line.decode("utf-8", errors="replace") for line in lines]
-    try:
-        records = _decode("[" + ",".join(texts) + "]")
-        if len(records) == len(texts):
-            return records
-    except (ValueError, RecursionError):
-        pass
+    texts = [_text(line) for line in lines]
+    if None not in texts:
+        try:
+            records = _decode("[" + ",".join(texts) + "]")
+            if len(records) == len(texts):
+                return records
+        except (ValueError, RecursionError):
+            pass
     out: list[object | None] = []
     for text in texts:
         try:
-            out.append(_decode(text))
+            out.append(None if text is None else _decode(text))
         except (ValueError, RecursionError):
             out.append(None)
     return out
@@ -151,18 +230,24 @@ def decode_lines(lines: list[bytes]) -> list[object | None]:
 
 def add_record(record, target: TailTarget, update: TrialUpdate) -> bool:
     """Add one decoded metrics.jsonl record to `update`; False (and nothing added) if malformed."""
+    return record_problem(record, target, update) is None
+
+
+def record_problem(record, target: TailTarget, update: TrialUpdate) -> str | None:
+    """Add one decoded metrics.jsonl record to `update`; what is wrong with it (nothing added), if anything."""
     if not isinstance(record, dict):
-        return False
+        return "not a JSON object"
     step = record.get("step")
-    if type(step) is not int or step < 0:
-        return False
-    wall = record.get("t")
-    wall = float(wall) if isinstance(wall, (int, float)) and not isinstance(wall, bool) else None
+    if type(step) is not int or not 0 <= step <= STEP_MAX:
+        return "step is not a whole number from 0 to 2**63-1"
+    wall = _wall(record.get("t"))
     if "checkpoint" in record:
         return _add_checkpoint(record, step, wall, target, update)
     metrics = record.get("m")
-    if not isinstance(metrics, dict) or any(not k or len(k) > MAX_NAME_LEN for k in metrics):
-        return False
+    if not isinstance(metrics, dict):
+        return "no metrics object 'm'"
+    if not all(_good_name(k) for k in metrics):
+        return f"a metric name is empty, longer than {MAX_NAME_LEN} characters or not valid Unicode"
     points = []
     for name, value in metrics.items():
         if type(value) is float and -math.inf < value < math.inf:  # the common case, NaN fails it
@@ -171,9 +256,9 @@ def add_record(record, target: TailTarget, update: TrialUpdate) -> bool:
             try:
                 points.append((name, _number(value)))
             except (ValueError, OverflowError):
-                return False
+                return "a value is not a number or beyond float range"
     _add_points(update, target, step, points, wall)
-    return True
+    return None
 
 
 class _Record(msgspec.Struct):
@@ -197,30 +282,33 @@ def decode_common(lines: list[bytes]) -> list[_Record] | None:
         records = _decode_records(b"[" + b",".join(lines) + b"]")
     except msgspec.DecodeError:  # also its ValidationError: a line that is not the common kind
         return None
-    if len(records) != len(lines) or any(r.checkpoint is not None or r.step < 0 for r in records):
+    if len(records) != len(lines) or any(
+            r.checkpoint is not None or not 0 <= r.step <= STEP_MAX for r in records):
         return None
     return records
 
 
-def add_common_records(records: list[_Record], target: TailTarget, update: TrialUpdate) -> int:
-    """Add records from decode_common() to `update`; returns how many had a bad metric name.
+def add_common_records(records: list[_Record], target: TailTarget, update: TrialUpdate) -> list[int]:
+    """Add records from decode_common() to `update`; returns the indices of those dropped
+    for a bad metric name.
 
-    The values need no checks (decode_common() took only finite numbers); names are
-    checked once per run of records that share them.
+    The values need no checks (decode_common() took only finite numbers), nor do the
+    names' characters (msgspec refuses invalid UTF-8 and lone surrogates); names'
+    lengths are checked once per run of records that share them.
     """
     series = update.series
     objective, minimize = target.objective, target.mode == "min"
     names_seen: tuple | None = None
     columns: list = []
     at_objective = -1
-    bad = 0
+    bad: list[int] = []
     best, last_step = update.best, update.last_step
-    for record in records:
+    for i, record in enumerate(records):
         metrics, step = record.m, record.step
         names = tuple(metrics)
         if names != names_seen:
             if not all(0 < len(k) <= MAX_NAME_LEN for k in names):
-                bad += 1
+                bad.append(i)
                 continue
             names_seen = names
             columns = [series.get(k) or series.setdefault(k, ([], [], [])) for k in names]
@@ -241,16 +329,16 @@ def add_common_records(records: list[_Record], target: TailTarget, update: Trial
     return bad
 
 
-def _add_checkpoint(record: dict, step: int, wall, target: TailTarget, update: TrialUpdate) -> bool:
+def _add_checkpoint(record: dict, step: int, wall, target: TailTarget, update: TrialUpdate) -> str | None:
     path, objective = record["checkpoint"], record.get("objective")
-    if not isinstance(path, str):
-        return False
+    if not isinstance(path, str) or not 0 < len(path) <= MAX_PATH_LEN or not storable(path):
+        return f"the checkpoint path is not text of valid Unicode up to {MAX_PATH_LEN} characters"
     try:
         objective = _number(objective) if objective is not None else None
     except (ValueError, OverflowError):
-        return False
+        return "the checkpoint's objective is not a number"
     update.checkpoints.append((target.trial_id, step, path, objective, wall))
-    return True
+    return None
 
 
 def parse_metrics_line(line: bytes, target: TailTarget, update: TrialUpdate) -> bool:
@@ -259,9 +347,11 @@ def parse_metrics_line(line: bytes, target: TailTarget, update: TrialUpdate) -> 
     return add_record(record, target, update)
 
 
-def parse_stdout_line(line: bytes, target: TailTarget, update: TrialUpdate, wall: float) -> None:
-    """Capture metrics from a printed line through the study's regexes."""
-    text = line.decode("utf-8", errors="replace")
+def parse_stdout_line(line: bytes, target: TailTarget, update: TrialUpdate, wall: float) -> str | None:
+    """Capture metrics from a printed line through the study's regexes; why a capture was
+    dropped, if one was (a log line that matches nothing is just a log line)."""
+    text = line.decode("utf-8", errors="replace")  # a log may hold any bytes: the captures are checked
+    problem = None
     for pattern in target.patterns:
         match = pattern.regex.search(text)
         if not match:
@@ -270,6 +360,9 @@ def parse_stdout_line(line: bytes, target: TailTarget, update: TrialUpdate, wall
             step = int(match.group("step"))
         except (TypeError, ValueError):
             continue
+        if not STEP_MIN <= step <= STEP_MAX:
+            problem = "captured step beyond what the store holds (a 64-bit integer)"
+            continue
         points = []
         for name in pattern.metrics:
             try:
@@ -277,6 +370,7 @@ def parse_stdout_line(line: bytes, target: TailTarget, update: TrialUpdate, wall
             except (TypeError, ValueError):
                 continue  # the group did not match, or matched something that is not a number
         _add_points(update, target, step, points, wall)
+    return problem
 
 
 def collect(target: TailTarget, now: float, *, final: bool = False) -> TrialUpdate:
@@ -286,32 +380,62 @@ def collect(target: TailTarget, now: float, *, final: bool = False) -> TrialUpda
     finished: once no complete line is left, it is counted as a bad line and skipped.
     """
     update = TrialUpdate(trial_id=target.trial_id)
+    try:
+        _collect(target, now, final, update)
+    except Exception as exc:  # a line no check foresaw: skip what this pass read, never stop the runner
+        reason = f"ingest failed on this batch ({type(exc).__name__}: {exc})"
+        update = TrialUpdate(trial_id=target.trial_id, metrics_offset=update.metrics_offset,
+                             stdout_offset=update.stdout_offset, bad_lines=max(update.lines, 1),
+                             bad_sample=reason.encode("utf-8", errors="backslashreplace").decode("utf-8"))
+    return update
+
+
+def _collect(target: TailTarget, now: float, final: bool, update: TrialUpdate) -> None:
     lines, offset = read_complete_lines(target.metrics_path, target.metrics_offset)
     if final and offset == target.metrics_offset:
         size = file_size(target.metrics_path)
         if size > offset:
             update.metrics_offset = size
-            update.bad_lines += 1
+            _note_bad(update, "the last line was never finished", _line_at(target.metrics_path, offset))
     if offset != target.metrics_offset:
         update.metrics_offset = offset
         lines = [line for line in lines if line.strip()]
+        update.lines += len(lines)
         records = decode_common(lines)
         if records is not None:
-            update.bad_lines += add_common_records(records, target, update)
+            for i in add_common_records(records, target, update):
+                _note_bad(update, f"a metric name is empty or longer than {MAX_NAME_LEN} characters", lines[i])
         else:
-            for record in decode_lines(lines):
-                update.bad_lines += not add_record(record, target, update)
+            for line, record in zip(lines, decode_lines(lines), strict=True):
+                problem = (_unparsed_reason(line) if record is None
+                           else record_problem(record, target, update))
+                if problem is not None:
+                    _note_bad(update, problem, line)
     if target.patterns:
         lines, offset = read_log_lines(target.stdout_path, target.stdout_offset)
         if offset != target.stdout_offset:
             update.stdout_offset = offset
             for line in lines:
-                parse_stdout_line(line, target, update, now)
-    return update
+                problem = parse_stdout_line(line, target, update, now)
+                if problem is not None:
+                    update.lines += 1
+                    _note_bad(update, problem, line)
+
+
+def _line_at(path: str, offset: int) -> bytes:
+    """The start of the unfinished line at `offset`, for its sample."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read(SAMPLE_CHARS * 4)
+    except OSError:
+        return b""
 
 
 def file_size(path: str) -> int:
+    """The size of a regular file; 0 for anything else (missing, a folder, a FIFO)."""
     try:
-        return os.path.getsize(path)
+        st = os.stat(path)
     except OSError:
         return 0
+    return st.st_size if stat.S_ISREG(st.st_mode) else 0

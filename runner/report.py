@@ -17,6 +17,12 @@ slow or dead runner never slows the training loop.
 
 Outside the runner (no PLAYBOOK_METRICS_FILE in the environment) every call is
 a no-op, so the same script runs alone too.
+
+A storage fault (the disk full, a file size limit, the folder removed or read-only)
+never reaches the training loop: the lines wait in memory, up to
+`Reporter.max_pending_lines` (the oldest dropped past it, and counted), one warning
+goes to stderr, and each later flush tries again; once a write succeeds, everything
+kept arrives in order.
 """
 
 from __future__ import annotations
@@ -25,12 +31,14 @@ import atexit
 import json
 import os
 import signal
+import sys
 import threading
 import time
 from typing import Any
 
 METRICS_FILE_ENV = "PLAYBOOK_METRICS_FILE"
 PARAMS_ENV = "PLAYBOOK_PARAMS"
+RETRY_EVERY_S = 1.0  # while the metrics file cannot be written, flushes try again at most this often
 
 
 def params(defaults: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -44,6 +52,15 @@ def params(defaults: dict[str, Any] | None = None) -> dict[str, Any]:
 
 class Reporter:
     """Buffered metric and checkpoint reporting to the runner's metrics file."""
+
+    max_pending_lines = 200_000  # lines kept through a storage fault (about 100 bytes each)
+    # Storage-fault state, set per instance when a write first fails.
+    _pending: list[str] | tuple = ()  # encoded lines not yet written, oldest first
+    _dropped = 0  # lines dropped past max_pending_lines during the current fault
+    _failing = False
+    _retry_at = 0.0  # monotonic time of the next write attempt while failing
+    _warned = False
+    _torn = False  # a failed write may have left a partial line at the end of the file
 
     def __init__(
         self,
@@ -94,14 +111,80 @@ class Reporter:
     def _write_buffered(self) -> None:
         buffered, self._buffer = self._buffer, []
         self._next_flush = time.monotonic() + self._flush_interval_s
-        if not buffered:
-            return
         lines = [_encode(item) for item in buffered]
-        with open(self._path, "a", encoding="utf-8") as f:
-            f.write("".join(lines))
+        if self._failing:  # the kept lines go first, in order (extended in place: no copy per flush)
+            self._pending.extend(lines)
+            lines = self._pending
+        if not lines:
+            return
+        if self._failing and time.monotonic() < self._retry_at:
+            self._keep_for_later(lines, None)  # a fault rarely clears within a second: no write storm
+            return
+        try:
+            self._append("".join(lines).encode("utf-8"))
+        except OSError as exc:
+            self._retry_at = time.monotonic() + RETRY_EVERY_S
+            self._keep_for_later(lines, exc)
+            return
+        if self._failing:
+            self._recovered(len(lines))
+
+    def _append(self, data: bytes) -> None:
+        """Append whole lines, or nothing: a failed write is cut back off the file where it can be.
+
+        Unbuffered, so a failed write is not written again when the file is closed.
+        """
+        fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            start = os.lseek(fd, 0, os.SEEK_END)
+            if self._torn:
+                data = b"\n" + data  # end the partial line left before: it is dropped, ours are kept
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+            except OSError:
+                try:
+                    os.ftruncate(fd, start)
+                except OSError:
+                    self._torn = True
+                raise
+            self._torn = False
+        finally:
+            os.close(fd)
+
+    def _keep_for_later(self, lines: list[str], exc: OSError | None) -> None:
+        excess = len(lines) - self.max_pending_lines
+        if excess > 0:
+            del lines[:excess]
+            self._dropped += excess
+        self._pending = lines
+        self._failing = True
+        if exc is not None and not self._warned:
+            self._warned = True
+            _warn(f"cannot write metrics to {self._path} ({exc.strerror or exc}); training goes on, "
+                  f"keeping up to {self.max_pending_lines:,} lines in memory and retrying at later flushes")
+
+    def _recovered(self, written: int) -> None:
+        lost = f", {self._dropped:,} oldest lost past the bound" if self._dropped else ""
+        _warn(f"writing metrics to {self._path} again ({written:,} lines kept through the fault{lost})")
+        self._pending, self._dropped, self._failing, self._warned = [], 0, False, False
 
     def close(self) -> None:
+        self._retry_at = 0.0  # the last chance: try now, whenever the last attempt was
         self.flush()
+        if self._failing and self._pending:
+            _warn(f"{len(self._pending) + self._dropped:,} metric lines could not be written to {self._path} "
+                  "and are lost")
+            self._pending, self._dropped, self._failing = [], 0, False
+
+
+def _warn(message: str) -> None:
+    """One line on stderr, which may itself be gone: never an exception into training."""
+    try:
+        print(f"playbook report: {message}", file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
 
 
 def _number(value: Any) -> Any:

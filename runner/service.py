@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runner import failures, gpus, process
-from runner.ingest import TailTarget, collect
+from runner.ingest import TailTarget, collect, dropped_lines_note
 from runner.process import TrialPaths
 from runner.scheduler import Slot, Waiting, plan_launches
 from runner.spec import SpecError, StudySpec
@@ -98,6 +98,7 @@ class Runner:
         self._specs: dict[int, StudySpec | SpecError] = {}
         self._last_heartbeat = 0.0
         self._owning = False
+        self._told_bad_lines: set[int] = set()  # trials whose dropped lines the log has mentioned
 
     # -- ownership ---------------------------------------------------------
 
@@ -288,6 +289,10 @@ class Runner:
         updates = [u for u in (collect(t, now, final=final) for t in targets) if not u.is_empty()]
         if updates:
             metrics.write_updates(self.db, updates, modes)
+        for u in updates:
+            if u.bad_lines and u.trial_id not in self._told_bad_lines:
+                self._told_bad_lines.add(u.trial_id)
+                self.log(f"trial {self._label(rows.get(u.trial_id))}: {dropped_lines_note(u)}")
         return bool(updates)
 
     def _check_divergence_and_timeouts(self) -> None:

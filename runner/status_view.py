@@ -6,12 +6,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from runner.text import printable
+from runner.text import printable_line
 
 
 def _t(value, style: str = "") -> Text:
     """Trial-supplied strings become literal Text: no markup, no escapes reach the terminal."""
-    return Text(printable("" if value is None else str(value)), style=style)
+    return Text(printable_line("" if value is None else str(value)), style=style)
 
 
 def _fmt(value) -> str:
@@ -42,9 +42,9 @@ def _render_study(console: Console, study: dict) -> None:
     best = (f"best {objective['metric']} = {_fmt(study['best_value'])} (trial {study['best_trial']})"
             if study["best_value"] is not None else "no objective reported yet")
     header = Text()
-    header.append(printable(study["name"]), style="bold")
+    header.append(printable_line(study["name"]), style="bold")
     header.append(f"  [{'active' if study['active'] else 'idle'}]  ")
-    header.append(", ".join(f"{k} {v}" for k, v in c.items() if v) + f"  |  {printable(best)}")
+    header.append(", ".join(f"{k} {v}" for k, v in c.items() if v) + f"  |  {printable_line(best)}")
     console.print(header)
     if study["goal"]:
         console.print(_t("goal: " + study["goal"]))
@@ -77,3 +77,7 @@ def _render_study(console: Console, study: dict) -> None:
         )
     console.print(table)
     console.print(Text("* scientific parameter", style="dim"))
+    for t in trials:
+        if t.get("bad_lines"):
+            console.print(_t(f"trial {t['number']}: {t['bad_lines']} metric line(s) dropped; "
+                             f"the first: {t.get('bad_line_sample') or '?'}", "yellow"))

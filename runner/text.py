@@ -4,11 +4,28 @@ from __future__ import annotations
 
 import re
 
-# C0/C1 control characters (ESC included) except tab; shown as escapes so a
-# log line can never move the cursor, set the clipboard or retitle the terminal.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# C0/C1 control characters (ESC included) except tab and newline, and the invisible
+# characters that reorder or break a line (bidi overrides and isolates, LRM/RLM/ALM,
+# the Unicode line and paragraph separators): shown as escapes so a log line or a
+# name can never move the cursor, set the clipboard, retitle the terminal, or show
+# its text in another order than it has.
+_UNSAFE = "\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069"
+_CONTROL = re.compile(f"[{_UNSAFE}]")
+_CONTROL_OR_NEWLINE = re.compile(f"[\n{_UNSAFE}]")
+
+
+def _escape(match: re.Match) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def printable(text: str) -> str:
-    """`text` with control characters replaced by visible escapes (\\x1b...)."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    """`text` with control and bidi characters replaced by visible escapes (\\x1b, \\u202e);
+    newlines kept, for text meant to span lines (a log, an error's list of problems)."""
+    return _CONTROL.sub(_escape, text)
+
+
+def printable_line(text: str) -> str:
+    """`text` as one line: like printable(), and a newline shown as \\x0a too. For names and
+    values that sit inside a line (a metric in a progress line, a legend, a table cell)."""
+    return _CONTROL_OR_NEWLINE.sub(_escape, text)

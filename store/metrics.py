@@ -9,6 +9,7 @@ merges into the blocks it overlaps, and the reported value replaces the stored o
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from dataclasses import InitVar, dataclass, field
 
@@ -43,6 +44,8 @@ class TrialUpdate:
     best: tuple[float, int] | None = None  # best objective (value, step) seen in this batch
     diverged: bool = False
     bad_lines: int = 0
+    bad_sample: str | None = None  # the first dropped line of the batch, with why (kept per trial)
+    lines: int = 0  # metric lines the batch read, good and bad
     series: dict[str, Columns] = field(default_factory=dict)
 
     def __post_init__(self, rows: list[MetricRow] | None) -> None:
@@ -69,13 +72,49 @@ class TrialUpdate:
         )
 
 
+# What a trial's own data can make a write raise (a step beyond SQLite's INTEGER, a lone
+# surrogate in a name): ingest drops such lines first, this is the last guard behind it.
+DATA_ERRORS = (OverflowError, ValueError, sqlite3.DataError)
+
+
 def write_updates(db: Database, updates: list[TrialUpdate], objective_mode: dict[int, str]) -> None:
     """Write the points, checkpoints, offsets and summaries of several trials at once.
 
     Offsets move in the same transaction as the rows they cover, so a crash
     between two passes re-reads exactly the lines that were not stored.
     `objective_mode` maps trial id -> 'min' | 'max'.
+
+    If the batch holds data the store refuses (DATA_ERRORS), each trial is written on
+    its own, and a trial whose batch is still refused has it dropped and counted as
+    bad lines (its update is changed to say so), so one trial cannot stop the others.
+    Store faults (locked, disk full) still raise: the pass is retried whole.
     """
+    try:
+        _write(db, updates, objective_mode)
+        return
+    except DATA_ERRORS as exc:
+        if len(updates) == 1:
+            _refuse(db, updates[0], exc)
+            return
+    for u in updates:
+        try:
+            _write(db, [u], objective_mode)
+        except DATA_ERRORS as exc:
+            _refuse(db, u, exc)
+
+
+def _refuse(db: Database, u: TrialUpdate, exc: Exception) -> None:
+    """Skip a batch the store would not take: its offsets move past it, its lines count as bad."""
+    reason = f"the store refused this batch ({type(exc).__name__}: {exc})"
+    reason = reason.encode("utf-8", errors="backslashreplace").decode("utf-8")
+    refused = TrialUpdate(trial_id=u.trial_id, metrics_offset=u.metrics_offset, stdout_offset=u.stdout_offset,
+                          bad_lines=max(u.lines, u.bad_lines, 1), bad_sample=reason)
+    _write(db, [refused], {})
+    u.series, u.checkpoints, u.best, u.last_step = {}, [], None, None
+    u.bad_lines, u.bad_sample = refused.bad_lines, refused.bad_sample
+
+
+def _write(db: Database, updates: list[TrialUpdate], objective_mode: dict[int, str]) -> None:
     checkpoints = [c for u in updates for c in u.checkpoints]
     now = time.time()
     with transaction(db):
@@ -91,9 +130,10 @@ def write_updates(db: Database, updates: list[TrialUpdate], objective_mode: dict
                 "stdout_offset = COALESCE(?, stdout_offset), "
                 "last_step = MAX(COALESCE(last_step, ?), COALESCE(?, last_step)), "
                 "last_report_at = CASE WHEN ? THEN ? ELSE last_report_at END, "
-                "diverged = MAX(diverged, ?), bad_lines = bad_lines + ? WHERE id = ?",
+                "diverged = MAX(diverged, ?), bad_lines = bad_lines + ?, "
+                "bad_line_sample = COALESCE(bad_line_sample, ?) WHERE id = ?",
                 [u.metrics_offset, u.stdout_offset, u.last_step, u.last_step, bool(u.series), now,
-                 int(u.diverged), u.bad_lines, u.trial_id],
+                 int(u.diverged), u.bad_lines, u.bad_sample, u.trial_id],
             )
             if u.best is not None:
                 better = "<" if objective_mode.get(u.trial_id, "min") == "min" else ">"

@@ -203,3 +203,10 @@ def _metric_blocks(db: Database) -> None:
     db.execute("DROP TABLE metrics")
     if series:
         print(f"store: {moved:,} points moved in {time.monotonic() - began:.1f} s", file=sys.stderr, flush=True)
+
+
+@MIGRATIONS(name="0004_bad_line_sample")
+def _bad_line_sample(db: Database) -> None:
+    # The first metric line ingest dropped for a trial, with why: `bad_lines` alone told a
+    # user that lines were lost but not which, nor what was wrong with them.
+    db.execute("ALTER TABLE trials ADD COLUMN bad_line_sample TEXT")

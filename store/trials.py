@@ -67,6 +67,7 @@ class Trial:
     last_report_at: float | None
     diverged: int
     bad_lines: int
+    bad_line_sample: str | None = None  # the first dropped metric line, with why
 
     @property
     def params(self) -> dict[str, Any]:
@@ -78,7 +79,7 @@ class Trial:
 
     @classmethod
     def from_row(cls, row: dict) -> Trial:
-        values = {f.name: row[f.name] for f in fields(cls)}
+        values = {f.name: row[f.name] for f in fields(cls) if f.name in row}  # older schemas lack new columns
         values["state"] = TrialState(values["state"])
         return cls(**values)
 
@@ -236,7 +237,7 @@ _REQUEUE = ("UPDATE trials SET state = 'queued', pid = NULL, proc_start = NULL, 
             "stop_requested_at = NULL, started_at = NULL, ended_at = NULL, reason = NULL, "
             "detail = NULL, feasible = NULL, exit_code = NULL, metrics_offset = 0, "
             "stdout_offset = 0, last_step = NULL, best_value = NULL, best_step = NULL, "
-            "last_report_at = NULL, diverged = 0, bad_lines = 0 ")
+            "last_report_at = NULL, diverged = 0, bad_lines = 0, bad_line_sample = NULL ")
 
 
 def _forget_attempt(db: Database, trial_id: int) -> None:

@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from runner.text import printable
+from runner.text import printable_line
 from tui.trial_data import GradStats, Points
 from tui.widgets.plot import BARS, COLORS, LINE, POINTS, PlotSpec, Series
 
@@ -97,7 +97,7 @@ def _x_positions(axis: Any):
     labels = sorted(values, key=lambda label: _natural(values[label]))
     index = {label: i + 1 for i, label in enumerate(labels)}
     # Labels are parameter values as the study file wrote them: shown, never interpreted.
-    shown = tuple(printable(label) for label in labels)
+    shown = tuple(printable_line(label) for label in labels)
     return (lambda x: float(index[str(x)])), (tuple(float(i) for i in index.values()), shown)
 
 

@@ -11,7 +11,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, ColumnKey
 
-from runner.text import printable
+from runner.text import printable_line
 from tui.snapshot import StudyRow, TrialRow
 
 
@@ -20,7 +20,7 @@ def cell(value: Any, style: str = "") -> Text:
     and values come from study files and trial output."""
     if isinstance(value, Text):
         return value
-    return Text(printable(value if isinstance(value, str) else fmt(value)), style=style, no_wrap=True)
+    return Text(printable_line(value if isinstance(value, str) else fmt(value)), style=style, no_wrap=True)
 
 
 def fmt(value: Any) -> str:

@@ -99,6 +99,8 @@ class TrialDetail:
     grad_stats: GradStats | None = None
     checkpoints: tuple[Checkpoint, ...] = ()
     best_checkpoint: int | None = None  # step of the checkpoint with the best objective
+    bad_lines: int = 0  # metric lines ingest dropped (malformed, or more than the store holds)
+    bad_line_sample: str | None = None  # the first of them, with why
 
 
 def read_trial_detail(db: Database, trial_id: int, metric: str | None, objective: str,
@@ -122,6 +124,7 @@ def read_trial_detail(db: Database, trial_id: int, metric: str | None, objective
         metric=read_points(db, trial_id, chosen) if chosen else None,
         grad=grad, grad_stats=_grad_stats(db, trial_id) if grad else None,
         checkpoints=checkpoints, best_checkpoint=best_checkpoint(checkpoints, mode),
+        bad_lines=t.bad_lines, bad_line_sample=t.bad_line_sample,
     )
 
 

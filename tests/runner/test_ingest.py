@@ -1,5 +1,7 @@
 import math
 
+import pytest
+
 from runner.ingest import TailTarget, collect, decode_common
 from runner.report import Reporter
 from runner.spec import MetricPattern
@@ -173,3 +175,108 @@ def test_one_odd_line_in_a_pass_is_judged_line_by_line(tmp_path):
         assert (fast.points(), fast.bad_lines, fast.diverged, fast.checkpoints) == \
             (slow.points(), slow.bad_lines, slow.diverged, slow.checkpoints), line
         assert [p[2] for p in fast.points()][:2] == [0, 1] and fast.points()[-1][2] == 3
+
+
+# Each of these lines once raised out of the runner pass (in collect() or in the store's write),
+# on every pass and every restart. Now each is dropped, counted, and kept as the trial's sample.
+POISON = {
+    "step 2**63": b'{"step": 9223372036854775808, "m": {"val_loss": 0.5}}',
+    "step 2**64": b'{"step": 18446744073709551616, "m": {"val_loss": 0.5}}',
+    "lone surrogate name": b'{"step": 1, "m": {"val_loss\\ud800": 0.5}}',
+    "not UTF-8": b'{"step": 1, "m": {"val_loss\xff": 0.5}}',
+    "encoded surrogate": b'{"step": 1, "m": {"val_loss\xed\xa0\x80": 0.5}}',
+    "checkpoint step 2**63": b'{"step": 9223372036854775808, "checkpoint": "/c.pt"}',
+    "checkpoint path surrogate": b'{"step": 1, "checkpoint": "/c\\udfff.pt"}',
+}
+
+
+def _store_with_trial(db_path):
+    import store
+    from store import studies, trials
+    from store.trials import NewTrial
+
+    db = store.connect(db_path)
+    study = studies.upsert(db, dict(
+        name="s", goal="", notes="", config_path="/x/study.toml", config_text="", config_hash="h",
+        command_template="python t.py", objective_metric="val_loss", objective_mode="min",
+        max_train_steps=100, run_dir="/tmp/runs", reproduce_command="x"))
+    trials.insert_new(db, study.id, [NewTrial(i, "manual", {}, {}, ["python"], f"/tmp/t{i}") for i in (1, 2)])
+    return db, trials.list_for_study(db, study.id)
+
+
+@pytest.mark.parametrize("case", sorted(POISON))
+def test_a_line_the_store_cannot_hold_is_dropped_counted_and_sampled(tmp_path, case):
+    from store import metrics, trials
+
+    db, (trial, _) = _store_with_trial(tmp_path / "pb.db")
+    lines = [b'{"step": 0, "m": {"val_loss": 2.0}}', POISON[case], b'{"step": 2, "m": {"val_loss": 1.0}}']
+    (tmp_path / "m.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    update = collect(target(tmp_path, trial_id=trial.id), now=0)
+    metrics.write_updates(db, [update], {trial.id: "min"})
+    stored = trials.get(db, trial.id)
+    assert [(p[2], p[3]) for p in metrics.points(db, trial.id)] == [(0, 2.0), (2, 1.0)]
+    assert metrics.checkpoints(db, trial.id) == []
+    assert (stored.bad_lines, stored.metrics_offset) == (1, len(b"\n".join(lines)) + 1)
+    assert stored.bad_line_sample.endswith(": " + POISON[case].decode("utf-8", "backslashreplace")), \
+        stored.bad_line_sample
+
+
+def test_a_wall_time_beyond_float_range_keeps_the_point_without_it(tmp_path):
+    (tmp_path / "m.jsonl").write_text('{"step": 3, "t": 1' + "0" * 400 + ', "m": {"val_loss": 0.5}}\n')
+    u = collect(target(tmp_path), now=0)
+    assert (u.points(), u.bad_lines) == ([(1, "val_loss", 3, 0.5, None)], 0)
+
+
+def test_a_captured_step_beyond_the_store_is_dropped_and_counted(tmp_path):
+    import re
+
+    (tmp_path / "out.log").write_bytes(b"step 9223372036854775808 loss=0.1\nstep 5 loss=0.2 \xed\xa0\x80\xff\n")
+    pattern = MetricPattern(re.compile(r"step (?P<step>\d+) loss=(?P<loss>\S+)"), ("loss",))
+    u = collect(target(tmp_path, patterns=(pattern,)), now=1.0)
+    assert [(p[1], p[2], p[3]) for p in u.points()] == [("loss", 5, 0.2)]
+    assert u.bad_lines == 1 and u.bad_sample.endswith(": step 9223372036854775808 loss=0.1")
+
+
+def test_the_store_skips_one_trials_refused_batch_and_writes_the_others(tmp_path):
+    """The last guard behind ingest's checks: data the store refuses costs only that trial's batch."""
+    from store import metrics, trials
+    from store.metrics import TrialUpdate
+
+    db, (bad, good) = _store_with_trial(tmp_path / "pb.db")
+    refused = TrialUpdate(bad.id, rows=[(bad.id, "loss", 2**63, 1.0, None), (bad.id, "loss\ud800", 1, 1.0, None)],
+                          metrics_offset=100, lines=2)
+    fine = TrialUpdate(good.id, rows=[(good.id, "loss", 1, 0.5, None)], metrics_offset=50, lines=1)
+    metrics.write_updates(db, [refused, fine], {})
+    assert metrics.points(db, good.id) == [(good.id, "loss", 1, 0.5, None)]
+    assert trials.get(db, good.id).metrics_offset == 50
+    stored = trials.get(db, bad.id)
+    assert (metrics.points(db, bad.id), stored.metrics_offset, stored.bad_lines) == ([], 100, 2)
+    assert stored.bad_line_sample.startswith("the store refused this batch (OverflowError")
+    assert refused.bad_lines == 2 and not refused.series  # the update now says what was written
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("kind", ["folder", "fifo"])
+def test_a_metrics_path_that_is_not_a_file_is_read_as_nothing(tmp_path, kind):
+    """A trial can put anything in its metrics file's place: a folder raised out of the runner
+    pass, and opening a FIFO would block the runner until someone wrote to it."""
+    import os
+
+    path = tmp_path / "m.jsonl"
+    path.mkdir() if kind == "folder" else os.mkfifo(path)
+    u = collect(target(tmp_path), now=0, final=True)
+    assert u.is_empty(), u
+
+
+def test_an_unforeseen_failure_skips_the_batch_and_says_why(tmp_path, monkeypatch):
+    """The last guard in ingest itself: whatever a line makes parsing raise costs that batch only."""
+    import runner.ingest
+
+    def broken(lines):
+        raise RuntimeError("a check nobody wrote")
+
+    (tmp_path / "m.jsonl").write_text('{"step": 0, "m": {"val_loss": 1.0}}\n{"step": 1, "m": {"val_loss": 0.5}}\n')
+    monkeypatch.setattr(runner.ingest, "decode_common", broken)
+    u = collect(target(tmp_path), now=0)
+    assert (u.series, u.bad_lines, u.metrics_offset) == ({}, 2, (tmp_path / "m.jsonl").stat().st_size)
+    assert u.bad_sample == "ingest failed on this batch (RuntimeError: a check nobody wrote)"

@@ -10,7 +10,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Header, Static
 
-from runner.text import printable
+from runner.text import printable, printable_line
 from tui import plots, tables
 from tui.checklist import ChecklistResult
 from tui.screens.base import RunnerStatus, SnapshotScreen
@@ -167,7 +167,7 @@ class StudyScreen(SnapshotScreen):
             text = (f"{study.name} · {study.objective_metric} ({study.objective_mode}) · "
                     f"sort: {self._column(self.sort_column).label} {arrow} · filter: {self.filter}{shown}"
                     f" · {tables.BEST_MARK} best per scientific value · {study.goal}")
-        self._put("#study-info", Text(printable(text), no_wrap=True, overflow="ellipsis"))
+        self._put("#study-info", Text(printable_line(text), no_wrap=True, overflow="ellipsis"))
 
     def _put(self, selector: str, text: Text) -> None:
         """Show `text` in a Static unless it shows that already.
@@ -191,8 +191,8 @@ class StudyScreen(SnapshotScreen):
         best = (f"best {metric} {tables.fmt(row.best_value)} at step {row.best_step}"
                 if row.best_value is not None else f"no {metric} yet")
         text = Text(f"trial #{row.number} ", style="bold", no_wrap=True, overflow="ellipsis")
-        text.append(printable(state), style=tables.STATE_STYLE.get(row.state, ""))
-        text.append(printable(f" · {best} · enter opens it"))
+        text.append(printable_line(state), style=tables.STATE_STYLE.get(row.state, ""))
+        text.append(printable_line(f" · {best} · enter opens it"))
         if row.detail:
             text.append("\n" + printable(tables.one_line(row.detail, 400)), style="dim")
         self._put("#trial-detail", text)

@@ -14,7 +14,7 @@ from textual.message import Message
 from textual.widgets import Header, Select, Static, TabbedContent, TabPane
 
 from runner.process import TrialPaths
-from runner.text import printable
+from runner.text import printable, printable_line
 from tui import plots, tables
 from tui.logtail import LogTail
 from tui.screens.base import RunnerStatus, SnapshotScreen
@@ -117,7 +117,7 @@ class TrialScreen(SnapshotScreen):
         names = detail.metric_names
         if names != self._metric_names:  # set_options only when they change: it resets the choice
             self._metric_names = names
-            select.set_options([(Text(printable(n)), n) for n in names])  # Text: a str prompt is markup
+            select.set_options([(Text(printable_line(n)), n) for n in names])  # Text: a str prompt is markup
         if detail.metric is not None and select.value != detail.metric.name:
             select.value = detail.metric.name
         self.query_one("#metric-plot", PlotWidget).replot(plots.metric_spec(detail.metric))
@@ -191,15 +191,15 @@ class TrialScreen(SnapshotScreen):
 
 
 def title_text(detail: TrialDetail, study: StudyRow | None) -> Text:
-    text = Text(f"{printable(study.name) if study else '?'} · trial #{detail.number} · ", style="bold",
+    text = Text(f"{printable_line(study.name) if study else '?'} · trial #{detail.number} · ", style="bold",
                 no_wrap=True, overflow="ellipsis")
     notes = [detail.reason] if detail.reason else []
     if detail.feasible == 0:
         notes.append("infeasible")
     state = detail.state + (f" ({', '.join(notes)})" if notes else "")
-    text.append(printable(state), style=tables.STATE_STYLE.get(detail.state, ""))
+    text.append(printable_line(state), style=tables.STATE_STYLE.get(detail.state, ""))
     if detail.slot:
-        text.append(printable(f" · {detail.slot}"))
+        text.append(printable_line(f" · {detail.slot}"))
     return text
 
 
@@ -215,17 +215,17 @@ def overview_text(detail: TrialDetail, study: StudyRow | None) -> Text:
     _heading(text, "parameters (* scientific)")
     for name, value in detail.params.items():
         role = detail.roles.get(name, "fixed")
-        text.append(printable(f"  {name}{'*' if role == 'scientific' else ''} = {tables.fmt(value)}"))
+        text.append(printable_line(f"  {name}{'*' if role == 'scientific' else ''} = {tables.fmt(value)}"))
         text.append(f"  {role}\n", style="dim")
-    _heading(text, "command" + (f" (in {printable(detail.cwd)})" if detail.cwd else " (planned)"))
-    text.append(printable(shlex.join(detail.argv)) + "\n")
+    _heading(text, "command" + (f" (in {printable_line(detail.cwd)})" if detail.cwd else " (planned)"))
+    text.append(printable_line(shlex.join(detail.argv)) + "\n")
     _heading(text, "checkpoints" + (f" (★ best {metric})" if detail.best_checkpoint is not None else ""))
     if not detail.checkpoints:
         text.append("  none reported\n", style="dim")
     for c in detail.checkpoints:
         best = c.step == detail.best_checkpoint
         line = f"{'★' if best else ' '} step {c.step:>6}  {metric} {tables.fmt(c.objective)}  {c.path}"
-        text.append(printable(line) + "\n", style="bold" if best else "")
+        text.append(printable_line(line) + "\n", style="bold" if best else "")
     return text
 
 
@@ -239,7 +239,10 @@ def _state_lines(text: Text, detail: TrialDetail, metric: str) -> None:
         facts.append(f"ran {detail.ended_at - detail.started_at:.1f} s")
     if detail.host:
         facts.append(f"host {detail.host}" + (f" pid {detail.pid}" if detail.pid else ""))
-    text.append(printable(" · ".join(facts)) + "\n")
+    text.append(printable_line(" · ".join(facts)) + "\n")
+    if detail.bad_lines:
+        text.append(f"{detail.bad_lines} metric line(s) dropped", style="yellow")
+        text.append(printable_line(f"; the first: {detail.bad_line_sample or '?'}") + "\n", style="dim")
     if detail.detail:
         _heading(text, f"why it ended ({detail.reason or detail.state})")
         text.append(printable(detail.detail.rstrip()) + "\n", style="red" if detail.state == "failed" else "")

@@ -21,7 +21,7 @@ from textual.app import RenderResult
 from textual.message import Message
 from textual.widget import Widget
 
-from runner.text import printable
+from runner.text import printable_line
 
 # Series colors are Textual theme colors: plotext draws color N as ANSI code N+1,
 # and the built Text maps those codes back to the theme's value of the name.
@@ -62,14 +62,14 @@ class PlotSpec:
 def header(spec: PlotSpec, colors: dict[str, str]) -> Text:
     """The title and a legend in one line (plotext's own legend would cover the data)."""
     # Titles and labels carry metric names a training script chose: escapes made visible.
-    text = Text(printable(spec.title), style="bold", no_wrap=True, overflow="ellipsis")
+    text = Text(printable_line(spec.title), style="bold", no_wrap=True, overflow="ellipsis")
     items = [(s.label, s.color, GLYPH.get(s.kind, "•") if s.kind != POINTS or s.marker != "x" else "x")
              for s in spec.series if s.label and s.xs]
     items += [(label, color, "│") for _, label, color in spec.vlines if label]
     for label, color, glyph in items:
         text.append("  ")
         text.append(glyph, style=Style(color=colors.get(color) or None))
-        text.append(f" {printable(label)}")
+        text.append(f" {printable_line(label)}")
     return text
 
 
