@@ -29,10 +29,12 @@ from pathlib import Path
 from runner import launch
 from runner.owner import live_owner, start_detached
 from runner.service import DEFAULT_GRACE_S, LeaseLost, Runner
-from runner.spec import SpecError, load
+from runner.printed import capture_record
+from runner.spec import SpecError, capture_warnings, load
 from runner.text import printable
 from runner.wizards.substudy import WizardError
 from store import StoreError, commands, connect, default_db_path, lease, metrics, studies, trials
+from store import capture as capture_store
 from store import wizards as wizard_store
 from store.studies import Study, StudyConflict
 from store.trials import Trial, TrialState
@@ -130,6 +132,8 @@ def _slot_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_run(args, db_path: Path) -> int:
     spec = load(args.study_file)
+    for warning in capture_warnings(spec):
+        print(f"warning: {warning}", file=sys.stderr)
     db = connect(db_path)
     study, added = launch.register(db, db_path, spec)
     counts = trials.state_counts(db, study.id)
@@ -412,6 +416,7 @@ def _trial_record(db, study: Study, t: Trial) -> dict:
         "ended_at": t.ended_at,
         "trial_dir": t.trial_dir,
         "bad_lines": t.bad_lines,
+        "capture": capture_record(capture_store.load(db, t.id), finished=t.state.is_finished()),
     }
 
 

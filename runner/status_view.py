@@ -77,3 +77,6 @@ def _render_study(console: Console, study: dict) -> None:
         )
     console.print(table)
     console.print(Text("* scientific parameter", style="dim"))
+    for t in trials:
+        for note in (t.get("capture") or {}).get("notes", []):
+            console.print(_t(f"trial {t['number']}: {note}", "yellow"))

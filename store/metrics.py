@@ -44,6 +44,7 @@ class TrialUpdate:
     diverged: bool = False
     bad_lines: int = 0
     series: dict[str, Columns] = field(default_factory=dict)
+    capture_json: str | None = None  # the printed-line capture's new state (see runner.printed)
 
     def __post_init__(self, rows: list[MetricRow] | None) -> None:
         for _, name, step, value, wall in rows or ():
@@ -64,7 +65,8 @@ class TrialUpdate:
                 for s, v, w in zip(steps, values, walls, strict=True)]
 
     def is_empty(self) -> bool:
-        return not (self.series or self.checkpoints or self.bad_lines or self.diverged) and (
+        return not (self.series or self.checkpoints or self.bad_lines or self.diverged
+                    or self.capture_json) and (
             self.metrics_offset is None and self.stdout_offset is None
         )
 
@@ -95,6 +97,8 @@ def write_updates(db: Database, updates: list[TrialUpdate], objective_mode: dict
                 [u.metrics_offset, u.stdout_offset, u.last_step, u.last_step, bool(u.series), now,
                  int(u.diverged), u.bad_lines, u.trial_id],
             )
+            if u.capture_json is not None:
+                conn.execute("INSERT OR REPLACE INTO trial_capture VALUES (?, ?)", [u.trial_id, u.capture_json])
             if u.best is not None:
                 better = "<" if objective_mode.get(u.trial_id, "min") == "min" else ">"
                 conn.execute(

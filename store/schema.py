@@ -203,3 +203,14 @@ def _metric_blocks(db: Database) -> None:
     db.execute("DROP TABLE metrics")
     if series:
         print(f"store: {moved:,} points moved in {time.monotonic() - began:.1f} s", file=sys.stderr, flush=True)
+
+
+@MIGRATIONS(name="0004_printed_capture")
+def _printed_capture(db: Database) -> None:
+    """Per trial, the state of its printed-line capture (runner.printed.CaptureState as JSON):
+    step counters carried across runner restarts, and the lines it repeated, dropped or never
+    matched. Written with the stdout offset, in one transaction."""
+    db.execute("""CREATE TABLE trial_capture (
+        trial_id INTEGER PRIMARY KEY REFERENCES trials(id),
+        state_json TEXT NOT NULL
+    )""")
