@@ -103,7 +103,8 @@ def test_epoch_batch_rule_keeps_every_printed_line_in_order_on_one_curve(tmp_pat
 def test_a_restarting_counter_read_as_the_step_is_counted_and_shown_never_silent(tmp_path):
     """The plain `step` group on the batch index: epochs 2 and 3 land on epoch 1's steps."""
     plain = r"'\| epoch +\d+ \| +(?P<step>\d+)/.*\| loss +(?P<train_loss>\S+)'"
-    rules = f"metrics = [{plain}, {{ pattern = {VALID}, step = \"count\" }}]\n"
+    valid = r"'\| end of epoch +(?P<step>\d+) \|.*\| valid loss +(?P<val_loss>\S+)'"
+    rules = f"metrics = [{plain}, {valid}]\n"  # the plain form, as before step rules existed
     db_path = tmp_path / "pb" / "playbook.db"
     playbook(db_path, "run", str(study_file(tmp_path, rules)))
     trial = status_trial(db_path)
@@ -113,7 +114,7 @@ def test_a_restarting_counter_read_as_the_step_is_counted_and_shown_never_silent
     assert re.match(r"\| epoch +2 \| +20/", capture["samples"]["out_of_order"])
     assert any(note.startswith(f"{(EPOCHS - 1) * per_epoch} printed point(s) repeated or went back")
                for note in capture["notes"])
-    assert series(db_path, "val_loss")[0] == [1, 2, 3]  # step = "count": the n-th end-of-epoch line
+    assert series(db_path, "val_loss")[0] == [1, 2, 3]
     human = playbook(db_path, "status").stdout
     assert "repeated or went back in step" in human and "| epoch   2 |" in human
     report = json.loads(playbook(db_path, "analyze", "lstm", "--json").stdout)
@@ -147,7 +148,8 @@ def test_an_objective_that_never_arrives_is_a_clear_outcome(tmp_path):
     """Capture only the training loss and a pattern that never matches: `run` warns, the trial
     ends failed (no_objective) naming what it did report, and `analyze` says so."""
     never = r"'accuracy (?P<step>\d+) (?P<acc>\S+)'"
-    rules = f"metrics = [{never}, {{ pattern = {TRAIN}, step = \"epoch_batch\" }}]\n"
+    train = r"'\| epoch +(?P<step>\d+) \|.*\| loss +(?P<train_loss>\S+)'"  # the epoch as step: good enough
+    rules = f"metrics = [{never}, {train}]\n"
     db_path = tmp_path / "pb" / "playbook.db"
     run = playbook(db_path, "run", str(study_file(tmp_path, rules)))
     assert "warning:" in run.stderr and "(?P<val_loss>...)" in run.stderr
