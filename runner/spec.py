@@ -522,11 +522,11 @@ def _metric_regex(text: str, rule: str, where: str, problems: list[str], *,
         needed = needed | {"batches"}
     missing = sorted(needed - groups)
     if missing:
-        named = ", ".join(f"(?P<{g}>...)" for g in missing)
+        named = " and ".join(f"(?P<{g}>...)" for g in missing)
         hint = " for the step" if rule == "group" else f" for step = \"{rule}\""
         if "batches" in missing:
             hint += " (or give batches = N, the batches per epoch)"
-        problems.append(f"{where}: the regex needs the named group(s) {named}{hint}")
+        problems.append(f"{where}: the regex needs a named group {named}{hint}")
     names = tuple(sorted(groups - _STEP_GROUPS[rule]))
     if not names:
         problems.append(f"{where}: the regex needs a named group per metric, e.g. (?P<loss>\\S+)")
