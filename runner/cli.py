@@ -28,8 +28,8 @@ from pathlib import Path
 
 from runner import launch
 from runner.owner import live_owner, start_detached
-from runner.service import DEFAULT_GRACE_S, LeaseLost, Runner
 from runner.printed import capture_record
+from runner.service import DEFAULT_GRACE_S, LeaseLost, Runner
 from runner.spec import SpecError, capture_warnings, load
 from runner.text import printable
 from runner.wizards.substudy import WizardError
@@ -397,6 +397,7 @@ def _baseline_record(db, study: Study) -> dict | None:
 
 def _trial_record(db, study: Study, t: Trial) -> dict:
     roles = trials.param_roles(db, trial_id=t.id)
+    capture = capture_record(capture_store.load(db, t.id), finished=t.state.is_finished())
     return {
         "id": t.id,
         "number": t.number,
@@ -416,7 +417,9 @@ def _trial_record(db, study: Study, t: Trial) -> dict:
         "ended_at": t.ended_at,
         "trial_dir": t.trial_dir,
         "bad_lines": t.bad_lines,
-        "capture": capture_record(capture_store.load(db, t.id), finished=t.state.is_finished()),
+        "capture": capture,
+        # max_train_steps in the unit of the steps (they differ when it counts epochs: step_unit)
+        "progress_total": (capture or {}).get("progress_total") or study.max_train_steps,
     }
 
 

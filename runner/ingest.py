@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from runner.printed import CaptureState, NoStep, check_order, drop, step_of, values_of
+from runner.printed import CaptureState, NoStep, check_order, drop, step_of, update_progress_total, values_of
 from runner.spec import MetricPattern
 from store.metrics import TrialUpdate
 from store.series_blocks import NAN
@@ -36,6 +36,7 @@ class TailTarget:
     mode: str  # "min" | "max"
     patterns: tuple[MetricPattern, ...] = ()
     capture_json: str | None = None  # the printed-line capture's saved state (runner.printed)
+    epoch_steps: int | None = None  # max_train_steps when it counts epochs (runner.spec.epoch_steps)
 
 
 def read_complete_lines(path: str, offset: int, max_bytes: int = MAX_BYTES_PER_PASS) -> tuple[list[bytes], int]:
@@ -324,6 +325,7 @@ def _collect_printed(target: TailTarget, update: TrialUpdate, now: float) -> Non
         update.stdout_offset = offset
         for line in lines:
             parse_stdout_line(line, target, update, now, state)
+    update_progress_total(state, target.epoch_steps)
     saved = state.to_json()
     if saved != target.capture_json:
         update.capture_json = saved

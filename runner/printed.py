@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 from runner.spec import MetricPattern
 
@@ -44,15 +44,22 @@ class CaptureState:
     dropped: int = 0  # matched lines without a usable step
     samples: dict[str, str] = field(default_factory=dict)  # 'out_of_order' | 'dropped' -> the first such line
     drop_reason: str | None = None  # why the first dropped line had no step
+    progress_total: int | None = None  # steps of the whole run, when max_train_steps counts epochs
 
     @classmethod
     def start(cls, patterns: tuple[MetricPattern, ...], saved: str | None) -> CaptureState:
         """The saved state of a trial, or a fresh one for these patterns."""
         if saved:
-            state = cls(**json.loads(saved))
+            state = cls.load(saved)
             if len(state.matches) == len(patterns):
                 return state
         return cls(patterns=[p.source for p in patterns], matches=[0] * len(patterns))
+
+    @classmethod
+    def load(cls, saved: str) -> CaptureState:
+        """A state from its JSON (fields this version does not know are left out)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in json.loads(saved).items() if k in known})
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -150,6 +157,23 @@ def check_order(state: CaptureState, name: str, step: int, line: str) -> None:
         state.last_step[name] = step
 
 
+def update_progress_total(state: CaptureState, epochs: int | None) -> None:
+    """With max_train_steps in epochs (`epochs`), the run's length in the steps the rules count:
+    epochs x the batches per epoch the trial printed (or epochs, while steps count epochs)."""
+    if epochs is not None:
+        state.progress_total = epochs * state.batches if state.batches else epochs
+
+
+def progress_totals(saved: dict[int, str]) -> dict[int, int]:
+    """Trial id -> its run's length in steps, for trials whose study counts max_train_steps in epochs."""
+    totals = {}
+    for trial_id, text in saved.items():
+        total = CaptureState.load(text).progress_total
+        if total:
+            totals[trial_id] = total
+    return totals
+
+
 def drop(state: CaptureState, why: str, line: str) -> None:
     state.dropped += 1
     if state.drop_reason is None:
@@ -186,7 +210,7 @@ def capture_record(saved: str | None, *, finished: bool) -> dict | None:
     """A trial's capture for `status --json` and `analyze --json` (None: no printed-line capture)."""
     if not saved:
         return None
-    state = CaptureState(**json.loads(saved))
+    state = CaptureState.load(saved)
     return {
         "matched_lines": dict(zip(state.patterns, state.matches, strict=False)),
         "out_of_order": state.out_of_order,
@@ -195,5 +219,6 @@ def capture_record(saved: str | None, *, finished: bool) -> dict | None:
         "samples": state.samples,
         "unmatched_patterns": unmatched_patterns(state) if finished else [],
         "batches_per_epoch": state.batches,
+        "progress_total": state.progress_total,
         "notes": capture_notes(state, finished=finished),
     }

@@ -21,7 +21,7 @@ from runner import failures, gpus, process
 from runner.ingest import TailTarget, collect
 from runner.process import TrialPaths
 from runner.scheduler import Slot, Waiting, plan_launches
-from runner.spec import SpecError, StudySpec
+from runner.spec import SpecError, StudySpec, epoch_steps
 from runner.study_data import stored_spec
 from store import capture, commands, lease, metrics, studies, trials
 from store.db import connect
@@ -284,6 +284,7 @@ class Runner:
                 stdout_offset=trial.stdout_offset, objective=spec.objective_metric,
                 mode=spec.objective_mode, patterns=spec.metric_patterns,
                 capture_json=capture.load(self.db, trial.id) if spec.metric_patterns else None,
+                epoch_steps=epoch_steps(spec),
             ))
         now = time.time()
         updates = [u for u in (collect(t, now, final=final) for t in targets) if not u.is_empty()]

@@ -51,7 +51,7 @@ _PARAM_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 STUDY_FIELDS = {
     "name", "goal", "notes", "command", "workdir", "max_train_steps", "objective", "trials",
     "seed", "concurrency", "gpus_per_trial", "timeout", "metrics", "requeue_lost",
-    "stop_on_divergence", "halt_on_failure",
+    "stop_on_divergence", "halt_on_failure", "step_unit",
 }
 PARAM_FIELDS = {
     "role", "type", "low", "high", "scale", "values", "value", "points", "when", "in_command",
@@ -147,6 +147,7 @@ class StudySpec:
     config_text: str
     config_hash: str = field(repr=False, default="")
     halt_on_failure: bool = False  # a failed trial stops the queued ones (a probe of growing sizes)
+    step_unit: str = "step"  # what max_train_steps counts: "step" | "epoch" (see _step_unit)
 
     def param(self, name: str) -> ParamSpec:
         return next(p for p in self.params if p.name == name)
@@ -218,6 +219,7 @@ def parse(data: dict, *, path: Path, text: str = "") -> StudySpec:
         requeue_lost=check.boolean("requeue_lost", default=False),
         stop_on_divergence=check.boolean("stop_on_divergence", default=True),
         halt_on_failure=check.boolean("halt_on_failure", default=False),
+        step_unit=_step_unit(study.get("step_unit", "step"), problems),
         config_text=text,
         config_hash=hashlib.sha256(
             json.dumps(data, sort_keys=True, default=str).encode()
@@ -533,6 +535,21 @@ def _metric_regex(text: str, rule: str, where: str, problems: list[str], *,
     if missing or not names:
         return None
     return MetricPattern(regex, names, step_rule=rule, written=text)
+
+
+def _step_unit(unit, problems: list[str]) -> str:
+    """What max_train_steps counts. "epoch": the script is given epochs (--epochs {max_train_steps})
+    while the step rules count batches, so a trial's progress is out of max_train_steps times
+    the batches per epoch it prints (runner.printed.CaptureState.progress_total)."""
+    if unit not in ("step", "epoch"):
+        problems.append(f"study.step_unit: expected 'step' or 'epoch', got {unit!r}")
+        return "step"
+    return unit
+
+
+def epoch_steps(spec: StudySpec) -> int | None:
+    """max_train_steps when it counts epochs (step_unit = "epoch"), for ingest to scale; else None."""
+    return spec.max_train_steps if spec.step_unit == "epoch" else None
 
 
 def capture_warnings(spec: StudySpec) -> list[str]:

@@ -24,7 +24,7 @@ VALID = r"'\| end of epoch +(?P<epoch>\d+) \|.*\| valid loss +(?P<val_loss>\S+)'
 HEAD = """[study]
 name = "{name}"
 command = "python printed_log.py --epochs {epochs} --batches {batches} --lr {{lr}} --sleep 0.01 {extra}"
-max_train_steps = {max_steps}
+max_train_steps = {max_steps}{unit}
 objective = {{ metric = "{objective}", mode = "min" }}
 trials = 1
 """
@@ -37,13 +37,14 @@ high = 30.0
 
 
 def study_file(tmp_path: Path, metrics_toml: str, *, name: str = "lstm", objective: str = "val_loss",
-               extra: str = "", max_steps: int = EPOCHS * BATCHES) -> Path:
+               extra: str = "", max_steps: int = EPOCHS * BATCHES, epochs: str = str(EPOCHS),
+               unit: str = "") -> Path:
     folder = tmp_path / name
     folder.mkdir()
     shutil.copy(SCRIPT, folder / "printed_log.py")
     path = folder / "study.toml"
-    path.write_text(HEAD.format(name=name, epochs=EPOCHS, batches=BATCHES, extra=extra, max_steps=max_steps,
-                                objective=objective) + metrics_toml + PARAMS)
+    path.write_text(HEAD.format(name=name, epochs=epochs, batches=BATCHES, extra=extra, max_steps=max_steps,
+                                objective=objective, unit=unit) + metrics_toml + PARAMS)
     return path
 
 
@@ -98,6 +99,20 @@ def test_epoch_batch_rule_keeps_every_printed_line_in_order_on_one_curve(tmp_pat
     assert capture["batches_per_epoch"] == BATCHES
     report = json.loads(playbook(db_path, "analyze", "lstm", "--json").stdout)
     assert report["capture"] == {"no_objective": [], "trials": []}
+
+
+def test_a_study_that_counts_max_train_steps_in_epochs_shows_progress_in_steps(tmp_path):
+    """`--epochs {max_train_steps}` with step_unit = "epoch": progress is 501/501, never 501/3."""
+    rules = (f"\n[[study.metrics]]\npattern = {TRAIN}\nstep = \"epoch_batch\"\n"
+             f"\n[[study.metrics]]\npattern = {VALID}\nstep = \"epoch\"\n")
+    db_path = tmp_path / "pb" / "playbook.db"
+    path = study_file(tmp_path, rules, max_steps=EPOCHS, epochs="{max_train_steps}", unit='\nstep_unit = "epoch"')
+    playbook(db_path, "run", str(path))
+    trial = status_trial(db_path)
+    assert trial["state"] == "completed" and trial["max_train_steps"] == EPOCHS
+    assert (trial["last_step"], trial["progress_total"]) == (EPOCHS * BATCHES, EPOCHS * BATCHES)
+    human = playbook(db_path, "status").stdout
+    assert f"{EPOCHS * BATCHES}/{EPOCHS * BATCHES}" in human and f"{EPOCHS * BATCHES}/{EPOCHS} " not in human
 
 
 def test_a_restarting_counter_read_as_the_step_is_counted_and_shown_never_silent(tmp_path):

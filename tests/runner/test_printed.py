@@ -11,7 +11,7 @@ import pytest
 
 from runner.ingest import TailTarget, collect
 from runner.printed import CaptureState, capture_notes, capture_record
-from runner.spec import SpecError, capture_warnings, parse
+from runner.spec import SpecError, capture_warnings, epoch_steps, parse
 
 HEAD = """
 [study]
@@ -37,14 +37,16 @@ def problems_of(tmp_path: Path, metrics_toml: str) -> list[str]:
     return err.value.problems
 
 
-def ingest(tmp_path: Path, spec, lines: list[str], saved: str | None = None, offset: int = 0):
+def ingest(tmp_path: Path, spec, lines: list[str], saved: str | None = None, offset: int = 0,
+           epoch_steps: int | None = None):
     """One ingest pass over the lines appended to stdout.log; returns the update."""
+    tmp_path.mkdir(exist_ok=True)
     log = tmp_path / "stdout.log"
     with open(log, "a") as f:
         f.writelines(line + "\n" for line in lines)
     target = TailTarget(trial_id=1, metrics_path=str(tmp_path / "m.jsonl"), stdout_path=str(log),
                         metrics_offset=0, stdout_offset=offset, objective=spec.objective_metric,
-                        mode="min", patterns=spec.metric_patterns, capture_json=saved)
+                        mode="min", patterns=spec.metric_patterns, capture_json=saved, epoch_steps=epoch_steps)
     return collect(target, now=0.0)
 
 
@@ -214,3 +216,14 @@ def test_registration_warns_when_no_pattern_can_produce_the_objective(tmp_path):
     assert "they capture train_loss" in warning and "no_objective" in warning
     assert capture_warnings(spec_of(tmp_path, "metrics = ['it (?P<step>\\d+) (?P<val_loss>\\S+)']\n")) == []
     assert capture_warnings(spec_of(tmp_path, "")) == []  # no patterns: the script uses Reporter
+
+
+def test_with_max_train_steps_in_epochs_the_run_length_is_counted_in_the_rules_steps(tmp_path):
+    spec = spec_of(tmp_path, 'step_unit = "epoch"\n' + RULES)
+    assert (spec.step_unit, epoch_steps(spec)) == ("epoch", 100)
+    before = ingest(tmp_path / "a", spec, [], epoch_steps=100)
+    assert capture_record(before.capture_json, finished=False)["progress_total"] == 100  # no batch line yet
+    u = ingest(tmp_path / "b", spec, [lstm_line(1, 20, 50, 5.0)], epoch_steps=100)
+    assert capture_record(u.capture_json, finished=False)["progress_total"] == 100 * 50
+    assert epoch_steps(spec_of(tmp_path, RULES)) is None
+    assert "study.step_unit: expected 'step' or 'epoch', got 'batch'" in problems_of(tmp_path, 'step_unit = "batch"\n')
