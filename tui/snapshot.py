@@ -249,7 +249,8 @@ def study_data(study: studies.Study, rows: tuple[TrialRow, ...]):
     return make_study_data(study, (
         TrialResult(number=r.number, state=r.state, params=r.params, reason=r.reason,
                     feasible=None if r.feasible is None else bool(r.feasible),
-                    best_value=r.best_value, best_step=r.best_step, last_step=r.last_step)
+                    best_value=r.best_value, best_step=r.best_step, last_step=r.last_step,
+                    max_steps=r.progress_total)
         for r in rows
     ))
 
