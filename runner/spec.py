@@ -1,4 +1,4 @@
-"""Study files (TOML) -> a validated StudySpec, or every problem found, each with its field.
+r"""Study files (TOML) -> a validated StudySpec, or every problem found, each with its field.
 
 A study file looks like:
 
@@ -27,6 +27,20 @@ A study file looks like:
     [[trial]]             # manual trials, run after the searched ones
     learning_rate = 0.01
     width = 64
+
+Metrics a script only prints are captured by `metrics` in [study]: a regex string whose
+`step` group is the step, or a table with a step rule (runner.printed has the rules):
+
+    [[study.metrics]]     # | epoch   1 |    20/  167 batches | ... | loss  8.80 | ...
+    pattern = '\| epoch +(?P<epoch>\d+) \| +(?P<batch>\d+)/ *(?P<batches>\d+) batches .*\| loss +(?P<train_loss>\S+)'
+    step = "epoch_batch"  # (epoch - first_epoch) * batches + batch; also "group", "epoch", "count"
+    first_epoch = 1       # optional: what the script prints for its first epoch
+    batches = 167         # optional: the per-epoch total, when no `batches` group prints it
+    counter = "NAME"      # step = "count" only: patterns naming one counter share it
+
+`step_unit = "epoch"` in [study] says max_train_steps counts epochs while the rules count
+batches: progress and the training-length check then use max_train_steps x the batches per
+epoch each trial printed.
 """
 
 from __future__ import annotations
