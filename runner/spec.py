@@ -239,6 +239,7 @@ def parse(data: dict, *, path: Path, text: str = "") -> StudySpec:
             json.dumps(data, sort_keys=True, default=str).encode()
         ).hexdigest(),
     )
+    _check_step_unit(spec, problems)
     if problems:
         raise SpecError(path, problems)
     return spec
@@ -559,6 +560,13 @@ def _step_unit(unit, problems: list[str]) -> str:
         problems.append(f"study.step_unit: expected 'step' or 'epoch', got {unit!r}")
         return "step"
     return unit
+
+
+def _check_step_unit(spec: StudySpec, problems: list[str]) -> None:
+    """Epochs as the unit need steps that know the epochs: an "epoch_batch" or "epoch" rule."""
+    if spec.step_unit == "epoch" and not any(p.step_rule in ("epoch_batch", "epoch") for p in spec.metric_patterns):
+        problems.append('study.step_unit: "epoch" needs a study.metrics pattern with step = "epoch_batch" or '
+                        '"epoch" (without one the steps do not count epochs; leave step_unit out)')
 
 
 def epoch_steps(spec: StudySpec) -> int | None:

@@ -227,3 +227,5 @@ def test_with_max_train_steps_in_epochs_the_run_length_is_counted_in_the_rules_s
     assert capture_record(u.capture_json, finished=False)["progress_total"] == 100 * 50
     assert epoch_steps(spec_of(tmp_path, RULES)) is None
     assert "study.step_unit: expected 'step' or 'epoch', got 'batch'" in problems_of(tmp_path, 'step_unit = "batch"\n')
+    (problem,) = problems_of(tmp_path, 'step_unit = "epoch"\nmetrics = [\'it (?P<step>\\d+) (?P<val_loss>\\S+)\']\n')
+    assert problem.startswith('study.step_unit: "epoch" needs a study.metrics pattern with step = "epoch_batch"')
