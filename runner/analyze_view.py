@@ -7,9 +7,11 @@ from rich.text import Text
 from sqlite_utils import Database
 
 from runner.playbook.check import jsonable
-from runner.playbook.checklist import overall, run_checklist
+from runner.playbook.checklist import NO_OBJECTIVE, overall, run_checklist
+from runner.printed import capture_record
 from runner.study_data import load_checklist_inputs
 from runner.text import printable
+from store import capture, trials
 from store.studies import Study
 
 VERDICT_STYLE = {"ok": "bold green", "warning": "bold yellow", "problem": "bold red", "n/a": "dim"}
@@ -29,7 +31,23 @@ def analyze_report(db: Database, study: Study) -> dict:
         "overall": overall(checks),
         "verdicts": counts,
         "checks": [c.to_dict() for c in checks],
+        "capture": capture_findings(db, study),
     })
+
+
+def capture_findings(db: Database, study: Study) -> dict:
+    """What kept metrics from arriving: trials that ended without the objective (and the names
+    they did report), and per finished trial what its printed-line capture repeated, dropped
+    or never matched, each with a sample line."""
+    saved = capture.for_study(db, study.id)
+    no_objective, notes = [], []
+    for t in trials.list_for_study(db, study.id):
+        if t.reason == NO_OBJECTIVE:
+            no_objective.append({"trial": t.number, "detail": t.detail})
+        record = capture_record(saved.get(t.id), finished=t.state.is_finished())
+        if record and record["notes"]:
+            notes.append({"trial": t.number, **record})
+    return {"no_objective": no_objective, "trials": notes}
 
 
 def _t(value, style: str = "") -> Text:
@@ -48,6 +66,7 @@ def render_analyze(report: dict, console: Console | None = None) -> None:
     console.print(header)
     if report["goal"]:
         console.print(_t("goal: " + report["goal"]))
+    _render_capture(report["capture"], report["objective"]["metric"], console)
     for check in report["checks"]:
         console.print()
         line = Text()
@@ -61,3 +80,20 @@ def render_analyze(report: dict, console: Console | None = None) -> None:
             console.print(_t("  -> " + check["advice"], "italic"))
     console.print()
     console.print(Text("every number behind these verdicts: playbook-runner analyze STUDY --json", style="dim"))
+
+
+def _render_capture(found: dict, objective: str, console: Console) -> None:
+    """Before the checks: why metrics are missing, when they are (the checks' verdicts rest on them)."""
+    if found["no_objective"]:
+        console.print()
+        line = Text()
+        line.append("[problem] ".ljust(10), style=VERDICT_STYLE["problem"])
+        line.append(f"{len(found['no_objective'])} trial(s) exited 0 without reporting {printable(objective)} "
+                    f"(reason {NO_OBJECTIVE}): they are not results", style="bold")
+        console.print(line)
+        for t in found["no_objective"][:5]:
+            console.print(_t(f"    trial {t['trial']}: {t['detail']}", "dim"))
+    for t in found["trials"][:10]:
+        console.print(_t(f"[capture] trial {t['trial']}:", "bold yellow"))
+        for note in t["notes"]:
+            console.print(_t("    " + note, "dim"))

@@ -31,11 +31,13 @@ from pathlib import Path
 from runner import launch
 from runner.limits import MAX_TRIALS
 from runner.owner import live_owner, start_detached
+from runner.printed import capture_record
 from runner.service import DEFAULT_GRACE_S, LeaseLost, Runner
-from runner.spec import SpecError, load
+from runner.spec import SpecError, capture_warnings, load
 from runner.text import printable_line
 from runner.wizards.substudy import WizardError
 from store import StoreError, commands, connect, default_db_path, lease, metrics, studies, trials
+from store import capture as capture_store
 from store import wizards as wizard_store
 from store.db import explain as explain_store_error
 from store.studies import Study, StudyConflict
@@ -142,6 +144,8 @@ def _slot_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_run(args, db_path: Path) -> int:
     spec = load(args.study_file)
+    for warning in capture_warnings(spec):
+        print(printable_line(f"warning: {warning}"), file=sys.stderr)
     db = connect(db_path)
     study, added = launch.register(db, db_path, spec)
     counts = trials.state_counts(db, study.id)
@@ -407,6 +411,7 @@ def _baseline_record(db, study: Study) -> dict | None:
 
 def _trial_record(db, study: Study, t: Trial) -> dict:
     roles = trials.param_roles(db, trial_id=t.id)
+    capture = capture_record(capture_store.load(db, t.id), finished=t.state.is_finished())
     return {
         "id": t.id,
         "number": t.number,
@@ -427,6 +432,9 @@ def _trial_record(db, study: Study, t: Trial) -> dict:
         "trial_dir": t.trial_dir,
         "bad_lines": t.bad_lines,
         "bad_line_sample": t.bad_line_sample,  # the first dropped line, with why
+        "capture": capture,
+        # max_train_steps in the unit of the steps (they differ when it counts epochs: step_unit)
+        "progress_total": (capture or {}).get("progress_total") or study.max_train_steps,
     }
 
 

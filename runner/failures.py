@@ -19,7 +19,7 @@ _HOST_OOM = re.compile(r"\bMemoryError\b|std::bad_alloc|Cannot allocate memory")
 @dataclass(frozen=True)
 class Outcome:
     state: TrialState
-    reason: str | None  # oom | diverged | exit | signal | timeout | None
+    reason: str | None  # oom | diverged | exit | signal | timeout | no_objective | None
     detail: str | None
     feasible: int | None  # 1 feasible, 0 infeasible, None unknown (stopped, timed out, lost)
 
@@ -39,6 +39,8 @@ def classify(
     stderr_tail: str = "",
     host_oom_kill: bool = False,
     timeout_s: float | None = None,
+    missing_objective: str | None = None,
+    reported: tuple[str, ...] = (),
 ) -> Outcome:
     """Classify an ended trial.
 
@@ -47,6 +49,10 @@ def classify(
     stop_reason: why the runner stopped it, if it did: 'user', 'timeout' or 'diverged'.
     diverged: the trial reported a NaN/inf loss.
     host_oom_kill: the kernel's OOM killer fired in our cgroup while it ran.
+    missing_objective: the objective's name when the trial never reported a value of it;
+        a clean exit then ends failed with reason no_objective (feasibility unknown: it says
+        nothing of the search space, and it must not pass for a feasible trial).
+    reported: the metric names it did report, for that message.
     """
     tail = stderr_tail.strip()
     if stop_reason == "timeout":
@@ -56,6 +62,8 @@ def classify(
         return Outcome(TrialState.FAILED, "diverged", "reported a NaN or infinite loss", 0)
     if stop_reason == "user":
         return Outcome(TrialState.STOPPED, None, "stopped on request", None)
+    if returncode == 0 and missing_objective:
+        return Outcome(TrialState.FAILED, "no_objective", no_objective_detail(missing_objective, reported), None)
     if returncode == 0:
         return Outcome(TrialState.COMPLETED, None, None, 1)
     if _CUDA_OOM.search(tail):
@@ -73,3 +81,9 @@ def classify(
 def _last_lines(text: str, n: int) -> str:
     lines = [line for line in text.splitlines() if line.strip()]
     return " | ".join(lines[-n:]) if lines else "(no stderr)"
+
+
+def no_objective_detail(objective: str, reported: tuple[str, ...]) -> str:
+    """Why a trial that exited cleanly is not a result: the objective never arrived."""
+    names = ", ".join(sorted(reported)) if reported else "no metric at all"
+    return f"exited 0 without reporting {objective}; it reported: {names}"

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import msgspec
 
+from runner.printed import CaptureState, NoStep, check_order, drop, step_of, update_progress_total, values_of
 from runner.spec import MetricPattern
 from store.metrics import TrialUpdate
 from store.series_blocks import NAN
@@ -43,6 +44,8 @@ class TailTarget:
     objective: str
     mode: str  # "min" | "max"
     patterns: tuple[MetricPattern, ...] = ()
+    capture_json: str | None = None  # the printed-line capture's saved state (runner.printed)
+    epoch_steps: int | None = None  # max_train_steps when it counts epochs (runner.spec.epoch_steps)
 
 
 def read_complete_lines(path: str, offset: int, max_bytes: int = MAX_BYTES_PER_PASS) -> tuple[list[bytes], int]:
@@ -347,30 +350,35 @@ def parse_metrics_line(line: bytes, target: TailTarget, update: TrialUpdate) -> 
     return add_record(record, target, update)
 
 
-def parse_stdout_line(line: bytes, target: TailTarget, update: TrialUpdate, wall: float) -> str | None:
-    """Capture metrics from a printed line through the study's regexes; why a capture was
-    dropped, if one was (a log line that matches nothing is just a log line)."""
-    text = line.decode("utf-8", errors="replace")  # a log may hold any bytes: the captures are checked
-    problem = None
-    for pattern in target.patterns:
+def parse_stdout_line(line: bytes, target: TailTarget, update: TrialUpdate, wall: float,
+                      state: CaptureState | None = None) -> None:
+    """Capture metrics from a printed line through the study's patterns and their step rules.
+
+    `state` carries counters and per-series last steps from line to line (and pass to
+    pass); a line without a usable step (none, not whole, beyond a 64-bit integer), or a
+    point that repeats or goes back in its series, is counted there with a sample line,
+    never lost in silence. A log may hold any bytes: the captures are checked.
+    """
+    state = state or CaptureState.start(target.patterns, None)
+    text = line.decode("utf-8", errors="replace")
+    for index, pattern in enumerate(target.patterns):
         match = pattern.regex.search(text)
         if not match:
             continue
+        state.matches[index] += 1
         try:
-            step = int(match.group("step"))
-        except (TypeError, ValueError):
+            step = step_of(pattern, index, match, state)
+        except NoStep as exc:
+            drop(state, str(exc), text)
             continue
         if not STEP_MIN <= step <= STEP_MAX:
-            problem = "captured step beyond what the store holds (a 64-bit integer)"
+            drop(state, "captured step beyond what the store holds (a 64-bit integer)", text)
             continue
         points = []
-        for name in pattern.metrics:
-            try:
-                points.append((name, _number(float(match.group(name)))))
-            except (TypeError, ValueError):
-                continue  # the group did not match, or matched something that is not a number
+        for name, value in values_of(pattern, match):
+            check_order(state, name, step, text)
+            points.append((name, None if math.isnan(value) else value))
         _add_points(update, target, step, points, wall)
-    return problem
 
 
 def collect(target: TailTarget, now: float, *, final: bool = False) -> TrialUpdate:
@@ -412,14 +420,7 @@ def _collect(target: TailTarget, now: float, final: bool, update: TrialUpdate) -
                 if problem is not None:
                     _note_bad(update, problem, line)
     if target.patterns:
-        lines, offset = read_log_lines(target.stdout_path, target.stdout_offset)
-        if offset != target.stdout_offset:
-            update.stdout_offset = offset
-            for line in lines:
-                problem = parse_stdout_line(line, target, update, now)
-                if problem is not None:
-                    update.lines += 1
-                    _note_bad(update, problem, line)
+        _collect_printed(target, update, now)
 
 
 def _line_at(path: str, offset: int) -> bytes:
@@ -430,6 +431,21 @@ def _line_at(path: str, offset: int) -> bytes:
             return f.read(SAMPLE_CHARS * 4)
     except OSError:
         return b""
+
+
+def _collect_printed(target: TailTarget, update: TrialUpdate, now: float) -> None:
+    """New stdout lines through the patterns; the capture state is saved when it changed
+    (and once at the start, so a pattern that never matches is known to have had lines to try)."""
+    state = CaptureState.start(target.patterns, target.capture_json)
+    lines, offset = read_log_lines(target.stdout_path, target.stdout_offset)
+    if offset != target.stdout_offset:
+        update.stdout_offset = offset
+        for line in lines:
+            parse_stdout_line(line, target, update, now, state)
+    update_progress_total(state, target.epoch_steps)
+    saved = state.to_json()
+    if saved != target.capture_json:
+        update.capture_json = saved
 
 
 def file_size(path: str) -> int:

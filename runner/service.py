@@ -21,9 +21,9 @@ from runner import failures, gpus, process
 from runner.ingest import TailTarget, collect, dropped_lines_note
 from runner.process import TrialPaths
 from runner.scheduler import Slot, Waiting, plan_launches
-from runner.spec import SpecError, StudySpec
+from runner.spec import SpecError, StudySpec, epoch_steps
 from runner.study_data import stored_spec
-from store import commands, lease, metrics, studies, trials
+from store import capture, commands, lease, metrics, studies, trials
 from store.db import connect
 from store.trials import Trial, TrialState
 
@@ -284,6 +284,8 @@ class Runner:
                 stdout_path=str(lt.paths.stdout), metrics_offset=trial.metrics_offset,
                 stdout_offset=trial.stdout_offset, objective=spec.objective_metric,
                 mode=spec.objective_mode, patterns=spec.metric_patterns,
+                capture_json=capture.load(self.db, trial.id) if spec.metric_patterns else None,
+                epoch_steps=epoch_steps(spec),
             ))
         now = time.time()
         updates = [u for u in (collect(t, now, final=final) for t in targets) if not u.is_empty()]
@@ -342,6 +344,9 @@ class Runner:
             host_oom_kill=(oom_now is not None and live.oom_kills_at_start is not None
                            and oom_now > live.oom_kills_at_start),
             timeout_s=spec.timeout_s if isinstance(spec, StudySpec) else None,
+            missing_objective=(spec.objective_metric if isinstance(spec, StudySpec) and trial
+                               and trial.best_value is None else None),
+            reported=tuple(metrics.metric_names(self.db, live.trial_id)),
         )
         trials.finish(self.db, live.trial_id, outcome.state, reason=outcome.reason,
                       detail=outcome.detail, feasible=outcome.feasible, exit_code=returncode)

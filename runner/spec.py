@@ -1,4 +1,4 @@
-"""Study files (TOML) -> a validated StudySpec, or every problem found, each with its field.
+r"""Study files (TOML) -> a validated StudySpec, or every problem found, each with its field.
 
 A study file looks like:
 
@@ -27,6 +27,20 @@ A study file looks like:
     [[trial]]             # manual trials, run after the searched ones
     learning_rate = 0.01
     width = 64
+
+Metrics a script only prints are captured by `metrics` in [study]: a regex string whose
+`step` group is the step, or a table with a step rule (runner.printed has the rules):
+
+    [[study.metrics]]     # | epoch   1 |    20/  167 batches | ... | loss  8.80 | ...
+    pattern = '\| epoch +(?P<epoch>\d+) \| +(?P<batch>\d+)/ *(?P<batches>\d+) batches .*\| loss +(?P<train_loss>\S+)'
+    step = "epoch_batch"  # (epoch - first_epoch) * batches + batch; also "group", "epoch", "count"
+    first_epoch = 1       # optional: what the script prints for its first epoch
+    batches = 167         # optional: the per-epoch total, when no `batches` group prints it
+    counter = "NAME"      # step = "count" only: patterns naming one counter share it
+
+`step_unit = "epoch"` in [study] says max_train_steps counts epochs while the rules count
+batches: progress and the training-length check then use max_train_steps x the batches per
+epoch each trial printed.
 """
 
 from __future__ import annotations
@@ -39,7 +53,7 @@ import shlex
 import string
 import sys
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +67,7 @@ _PARAM_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 STUDY_FIELDS = {
     "name", "goal", "notes", "command", "workdir", "max_train_steps", "objective", "trials",
     "seed", "concurrency", "gpus_per_trial", "timeout", "metrics", "requeue_lost",
-    "stop_on_divergence", "halt_on_failure",
+    "stop_on_divergence", "halt_on_failure", "step_unit",
 }
 PARAM_FIELDS = {
     "role", "type", "low", "high", "scale", "values", "value", "points", "when", "in_command",
@@ -93,12 +107,35 @@ class ParamSpec:
         return all(parent in assigned and assigned[parent] in allowed for parent, allowed in self.when)
 
 
+STEP_RULES = ("group", "epoch_batch", "epoch", "count")
+# Groups a step rule reads; every other named group is a metric.
+_STEP_GROUPS = {"group": {"step"}, "epoch_batch": {"epoch", "batch", "batches"},
+                "epoch": {"epoch", "batches"}, "count": set()}
+METRIC_TABLE_FIELDS = {"pattern", "step", "counter", "first_epoch", "batches"}
+
+
 @dataclass(frozen=True)
 class MetricPattern:
-    """A regex with a `step` group and one named group per metric, matched on stdout lines."""
+    """A regex matched on stdout lines: one named group per metric, and a rule for the step.
+
+    step_rule (see runner.printed): "group" (the `step` group), "epoch_batch" (groups epoch,
+    batch and batches: a counter that restarts each epoch), "epoch" (an end-of-epoch line,
+    at the step where that epoch ends) or "count" (the n-th match, shared by patterns that
+    name the same `counter`).
+    """
 
     regex: re.Pattern
     metrics: tuple[str, ...]
+    step_rule: str = "group"
+    written: str = ""  # the pattern as the study file wrote it
+    counter: str | None = None
+    first_epoch: int = 1  # what the script prints for its first epoch
+    batches: int | None = None  # batches per epoch, when no group prints it
+    epochs_in_batches: bool = True  # "epoch" rule: False when no rule of the study counts batches
+
+    @property
+    def source(self) -> str:
+        return self.written or self.regex.pattern
 
 
 @dataclass(frozen=True)
@@ -126,6 +163,7 @@ class StudySpec:
     config_text: str
     config_hash: str = field(repr=False, default="")
     halt_on_failure: bool = False  # a failed trial stops the queued ones (a probe of growing sizes)
+    step_unit: str = "step"  # what max_train_steps counts: "step" | "epoch" (see _step_unit)
 
     def param(self, name: str) -> ParamSpec:
         return next(p for p in self.params if p.name == name)
@@ -214,11 +252,13 @@ def parse(data: dict, *, path: Path, text: str = "") -> StudySpec:
         requeue_lost=check.boolean("requeue_lost", default=False),
         stop_on_divergence=check.boolean("stop_on_divergence", default=True),
         halt_on_failure=check.boolean("halt_on_failure", default=False),
+        step_unit=_step_unit(study.get("step_unit", "step"), problems),
         config_text=text,
         config_hash=hashlib.sha256(
             json.dumps(data, sort_keys=True, default=str).encode()
         ).hexdigest(),
     )
+    _check_step_unit(spec, problems)
     if not problems:  # the bounds first: the check below formats every placeholder
         problems.extend(_plan_problems(spec))
     if problems:
@@ -492,29 +532,119 @@ def _command(command: str, params: list[ParamSpec], problems: list[str]) -> tupl
 
 
 def _metric_patterns(patterns, problems: list[str]) -> tuple[MetricPattern, ...]:
+    """study.metrics: regex strings (the step is the `step` group), or tables with a step rule:
+    { pattern = '...', step = "group" | "epoch_batch" | "epoch" | "count", counter = "NAME",
+    first_epoch = 1, batches = N }."""
     if not isinstance(patterns, list):
-        problems.append(f"study.metrics: expected a list of regexes, got {patterns!r}")
+        problems.append(f"study.metrics: expected a list of regexes or tables, got {patterns!r}")
         return ()
     out = []
-    for i, pattern in enumerate(patterns):
+    for i, entry in enumerate(patterns):
         where = f"study.metrics[{i}]"
-        if not isinstance(pattern, str):
-            problems.append(f"{where}: expected a regex string, got {pattern!r}")
+        if isinstance(entry, dict):
+            pattern = _metric_table(entry, where, problems)
+        elif isinstance(entry, str):
+            pattern = _metric_regex(entry, "group", where, problems)
+        else:
+            problems.append(f"{where}: expected a regex string or a table {{ pattern = '...', step = ... }}, "
+                            f"got {entry!r}")
             continue
-        try:
-            regex = re.compile(pattern)
-        except re.error as exc:
-            problems.append(f"{where}: bad regex {pattern!r}: {exc}")
-            continue
-        groups = set(regex.groupindex)
-        if "step" not in groups:
-            problems.append(f"{where}: the regex needs a named group (?P<step>...) for the step")
-        names = tuple(sorted(groups - {"step"}))
-        if not names:
-            problems.append(f"{where}: the regex needs a named group per metric, e.g. (?P<loss>\\S+)")
-        if "step" in groups and names:
-            out.append(MetricPattern(regex, names))
-    return tuple(out)
+        if pattern is not None:
+            out.append(pattern)
+    counts_batches = any(p.step_rule == "epoch_batch" or p.batches is not None for p in out)
+    return tuple(p if p.step_rule != "epoch" or counts_batches or "batches" in p.regex.groupindex
+                 else replace(p, epochs_in_batches=False) for p in out)
+
+
+def _metric_table(entry: dict, where: str, problems: list[str]) -> MetricPattern | None:
+    _unknown(entry, METRIC_TABLE_FIELDS, where, problems)
+    before = len(problems)
+    check = _Checker(entry, where, problems)
+    text = check.string("pattern", required=True)
+    rule = entry.get("step", "group")
+    if rule not in STEP_RULES:
+        problems.append(f"{where}.step: expected one of {', '.join(STEP_RULES)}, got {rule!r}")
+    counter = check.string("counter")
+    if counter is not None and rule != "count":
+        problems.append(f"{where}.counter: only step = \"count\" patterns share a counter")
+    first_epoch = check.integer("first_epoch", default=1, minimum=0)
+    batches = check.integer("batches", minimum=1)
+    if rule not in ("epoch_batch", "epoch"):
+        for key in ("first_epoch", "batches"):
+            if key in entry:
+                problems.append(f"{where}.{key}: only step = \"epoch_batch\" or \"epoch\" patterns use it")
+    if text is None or len(problems) > before:
+        return None
+    pattern = _metric_regex(text, rule, where, problems, batches_fixed=batches is not None)
+    if pattern is None:
+        return None
+    return replace(pattern, counter=counter, first_epoch=first_epoch, batches=batches)
+
+
+def _metric_regex(text: str, rule: str, where: str, problems: list[str], *,
+                  batches_fixed: bool = False) -> MetricPattern | None:
+    """One pattern compiled and checked for the groups its step rule needs."""
+    try:
+        regex = re.compile(text)
+    except re.error as exc:
+        # As written in the file (a repr would double every backslash).
+        problems.append(f"{where}: bad regex '{text}': {exc}")
+        return None
+    groups = set(regex.groupindex)
+    needed = {"group": {"step"}, "epoch_batch": {"epoch", "batch"}, "epoch": {"epoch"}, "count": set()}[rule]
+    if rule == "epoch_batch" and not batches_fixed:
+        needed = needed | {"batches"}
+    missing = sorted(needed - groups)
+    if missing:
+        named = " and ".join(f"(?P<{g}>...)" for g in missing)
+        hint = " for the step" if rule == "group" else f" for step = \"{rule}\""
+        if "batches" in missing:
+            hint += " (or give batches = N, the batches per epoch)"
+        problems.append(f"{where}: the regex needs a named group {named}{hint}")
+    names = tuple(sorted(groups - _STEP_GROUPS[rule]))
+    if not names:
+        problems.append(f"{where}: the regex needs a named group per metric, e.g. (?P<loss>\\S+)")
+    if missing or not names:
+        return None
+    return MetricPattern(regex, names, step_rule=rule, written=text)
+
+
+def _step_unit(unit, problems: list[str]) -> str:
+    """What max_train_steps counts. "epoch": the script is given epochs (--epochs {max_train_steps})
+    while the step rules count batches, so a trial's progress is out of max_train_steps times
+    the batches per epoch it prints (runner.printed.CaptureState.progress_total)."""
+    if unit not in ("step", "epoch"):
+        problems.append(f"study.step_unit: expected 'step' or 'epoch', got {unit!r}")
+        return "step"
+    return unit
+
+
+def _check_step_unit(spec: StudySpec, problems: list[str]) -> None:
+    """Epochs as the unit need steps that know the epochs: an "epoch_batch" or "epoch" rule."""
+    if spec.step_unit == "epoch" and not any(p.step_rule in ("epoch_batch", "epoch") for p in spec.metric_patterns):
+        problems.append('study.step_unit: "epoch" needs a study.metrics pattern with step = "epoch_batch" or '
+                        '"epoch" (without one the steps do not count epochs; leave step_unit out)')
+
+
+def epoch_steps(spec: StudySpec) -> int | None:
+    """max_train_steps when it counts epochs (step_unit = "epoch"), for ingest to scale; else None."""
+    return spec.max_train_steps if spec.step_unit == "epoch" else None
+
+
+def capture_warnings(spec: StudySpec) -> list[str]:
+    """What registration warns about (the study is valid, but its trials will lack something).
+
+    Printed-line capture with no pattern for the objective: unless the script reports it
+    through runner.report.Reporter, every trial ends failed with reason no_objective.
+    """
+    patterns = spec.metric_patterns
+    if not patterns or any(spec.objective_metric in p.metrics for p in patterns):
+        return []
+    groups = sorted({m for p in patterns for m in p.metrics})
+    return [f"{spec.path}: study.objective: no pattern in study.metrics has a group named "
+            f"(?P<{spec.objective_metric}>...) (they capture {', '.join(groups)}); unless the script "
+            f"reports {spec.objective_metric} through runner.report.Reporter, its trials will end "
+            "failed (no_objective)"]
 
 
 def _manual(entries, params: list[ParamSpec], problems: list[str]) -> list[dict]:

@@ -68,7 +68,8 @@ def _render_study(console: Console, study: dict) -> None:
     table.add_column("progress", justify="right")
     for t in trials:
         state = t["state"] + (f" ({t['reason']})" if t["reason"] else "")
-        progress = f"{t['last_step'] if t['last_step'] is not None else '-'}/{t['max_train_steps']}"
+        progress = (f"{t['last_step'] if t['last_step'] is not None else '-'}/"
+                    f"{t.get('progress_total') or t['max_train_steps']}")
         table.add_row(
             str(t["number"]), _t(state, STATE_STYLE.get(t["state"], "")),
             *[_t(_fmt(t["params"].get(n, "-"))) for n in varied],
@@ -81,3 +82,5 @@ def _render_study(console: Console, study: dict) -> None:
         if t.get("bad_lines"):
             console.print(_t(f"trial {t['number']}: {t['bad_lines']} metric line(s) dropped; "
                              f"the first: {t.get('bad_line_sample') or '?'}", "yellow"))
+        for note in (t.get("capture") or {}).get("notes", []):
+            console.print(_t(f"trial {t['number']}: {note}", "yellow"))

@@ -11,9 +11,10 @@ from sqlite_utils import Database
 from runner.playbook.checklist import ChecklistOptions, reads_metric
 from runner.playbook.data import Curve, CurveData, ParamInfo, StudyData, TrialResult
 from runner.playbook.gradients import exact_norm_trials
+from runner.printed import progress_totals
 from runner.spec import ParamSpec, SpecError, StudySpec, parse
+from store import capture, trials
 from store import metrics as metric_store
-from store import trials
 from store.studies import Study
 
 
@@ -45,12 +46,13 @@ def make_study_data(study: Study, results: Iterable[TrialResult]) -> StudyData:
 
 
 def load_study_data(db: Database, study: Study) -> StudyData:
+    totals = progress_totals(capture.for_study(db, study.id))  # where max_train_steps counts epochs
     return make_study_data(study, (
         TrialResult(
             number=t.number, state=t.state.value, params=t.params, reason=t.reason,
             feasible=None if t.feasible is None else bool(t.feasible),
             best_value=t.best_value, best_step=t.best_step, last_step=t.last_step,
-            started_at=t.started_at, ended_at=t.ended_at or t.last_report_at,
+            started_at=t.started_at, ended_at=t.ended_at or t.last_report_at, max_steps=totals.get(t.id),
         )
         for t in trials.list_for_study(db, study.id)
     ))

@@ -47,6 +47,7 @@ class TrialUpdate:
     bad_sample: str | None = None  # the first dropped line of the batch, with why (kept per trial)
     lines: int = 0  # metric lines the batch read, good and bad
     series: dict[str, Columns] = field(default_factory=dict)
+    capture_json: str | None = None  # the printed-line capture's new state (see runner.printed)
 
     def __post_init__(self, rows: list[MetricRow] | None) -> None:
         for _, name, step, value, wall in rows or ():
@@ -67,7 +68,8 @@ class TrialUpdate:
                 for s, v, w in zip(steps, values, walls, strict=True)]
 
     def is_empty(self) -> bool:
-        return not (self.series or self.checkpoints or self.bad_lines or self.diverged) and (
+        return not (self.series or self.checkpoints or self.bad_lines or self.diverged
+                    or self.capture_json) and (
             self.metrics_offset is None and self.stdout_offset is None
         )
 
@@ -135,6 +137,8 @@ def _write(db: Database, updates: list[TrialUpdate], objective_mode: dict[int, s
                 [u.metrics_offset, u.stdout_offset, u.last_step, u.last_step, bool(u.series), now,
                  int(u.diverged), u.bad_lines, u.bad_sample, u.trial_id],
             )
+            if u.capture_json is not None:
+                conn.execute("INSERT OR REPLACE INTO trial_capture VALUES (?, ?)", [u.trial_id, u.capture_json])
             if u.best is not None:
                 better = "<" if objective_mode.get(u.trial_id, "min") == "min" else ">"
                 conn.execute(

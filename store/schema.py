@@ -210,3 +210,14 @@ def _bad_line_sample(db: Database) -> None:
     # The first metric line ingest dropped for a trial, with why: `bad_lines` alone told a
     # user that lines were lost but not which, nor what was wrong with them.
     db.execute("ALTER TABLE trials ADD COLUMN bad_line_sample TEXT")
+
+
+@MIGRATIONS(name="0005_printed_capture")
+def _printed_capture(db: Database) -> None:
+    """Per trial, the state of its printed-line capture (runner.printed.CaptureState as JSON):
+    step counters carried across runner restarts, and the lines it repeated, dropped or never
+    matched. Written with the stdout offset, in one transaction."""
+    db.execute("""CREATE TABLE trial_capture (
+        trial_id INTEGER PRIMARY KEY REFERENCES trials(id),
+        state_json TEXT NOT NULL
+    )""")

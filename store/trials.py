@@ -243,6 +243,7 @@ _REQUEUE = ("UPDATE trials SET state = 'queued', pid = NULL, proc_start = NULL, 
 def _forget_attempt(db: Database, trial_id: int) -> None:
     db.execute("DELETE FROM metric_blocks WHERE trial_id = ?", [trial_id])
     db.execute("DELETE FROM checkpoints WHERE trial_id = ?", [trial_id])
+    db.execute("DELETE FROM trial_capture WHERE trial_id = ?", [trial_id])
 
 
 def requeue(db: Database, trial_id: int) -> bool:

@@ -17,7 +17,8 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from store import connect, metrics, studies, trials
+from runner.printed import progress_totals
+from store import capture, connect, metrics, studies, trials
 from store import wizards as wizard_store
 from store.db import data_version
 from tui.trial_data import Points, TrialDetail, read_points, read_trial_detail
@@ -80,6 +81,7 @@ class TrialRow:
     # Recent training loss and gradient norm of a running trial, for its row's sparklines.
     loss_spark: tuple[float | None, ...] = ()
     grad_spark: tuple[float | None, ...] = ()
+    progress_total: int | None = None  # max_train_steps in steps, when the study counts it in epochs
 
 
 @dataclass(frozen=True)
@@ -176,9 +178,11 @@ SPARK_METRICS = ("train_loss", "grad_norm")
 
 def read_trials(db: Database, study_id: int) -> tuple[TrialRow, ...]:
     """The study's trials; running ones carry sparklines of their loss and gradient norm."""
+    totals = progress_totals(capture.for_study(db, study_id))
     return tuple(
         _with_sparklines(db, row) if row.state == "running" else row
-        for row in rows_of(trials.list_for_study(db, study_id))
+        for row in (dataclasses.replace(r, progress_total=totals.get(r.id))
+                    for r in rows_of(trials.list_for_study(db, study_id)))
     )
 
 
@@ -245,7 +249,8 @@ def study_data(study: studies.Study, rows: tuple[TrialRow, ...]):
     return make_study_data(study, (
         TrialResult(number=r.number, state=r.state, params=r.params, reason=r.reason,
                     feasible=None if r.feasible is None else bool(r.feasible),
-                    best_value=r.best_value, best_step=r.best_step, last_step=r.last_step)
+                    best_value=r.best_value, best_step=r.best_step, last_step=r.last_step,
+                    max_steps=r.progress_total)
         for r in rows
     ))
 

@@ -134,7 +134,7 @@ def trial_columns(study: StudyRow | None, roles: dict[str, str], best: frozenset
         Column("number", "#", lambda r: r.number, lambda r: _number(r, best, marked)),
         Column("state", "state", lambda r: r.state, _state),
         Column("progress", "steps", lambda r: r.last_step,
-               lambda r: cell(f"{fmt(r.last_step)}/{fmt(max_steps)}")),
+               lambda r: cell(f"{fmt(r.last_step)}/{fmt(r.progress_total or max_steps)}")),
         *params,
         Column("best", f"best {metric}", lambda r: r.best_value),
         Column("best_step", "@step", lambda r: r.best_step),

@@ -14,8 +14,9 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from runner.printed import capture_record
 from runner.process import TrialPaths
-from store import metrics, trials
+from store import capture, metrics, trials
 
 CURVE_POINTS = 400  # buckets per curve: a wide terminal's plot width, twice over
 GRAD_METRIC = "grad_norm"
@@ -101,6 +102,7 @@ class TrialDetail:
     best_checkpoint: int | None = None  # step of the checkpoint with the best objective
     bad_lines: int = 0  # metric lines ingest dropped (malformed, or more than the store holds)
     bad_line_sample: str | None = None  # the first of them, with why
+    capture_notes: tuple[str, ...] = ()  # printed lines repeated, dropped or never matched (runner.printed)
 
 
 def read_trial_detail(db: Database, trial_id: int, metric: str | None, objective: str,
@@ -125,6 +127,8 @@ def read_trial_detail(db: Database, trial_id: int, metric: str | None, objective
         grad=grad, grad_stats=_grad_stats(db, trial_id) if grad else None,
         checkpoints=checkpoints, best_checkpoint=best_checkpoint(checkpoints, mode),
         bad_lines=t.bad_lines, bad_line_sample=t.bad_line_sample,
+        capture_notes=tuple((capture_record(capture.load(db, trial_id), finished=t.state.is_finished())
+                             or {}).get("notes", ())),
     )
 
 

@@ -10,7 +10,7 @@ behind it, and advice. Pure: the CLI and the TUI call the same function.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from runner.playbook.boundary import search_space_boundary
 from runner.playbook.check import Check, Verdict, worst
@@ -53,7 +53,7 @@ class ChecklistOptions:
 def run_checklist(study: StudyData, curves: CurveData, options: ChecklistOptions | None = None) -> list[Check]:
     """Every check, in CHECK_KEYS order."""
     o = options or ChecklistOptions()
-    return [
+    checks = [
         search_space_boundary(study),
         sampling_density(study, seed=o.seed),
         infeasible_trials(study, curves),
@@ -64,6 +64,32 @@ def run_checklist(study: StudyData, curves: CurveData, options: ChecklistOptions
         isolation_check(study),
         compute_view(study, curves, target=o.target),
     ]
+    return explain_missing_objective(study, checks)
+
+
+# Trials that ran to a clean exit without one objective point (runner.failures).
+NO_OBJECTIVE = "no_objective"
+
+
+def explain_missing_objective(study: StudyData, checks: list[Check]) -> list[Check]:
+    """When no trial has an objective because the objective never arrived (trials ended
+    no_objective), the checks that found no feasible trial say that instead: the cause is
+    the capture, not the search space."""
+    missing = [t for t in study.trials if t.reason == NO_OBJECTIVE]
+    if not missing or study.ranked():
+        return checks
+    why = (f"no trial reported {study.objective}: {len(missing)} trial(s) ended {NO_OBJECTIVE} "
+           f"(trials {', '.join(str(t.number) for t in missing[:8])}{', ...' if len(missing) > 8 else ''})")
+    return [replace(c, summary=why, advice=c.advice or _NO_OBJECTIVE_ADVICE)
+            if c.verdict == "n/a" and c.summary.startswith(_NO_FEASIBLE) else c for c in checks]
+
+
+# How the checks say they had nothing to rank ("no feasible trial yet", "... with a val_loss curve").
+_NO_FEASIBLE = ("no feasible trial yet", "no feasible trial with a ")
+
+
+_NO_OBJECTIVE_ADVICE = ("report the objective (runner.report.Reporter, or a study.metrics pattern with a "
+                        "group of its name); see each trial's detail for the names it did report")
 
 
 def reads_metric(name: str, objective: str, options: ChecklistOptions | None = None) -> bool:

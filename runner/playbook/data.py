@@ -61,6 +61,7 @@ class TrialResult:
     last_step: int | None = None
     started_at: float | None = None  # Unix seconds the process started, when known
     ended_at: float | None = None  # Unix seconds it ended (or last reported, while running)
+    max_steps: int | None = None  # the run's length in its own steps, when max_train_steps counts epochs
 
     @property
     def duration_s(self) -> float | None:

@@ -19,10 +19,11 @@ HISTOGRAM_BINS = 10
 
 
 def best_step_fractions(study: StudyData) -> dict[int, float]:
-    """best_step / max_train_steps for every completed feasible trial, by trial number."""
-    return {t.number: t.best_step / study.max_train_steps for t in study.trials
+    """best_step / max_train_steps for every completed feasible trial, by trial number (in the
+    trial's own steps when max_train_steps counts epochs: TrialResult.max_steps)."""
+    return {t.number: t.best_step / (t.max_steps or study.max_train_steps) for t in study.trials
             if t.state == "completed" and not t.infeasible and t.best_step is not None
-            and study.max_train_steps}
+            and (t.max_steps or study.max_train_steps)}
 
 
 def training_length(study: StudyData) -> Check:

@@ -77,7 +77,7 @@ def line_counts(db_path: Path) -> dict[int, tuple[int, int]]:
 @pytest.mark.timeout(120)
 def test_64_fast_trials_with_the_tui_and_a_reader_open(tmp_path, db_path, record_property):
     params = [{"mode": "fast", "sleep": 0, "tag": i} for i in range(TRIALS)]
-    study = study_file(tmp_path / "study", params, concurrency=TRIALS,
+    study = study_file(tmp_path / "study", params, concurrency=TRIALS, objective="loss",  # what `fast` reports
                        command=f"python faulty.py {{mode}} --rate {RATE} --seconds {SECONDS}")
     log, stop, reader_out = tmp_path / "runner.log", tmp_path / "stop", tmp_path / "reader.json"
     began = time.monotonic()

@@ -63,3 +63,19 @@ def test_worst_and_jsonable():
     assert jsonable({1: (np.float64(math.nan), np.int64(3), math.inf, "x")}) == {"1": [None, 3, None, "x"]}
     check = Check("k", "t", "ok", "s", {"a": np.float32(0.5)})
     assert json.dumps(check.to_dict(), allow_nan=False)
+
+
+def test_when_the_objective_never_arrived_the_checks_say_so_not_no_feasible_trial():
+    params = {"learning_rate": 0.01, "weight_decay": 1e-4, "width": 32, "batch_size": 64}
+    missing = [trial(n, params, state="failed", reason="no_objective", feasible=None) for n in (1, 2)]
+    checks = run_checklist(study((LR, WD, WIDTH), missing, max_train_steps=500), curves())
+    summaries = [c.summary for c in checks]
+    assert not any(s.startswith(("no feasible trial yet", "no feasible trial with a")) for s in summaries), summaries
+    explained = [c for c in checks if c.summary.startswith("no trial reported val_loss")]
+    assert explained and all(c.verdict == "n/a" for c in explained)
+    assert explained[0].summary == "no trial reported val_loss: 2 trial(s) ended no_objective (trials 1, 2)"
+    assert "Reporter" in explained[0].advice
+    # one trial with an objective: the checks speak of the study as usual
+    ok = trial(3, params, 0.5, started_at=0.0, ended_at=1.0)
+    assert not any(c.summary.startswith("no trial reported")
+                   for c in run_checklist(study((LR, WD, WIDTH), [*missing, ok], max_train_steps=500), curves()))

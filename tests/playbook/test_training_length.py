@@ -58,3 +58,14 @@ def test_spread_best_steps_say_where_they_fall():
     check = training_length(with_best_steps([100, 300, 500, 800, 1000, 450]))
     assert check.summary == ("best checkpoints spread over training (17% in the first 10%, 33% in the last 25%, "
                              "median at 48% of the steps)")
+
+
+def test_with_max_train_steps_in_epochs_each_trial_is_read_against_its_own_run_length():
+    """3 epochs of 167 (or 84) batches: best steps 250 and 126 are half-way, not 83x the run."""
+    import dataclasses
+
+    s = with_best_steps([250, 126, 250], max_train_steps=3)
+    runs = {0: 501, 1: 252, 2: 501}
+    s = dataclasses.replace(s, trials=tuple(dataclasses.replace(t, max_steps=runs[t.number]) for t in s.trials))
+    assert best_step_fractions(s) == pytest.approx({0: 250 / 501, 1: 0.5, 2: 250 / 501})
+    assert training_length(s).verdict == "ok"

@@ -37,3 +37,13 @@ def test_signal_timeout_and_user_stop():
     assert (t.reason, t.feasible) == ("timeout", None) and "5 s" in t.detail
     s = classify(-signal.SIGTERM, stop_reason="user")
     assert (s.state, s.feasible) == (TrialState.STOPPED, None)
+
+
+def test_a_clean_exit_without_the_objective_is_its_own_failure_not_a_feasible_result():
+    o = classify(0, missing_objective="val_loss", reported=("train_loss", "lr"))
+    assert (o.state, o.reason, o.feasible) == (TrialState.FAILED, "no_objective", None)
+    assert o.detail == "exited 0 without reporting val_loss; it reported: lr, train_loss"
+    assert classify(0, missing_objective="val_loss").detail.endswith("it reported: no metric at all")
+    # a crash, a stop or a divergence says more than the missing objective
+    assert classify(3, missing_objective="val_loss", stderr_tail="boom").reason == "exit"
+    assert classify(0, stop_reason="user", missing_objective="val_loss").state is TrialState.STOPPED

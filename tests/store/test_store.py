@@ -41,7 +41,8 @@ def test_reopening_and_concurrent_opens_migrate_once(db_path):
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     # Each migration recorded exactly once, however many opens raced.
     names = [r[0] for r in db.execute("SELECT name FROM _sqlite_migrations ORDER BY name")]
-    assert names == ["0001_initial", "0002_wizards", "0003_metric_blocks", "0004_bad_line_sample"]
+    assert names == ["0001_initial", "0002_wizards", "0003_metric_blocks", "0004_bad_line_sample",
+                     "0005_printed_capture"]
 
 
 def test_not_a_database_is_a_clear_error(tmp_path):
@@ -159,3 +160,16 @@ def test_recent_values_are_the_last_ones_in_step_order(db):
     metrics.write_updates(db, [TrialUpdate(t.id, rows=rows)], {})
     assert metrics.recent(db, t.id, "loss", 3) == [97.0, 98.0, 99.0]
     assert metrics.recent(db, t.id, "missing", 3) == []
+
+
+def test_capture_state_is_written_with_its_offset_and_forgotten_on_requeue(db):
+    from store import capture
+
+    s = add_study(db)
+    t = add_trials(db, s)[0]
+    metrics.write_updates(db, [TrialUpdate(t.id, stdout_offset=120, capture_json='{"dropped": 1}')], {})
+    assert capture.load(db, t.id) == '{"dropped": 1}' and trials.get(db, t.id).stdout_offset == 120
+    assert capture.for_study(db, s.id) == {t.id: '{"dropped": 1}'}
+    trials.claim(db, t.id, "cpu0", "h")
+    assert trials.requeue(db, t.id)
+    assert capture.load(db, t.id) is None  # a new attempt counts from scratch

@@ -119,3 +119,45 @@ def test_log_tail_is_literal_follows_and_scrolls_back(tmp_path):
             await wait_for(pilot, lambda: stdout.is_vertical_scroll_end)
 
     run(scenario())
+
+
+def test_overview_shows_what_the_printed_line_capture_did_not_keep(tmp_path):
+    import store
+    from runner.printed import CaptureState
+    from store import metrics
+
+    _, db_path, _, t = manual_study(tmp_path)  # trial #1 completed: a pattern that never matched is news
+    state = CaptureState(patterns=["it (?P<step>\\d+) loss (?P<train_loss>\\S+)", "acc (?P<step>\\d+) (?P<acc>\\S+)"],
+                         matches=[9, 0], out_of_order=3, samples={"out_of_order": "it 10 loss 0.5"})
+    db = store.connect(db_path)
+    metrics.write_updates(db, [metrics.TrialUpdate(t[0].id, capture_json=state.to_json())], {})
+
+    async def scenario():
+        app = make_app(db_path)
+        async with app.run_test(size=SIZE) as pilot:
+            table = await open_study(pilot, app, rows=6)
+            await open_trial(pilot, app, table, t[0].id)
+            await wait_for(pilot, lambda: "printed-line capture" in overview(app))
+            text = overview(app)
+            assert "3 printed point(s) repeated or went back in step" in text and "it 10 loss 0.5" in text
+            assert "pattern matched no line: 'acc (?P<step>\\d+) (?P<acc>\\S+)'" in text
+
+    run(scenario())
+
+
+def test_progress_is_out_of_the_run_in_steps_when_max_train_steps_counts_epochs(tmp_path):
+    """A study with step_unit = "epoch" and 3 epochs of 167 batches: 334/501, not 334/3."""
+    import store
+    from runner.printed import CaptureState
+    from store import metrics
+    from tui.snapshot import read_trials
+    from tui.tables import trial_columns
+
+    _, db_path, _, t = manual_study(tmp_path)
+    db = store.connect(db_path)
+    state = CaptureState(patterns=["p"], matches=[16], batches=167, progress_total=501)
+    metrics.write_updates(db, [metrics.TrialUpdate(t[0].id, capture_json=state.to_json(), last_step=334)], {})
+    rows = {r.id: r for r in read_trials(db, t[0].study_id)}
+    progress = next(c for c in trial_columns(None, {}) if c.key == "progress")
+    assert str(progress.render(rows[t[0].id])).endswith("/501")
+    assert rows[t[1].id].progress_total is None  # no capture: max_train_steps as the study says

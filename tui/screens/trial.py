@@ -246,3 +246,7 @@ def _state_lines(text: Text, detail: TrialDetail, metric: str) -> None:
     if detail.detail:
         _heading(text, f"why it ended ({detail.reason or detail.state})")
         text.append(printable(detail.detail.rstrip()) + "\n", style="red" if detail.state == "failed" else "")
+    if detail.capture_notes:
+        _heading(text, "printed-line capture")
+        for note in detail.capture_notes:
+            text.append(printable(f"  {note}") + "\n", style="yellow")
