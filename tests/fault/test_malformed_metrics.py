@@ -105,7 +105,7 @@ def test_poison_lines_are_dropped_and_shown_and_the_runner_keeps_every_trial(tmp
     assert len(stored_points(db_path, steady.id)) == 40  # the other trial was watched throughout
     assert stored_points(db_path, poison.id) == {
         ("train_loss", 0, 1.0), ("train_loss", 3, 0.75), ("train_loss", 5, 0.6), ("train_loss", 6, 0.55)}
-    assert poison.bad_lines == 6  # five metrics lines and one stdout capture
+    assert poison.bad_lines == 5  # the five metrics lines; the stdout capture's drop is the capture's own
     assert poison.bad_line_sample.startswith("step is not a whole number from 0 to 2**63-1: "
                                              '{"step": 9223372036854775808'), poison.bad_line_sample
     # The runner's log says so once for the trial, not once per line or per pass.
@@ -113,10 +113,12 @@ def test_poison_lines_are_dropped_and_shown_and_the_runner_keeps_every_trial(tmp
     assert "f/0: dropping metric lines" in done.stdout or "f/1: dropping metric lines" in done.stdout
     status = run_cli(db_path, "status", "f")
     assert status.returncode == 0, status.stderr
-    assert "6 metric line(s) dropped" in status.stdout and "9223372036854775808" in status.stdout, status.stdout
+    assert "5 metric line(s) dropped" in status.stdout and "9223372036854775808" in status.stdout, status.stdout
+    assert "1 matched line(s) dropped, no usable step (captured step beyond" in status.stdout, status.stdout
     record = json.loads(run_cli(db_path, "status", "f", "--json").stdout)
     (shown,) = [t for t in record["studies"][0]["trials"] if t["id"] == poison.id]
-    assert (shown["bad_lines"], shown["bad_line_sample"]) == (6, poison.bad_line_sample)
+    assert (shown["bad_lines"], shown["bad_line_sample"]) == (5, poison.bad_line_sample)
+    assert shown["capture"]["dropped"] == 1, shown["capture"]
 
 
 @pytest.mark.timeout(90)

@@ -1,3 +1,4 @@
+import json
 import math
 
 import pytest
@@ -234,7 +235,9 @@ def test_a_captured_step_beyond_the_store_is_dropped_and_counted(tmp_path):
     pattern = MetricPattern(re.compile(r"step (?P<step>\d+) loss=(?P<loss>\S+)"), ("loss",))
     u = collect(target(tmp_path, patterns=(pattern,)), now=1.0)
     assert [(p[1], p[2], p[3]) for p in u.points()] == [("loss", 5, 0.2)]
-    assert u.bad_lines == 1 and u.bad_sample.endswith(": step 9223372036854775808 loss=0.1")
+    capture = json.loads(u.capture_json)  # a printed line's drop is counted with the capture's own
+    assert capture["dropped"] == 1 and capture["samples"]["dropped"] == "step 9223372036854775808 loss=0.1"
+    assert "64-bit" in capture["drop_reason"]
 
 
 def test_the_store_skips_one_trials_refused_batch_and_writes_the_others(tmp_path):
