@@ -169,11 +169,19 @@ class _Signals:
 
 
 def cmd_run(args, db_path: Path) -> int:
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        # Until the runner serves (then _Signals takes over): unwind, so a lease just taken is released.
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         return _run(args, db_path)
     except KeyboardInterrupt:  # before the runner served (loading, registering, recovering)
         print("\ninterrupted while starting: this run launched no trial", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _exit_on_sigterm(signum: int, frame) -> None:
+    print("terminated (SIGTERM)", file=sys.stderr)  # before the runner served, or while following one
+    raise SystemExit(EXIT_TERMINATED)
 
 
 def _run(args, db_path: Path) -> int:
@@ -225,7 +233,11 @@ def _run_foreground(db_path: Path, args, study: Study) -> int:
     """
     runner = Runner(db_path, cpu_slots=args.cpu_slots, grace_s=args.grace, log=_log)
     try:
-        runner.start()
+        runner.start()  # Ctrl-C here is the caller's: the runner has not served yet
+    except BaseException:
+        runner.close()
+        raise
+    try:
         gpus_note = f"{len(runner.gpus)} GPU slot(s)" if runner.gpus else "no GPU found, CPU slots"
         print(f"runner pid {os.getpid()}: {gpus_note}, {runner.cpu_slots} CPU slot(s)", flush=True)
         progress = _Progress(runner.db, study)
@@ -246,7 +258,7 @@ def _run_foreground(db_path: Path, args, study: Study) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # pressed again while a pass was stuck
-        print("\ninterrupted again: left the running trials running; the next runner adopts them")
+        print("\ninterrupted: left the running trials running; the next runner adopts them")
         return EXIT_INTERRUPTED
     finally:
         runner.close()

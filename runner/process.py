@@ -100,11 +100,14 @@ def _archive_previous_attempt(paths: TrialPaths) -> None:
 
 
 def _try_lock(fd: int) -> bool:
+    """True once we hold the lock, or where the filesystem has no flock (then the pid alone tells)."""
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
     except BlockingIOError:
         return False
+    except OSError:
+        pass  # e.g. ENOLCK on a filesystem without locks: launching matters more than this mark
+    return True
 
 
 def _end_previous_attempt(paths: TrialPaths, lock_fd: int) -> None:
@@ -194,6 +197,8 @@ def attempt_alive(paths: TrialPaths) -> bool:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
         return True
+    except OSError:
+        return False  # no locks on this filesystem
     finally:
         os.close(fd)  # drops the shared lock we may have taken
     return False
