@@ -296,3 +296,44 @@ def test_run_detach_returns_when_another_runner_owns_the_database(tmp_path, db_p
     finally:
         stop_process(owner)
         kill_groups([t.pid for t in study_trials(db_path)])
+
+
+# -- item 1 without a hook: kill -9 the runner at random moments of a study of short trials --------
+
+RANDOM_KILLS = 12
+KILL_SEED = 11  # fixed: the same kill points every run, so a failure can be replayed
+
+
+@pytest.mark.timeout(280)
+def test_random_runner_kills_never_lose_or_rerun_a_trial(tmp_path, db_path):
+    """Short trials launch all the time, so kills land in claims, spawns and settles too; only the
+    runner dies, so every trial must run exactly once and end completed, whatever was requeued."""
+    import random
+
+    # Half are quick (settled from exit.json after a restart), half outlive a restart (adopted).
+    params = [{"mode": "steady", "sleep": 0.4 if i % 2 else 0.01, "tag": i} for i in range(24)]
+    study = study_file(tmp_path / "study", params, steps=15, concurrency=2, extra="requeue_lost = true")
+    rng = random.Random(KILL_SEED)
+    log = tmp_path / "runner.log"
+    for _ in range(RANDOM_KILLS):
+        started = sum(t.state.value != "queued" for t in study_trials(db_path))
+        proc = launch_cli(db_path, "run", str(study), "--cpu-slots", "2", log=log)
+        try:
+            wait_for(lambda: sum(t.state.value != "queued" for t in study_trials(db_path)) > started  # noqa: B023
+                     or proc.poll() is not None, 60, "the runner to launch something")  # noqa: B023
+            time_left = rng.uniform(0.0, 1.5)
+            try:
+                proc.wait(timeout=time_left)
+            except subprocess.TimeoutExpired:
+                pass
+        finally:
+            stop_process(proc)
+    done = run_cli(db_path, "run", str(study), "--cpu-slots", "2", timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = study_trials(db_path)
+    assert [(t.state.value, t.attempt) for t in rows] == [("completed", 1)] * len(params), log.read_text()
+    for t in rows:
+        metrics_file = Path(t.trial_dir) / "metrics.jsonl"
+        assert steps_in(metrics_file) == list(range(15)), t.number
+        assert stored_points(db_path, t.id) == file_points(metrics_file)
+        assert not (Path(t.trial_dir) / "attempt-1").exists()
