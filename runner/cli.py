@@ -26,9 +26,9 @@ import signal
 import sqlite3
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from runner import launch
 from runner.limits import MAX_TRIALS
 from runner.owner import live_owner, start_detached
 from runner.printed import capture_record
@@ -142,7 +142,65 @@ def _slot_args(p: argparse.ArgumentParser) -> None:
 # -- run / serve -------------------------------------------------------------
 
 
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+
+class _Signals:
+    """SIGINT and SIGTERM while a runner serves: noted by the handler, acted on between passes.
+
+    A pass cut in half could leave a trial claimed but not yet recorded as running. A second
+    SIGINT before the first was acted on (a pass stuck in the store) raises KeyboardInterrupt.
+    A signal the caller's shell ignores (SIGINT in a background job) stays ignored.
+    """
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> _Signals:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                self._previous[sig] = signal.signal(sig, self._note)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _note(self, signum: int, frame) -> None:
+        if signum == signal.SIGINT and self.received == signal.SIGINT:
+            raise KeyboardInterrupt
+        if self.received is None or signum == signal.SIGTERM:
+            self.received = signum
+
+    def pending(self) -> bool:
+        return self.received is not None
+
+    def take(self) -> int | None:
+        got, self.received = self.received, None
+        return got
+
+
 def cmd_run(args, db_path: Path) -> int:
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        # Until the runner serves (then _Signals takes over): unwind, so a lease just taken is released.
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        return _run(args, db_path)
+    except KeyboardInterrupt:  # before the runner served (loading, registering, recovering)
+        print("\ninterrupted while starting: this run launched no trial", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _exit_on_sigterm(signum: int, frame) -> None:
+    print("terminated (SIGTERM)", file=sys.stderr)  # before the runner served, or while following one
+    raise SystemExit(EXIT_TERMINATED)
+
+
+def _run(args, db_path: Path) -> int:
+    from runner import launch  # scipy, via the search: imported here, not for every command
+
     spec = load(args.study_file)
     for warning in capture_warnings(spec):
         print(printable_line(f"warning: {warning}"), file=sys.stderr)
@@ -156,43 +214,96 @@ def cmd_run(args, db_path: Path) -> int:
     owner = live_owner(db)
     if owner is not None:
         print(printable_line(f"runner pid {owner.pid} on {owner.host} owns this database and will run it"))
-        return _follow(db, db_path, study)
+        if args.detach:
+            print(printable_line(f"follow it with: {_hint(db_path, 'watch', spec.name)}"))
+            return 0
+        return _follow(db, db_path, study, take_over=lambda: _take_over(db_path, args, study))
     if args.detach:
         _start_detached(db_path, args)
         print(printable_line(f"follow it with: {_hint(db_path, 'watch', spec.name)}"))
         return 0
-    return _run_foreground(db_path, args, study)
+    try:
+        return _run_foreground(db_path, args, study)
+    except lease.LeaseHeld as exc:  # another run started at the same moment and won the lease
+        print(f"runner pid {exc.lease.pid} on {exc.lease.host} took this database first and will run it")
+        return _follow(db, db_path, study, take_over=lambda: _take_over(db_path, args, study))
+
+
+def _take_over(db_path: Path, args, study: Study) -> int:
+    """The runner this run followed is gone while its study has work left: run it here."""
+    print("the runner is gone: this run takes over the database", flush=True)
+    try:
+        return _run_foreground(db_path, args, study)
+    except KeyboardInterrupt:  # during recovery: no pass ran
+        print("\ninterrupted while taking over: no runner owns this database; the next one adopts "
+              "the running trials", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def _run_foreground(db_path: Path, args, study: Study) -> int:
+    """Own the database until nothing is left to run; raises LeaseHeld if another runner owns it.
+
+    Ctrl-C stops this study's trials (and only them: a study another `run` follows goes on,
+    and that `run` takes over the database once this one has gone). SIGTERM leaves every
+    trial running for the next runner to adopt.
+    """
     runner = Runner(db_path, cpu_slots=args.cpu_slots, grace_s=args.grace, log=_log)
-    runner.start()
-    gpus_note = f"{len(runner.gpus)} GPU slot(s)" if runner.gpus else "no GPU found, CPU slots"
-    print(f"runner pid {os.getpid()}: {gpus_note}, {runner.cpu_slots} CPU slot(s)")
-    progress = _Progress(runner.db, study)
-
-    def done() -> bool:
-        progress.tick()
-        return runner.idle()
-
     try:
-        runner.serve(until=done)
-    except KeyboardInterrupt:
-        print("\ninterrupted: stopping running trials (Ctrl-C again to leave them running)")
-        studies.set_active(runner.db, study.id, False)
-        runner.stop_all("user")
-        try:
-            runner.serve(until=lambda: not runner.live)
-        except KeyboardInterrupt:
-            print("left the remaining trials running; the next runner adopts them")
+        runner.start()  # Ctrl-C here is the caller's: the runner has not served yet
+    except BaseException:
         runner.close()
-        return 130
+        raise
+    try:
+        gpus_note = f"{len(runner.gpus)} GPU slot(s)" if runner.gpus else "no GPU found, CPU slots"
+        print(f"runner pid {os.getpid()}: {gpus_note}, {runner.cpu_slots} CPU slot(s)", flush=True)
+        progress = _Progress(runner.db, study)
+
+        def done() -> bool:
+            progress.tick()
+            return runner.idle()
+
+        with _Signals() as signals:
+            runner.serve(until=done, interrupted=signals.pending)
+            received = signals.take()
+            if received == signal.SIGTERM:
+                return _terminated(runner)
+            if received == signal.SIGINT:
+                return _stop_own_study(runner, study, signals)
+        progress.tick(force=True)
     except LeaseLost as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    progress.tick(force=True)
-    runner.close()
+    except KeyboardInterrupt:  # pressed again while a pass was stuck
+        print("\ninterrupted: left the running trials running; the next runner adopts them")
+        return EXIT_INTERRUPTED
+    finally:
+        runner.close()
     return _exit_status(connect(db_path), study)
+
+
+def _stop_own_study(runner: Runner, study: Study, signals: _Signals) -> int:
+    """After Ctrl-C: stop this study's running trials, wait for them, then give up the database."""
+    print(f"\ninterrupted: stopping running trials of {study.name} ({len(runner.live_ids(study.id))}); "
+          "Ctrl-C again to leave them running", flush=True)
+    runner.schedule = False  # launch nothing more while winding down
+    runner.stop_study(study.id)
+    runner.serve(until=lambda: not runner.live_ids(study.id), interrupted=signals.pending)
+    if signals.take() is not None:
+        print("left the remaining trials running; the next runner adopts them")
+    _say_left_running(runner)
+    return EXIT_INTERRUPTED
+
+
+def _terminated(runner: Runner) -> int:
+    print(f"terminated (SIGTERM): the runner stopped; {len(runner.live)} running trial(s) continue, "
+          "and the next runner adopts them", flush=True)
+    return EXIT_TERMINATED
+
+
+def _say_left_running(runner: Runner) -> None:
+    if n := len(runner.live):
+        print(f"{n} trial(s) keep running with no runner; a `run` following them, or "
+              f"`playbook-runner --db {runner.db_path} serve`, takes them over", flush=True)
 
 
 def _exit_status(db, study: Study) -> int:
@@ -209,13 +320,15 @@ def cmd_serve(args, db_path: Path) -> int:
     if owner is not None:
         raise CliError(f"runner pid {owner.pid} on {owner.host} already owns this database")
     runner = Runner(db_path, cpu_slots=args.cpu_slots, grace_s=args.grace, log=_log)
-    runner.start()
-    print(f"runner pid {os.getpid()} serving {db_path}"
-          f" ({len(runner.gpus)} GPU slot(s), {runner.cpu_slots} CPU slot(s))", flush=True)
-    # SIGTERM ends the runner cleanly (lease released); trials keep running.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        runner.serve(until=runner.idle if args.until_idle else None)
+        runner.start()
+        print(f"runner pid {os.getpid()} serving {db_path}"
+              f" ({len(runner.gpus)} GPU slot(s), {runner.cpu_slots} CPU slot(s))", flush=True)
+        # SIGTERM and Ctrl-C end the runner cleanly (lease released); trials keep running.
+        with _Signals() as signals:
+            runner.serve(until=runner.idle if args.until_idle else None, interrupted=signals.pending)
+        if signals.received is not None:
+            print("runner stopped; running trials continue and are adopted by the next runner")
     except LeaseLost as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -272,8 +385,12 @@ def _summary_line(db, study: Study) -> str:
         f"{c.get('running', 0) + c.get('starting', 0)} running, {c.get('queued', 0)} queued | {best}")
 
 
-def _follow(db, db_path: Path, study: Study) -> int:
-    """Print progress from the store until the study has nothing queued or running."""
+def _follow(db, db_path: Path, study: Study, take_over: Callable[[], int] | None = None) -> int:
+    """Print progress from the store until the study has nothing queued or running.
+
+    If the runner goes while the study has work left, `take_over()` (a `run`'s) becomes the
+    runner; without it (`watch`) this says how to start one.
+    """
     progress = _Progress(db, study)
     states: dict[int, str] = {}
     try:
@@ -292,9 +409,14 @@ def _follow(db, db_path: Path, study: Study) -> int:
                 progress.tick(force=True)
                 return 0
             if live_owner(db) is None and (counts.get("queued") or active_work):
-                print(printable_line("no runner owns this database any more; start one with "
-                                     f"`{_hint(db_path, 'serve')}`"))
-                return 1
+                if take_over is None:
+                    print(printable_line("no runner owns this database any more; start one with "
+                                         f"`{_hint(db_path, 'serve')}`"))
+                    return 1
+                try:
+                    return take_over()
+                except lease.LeaseHeld as exc:  # another runner took it first: follow that one
+                    print(printable_line(f"runner pid {exc.lease.pid} on {exc.lease.host} took over this database"))
             time.sleep(1.0)
     except KeyboardInterrupt:
         print("\nstopped following; the runner goes on")
@@ -343,14 +465,33 @@ def cmd_stop(args, db_path: Path) -> int:
             commands.enqueue(db, "stop_trial", trial_id=target.id)
         print(f"asked runner pid {owner.pid} to stop {args.target}")
         return 0
-    # No runner: become a short-lived one that only stops, then releases the database.
+    return _stop_without_runner(db_path, args, target)
+
+
+def _stop_without_runner(db_path: Path, args, target: Study | Trial) -> int:
+    """Become a short-lived runner that only stops: it adopts every running trial (it owns the
+    database meanwhile), stops the target's, waits for those alone, and hands the database back.
+    Other trials keep running for the next runner; queued trials wait for one."""
     runner = Runner(db_path, grace_s=args.grace, schedule=False, log=_log)
-    runner.start()
     try:
-        result = (runner.stop_study(target.id) if isinstance(target, Study)
-                  else runner.stop_trial(target.id))
-        print(f"{args.target}: {result}")
-        runner.serve(until=runner.idle)
+        runner.start()
+        if isinstance(target, Study):
+            result = runner.stop_study(target.id)
+            stopping = runner.live_ids(target.id)
+        else:
+            result = runner.stop_trial(target.id)
+            stopping = runner.live_ids() & {target.id}
+        print(f"{args.target}: {result}", flush=True)
+        with _Signals() as signals:
+            runner.serve(until=lambda: not stopping & runner.live_ids(), interrupted=signals.pending)
+        if signals.received is not None:
+            print(f"stopped waiting: {len(stopping & runner.live_ids())} trial(s) were sent SIGTERM and may "
+                  "still be running; `stop` again sends SIGKILL after the grace period")
+            return EXIT_INTERRUPTED
+        _say_left_running(runner)
+    except KeyboardInterrupt:
+        print("\ninterrupted: nothing more was stopped", file=sys.stderr)
+        return EXIT_INTERRUPTED
     finally:
         runner.close()
     return 0
@@ -443,6 +584,8 @@ def cmd_add_trials(args, db_path: Path) -> int:
     study = _study(db, args.study)
     if not 1 <= args.samples <= MAX_TRIALS:
         raise CliError(f"samples: expected a number from 1 to {MAX_TRIALS:,} (MAX_TRIALS), got {args.samples:,}")
+    from runner import launch
+
     added = launch.add_trials(db, study, args.samples)
     print(printable_line(f"queued {added} new trial(s) in {study.name}; run them with: "
                          f"{_hint(db_path, 'run', study.config_path)}"))

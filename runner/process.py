@@ -1,14 +1,37 @@
-"""Trial processes: the files of a trial, spawning without a shell, liveness, signals."""
+"""Trial processes: the files of a trial, spawning without a shell, liveness, signals.
+
+One launch of a trial is an attempt (the store's `attempt` counter, raised by every claim). An
+attempt is known by three marks in the trial folder, so any runner, at any time, can tell
+"never started" from "started and alive" from "started and ended":
+
+- `attempt.lock`: the runner takes an exclusive flock on it before it forks the shim, and the shim
+  inherits it (the command does not). It is held from the fork to the shim's exit, whatever
+  kills the runner in between: held means alive, free means nothing of the shim is left.
+- `launch.json`: the shim's identity (attempt, pid, process start time, process group), written by
+  the shim before it starts the command.
+- `exit.json`: how the command ended, written by the shim last.
+
+Every process of an attempt carries PLAYBOOK_TRIAL_DIR and PLAYBOOK_TRIAL_ATTEMPT in its
+environment: what is left of an attempt (a command whose shim was killed, a forked worker) is
+found by its process group and confirmed by that environment, so a process group id reused by
+an unrelated program after a reboot is never killed.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
+
+TRIAL_DIR_ENV = "PLAYBOOK_TRIAL_DIR"
+ATTEMPT_ENV = "PLAYBOOK_TRIAL_ATTEMPT"
+PREVIOUS_ATTEMPT_WAIT_S = 10.0  # how long a re-run waits for the SIGKILLed previous attempt to go
 
 
 @dataclass(frozen=True)
@@ -41,6 +64,14 @@ class TrialPaths:
     def command(self) -> Path:
         return self.root / "command.json"
 
+    @property
+    def launch(self) -> Path:
+        return self.root / "launch.json"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / "attempt.lock"
+
 
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
@@ -49,10 +80,14 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def _archive_previous_attempt(paths: TrialPaths) -> None:
-    """A requeued trial starts clean; the earlier attempt's files move to attempt-N/."""
+    """A requeued trial starts clean; the earlier attempt's files move to attempt-N/.
+
+    Called once nothing of the earlier attempt is alive (see _end_previous_attempt): a live
+    Reporter reopens metrics.jsonl by name, and would write into the new attempt's file.
+    """
     logs = [paths.stdout, paths.stderr]
     rotated = [log.with_name(log.name + suffix) for log in logs for suffix in (".1", ".start")]
-    leftovers = [p for p in (paths.metrics, *logs, *rotated, paths.exit) if p.exists()]
+    leftovers = [p for p in (paths.metrics, *logs, *rotated, paths.exit, paths.launch) if p.exists()]
     if not leftovers:
         return
     n = 1
@@ -64,6 +99,43 @@ def _archive_previous_attempt(paths: TrialPaths) -> None:
         os.replace(p, archive / p.name)
 
 
+def _try_lock(fd: int) -> bool:
+    """True once we hold the lock, or where the filesystem has no flock (then the pid alone tells)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:
+        pass  # e.g. ENOLCK on a filesystem without locks: launching matters more than this mark
+    return True
+
+
+def _end_previous_attempt(paths: TrialPaths, lock_fd: int) -> None:
+    """Take the trial's lock for a new attempt, once nothing of an earlier attempt is alive.
+
+    A trial is never run twice at once: a shim still holding the lock, or a command that outlived
+    its shim, is SIGKILLed and waited for. Raises OSError if it will not die (a process stuck in
+    the kernel); the caller then does not launch. A first attempt costs one flock and one stat.
+    """
+    deadline = time.monotonic() + PREVIOUS_ATTEMPT_WAIT_S
+    while not _try_lock(lock_fd):
+        # Its shim is alive: a launch record comes within moments of its start.
+        if (previous := read_launch(paths)) is not None:
+            kill_attempt(previous, paths)
+        if time.monotonic() > deadline:
+            raise OSError("the previous attempt of this trial is still running and did not end on SIGKILL")
+        time.sleep(0.05)
+    previous = read_launch(paths)
+    if previous is None:
+        return
+    deadline = time.monotonic() + PREVIOUS_ATTEMPT_WAIT_S
+    while kill_attempt(previous, paths):
+        if time.monotonic() > deadline:
+            raise OSError(f"processes of the previous attempt of this trial (group {previous.get('pgid')}) "
+                          "did not end on SIGKILL")
+        time.sleep(0.05)
+
+
 def spawn(
     argv: list[str],
     *,
@@ -71,35 +143,110 @@ def spawn(
     cwd: Path,
     params: dict,
     extra_env: dict[str, str],
+    attempt: int = 1,
 ) -> subprocess.Popen:
-    """Start a trial under the shim, in a new session, stdout/stderr to its log files.
+    """Start attempt `attempt` of a trial under the shim, in a new session, stdout/stderr to its logs.
 
-    The argv list goes to exec as is: no shell ever sees a parameter value.
+    The argv list goes to exec as is: no shell ever sees a parameter value. Raises OSError if
+    the shim cannot start or an earlier attempt of the trial cannot be ended.
     """
     paths.root.mkdir(parents=True, exist_ok=True)
-    _archive_previous_attempt(paths)
-    params_json = json.dumps(params, sort_keys=True)
-    _write_atomic(paths.params, params_json + "\n")
-    _write_atomic(paths.command, json.dumps({"argv": argv, "cwd": str(cwd)}) + "\n")
-    env = {
-        **os.environ,
-        **extra_env,
-        "PLAYBOOK_PARAMS": params_json,
-        "PLAYBOOK_TRIAL_DIR": str(paths.root),
-        "PLAYBOOK_METRICS_FILE": str(paths.metrics),
-        "PYTHONUNBUFFERED": "1",  # prints reach stdout.log (and regex capture) as they happen
-    }
-    with open(paths.stdout, "ab") as out, open(paths.stderr, "ab") as err:
-        return subprocess.Popen(
-            [sys.executable, "-m", "runner.shim", str(paths.exit), str(paths.stdout), str(paths.stderr),
-             "--", *argv],
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            start_new_session=True,
-        )
+    lock_fd = os.open(paths.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        _end_previous_attempt(paths, lock_fd)
+        _archive_previous_attempt(paths)
+        params_json = json.dumps(params, sort_keys=True)
+        _write_atomic(paths.params, params_json + "\n")
+        _write_atomic(paths.command, json.dumps({"argv": argv, "cwd": str(cwd)}) + "\n")
+        env = {
+            **os.environ,
+            **extra_env,
+            "PLAYBOOK_PARAMS": params_json,
+            TRIAL_DIR_ENV: str(paths.root),
+            ATTEMPT_ENV: str(attempt),
+            "PLAYBOOK_METRICS_FILE": str(paths.metrics),
+            "PYTHONUNBUFFERED": "1",  # prints reach stdout.log (and regex capture) as they happen
+        }
+        with open(paths.stdout, "ab") as out, open(paths.stderr, "ab") as err:
+            # The shim inherits the locked descriptor: the lock lives as long as the shim does.
+            return subprocess.Popen(
+                [sys.executable, "-m", "runner.shim", "--launch", str(paths.launch), str(paths.exit),
+                 str(paths.stdout), str(paths.stderr), "--", *argv],
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+                pass_fds=(lock_fd,),
+            )
+    finally:
+        os.close(lock_fd)  # the runner's copy: the shim's keeps the lock
+
+
+def attempt_alive(paths: TrialPaths) -> bool:
+    """Whether the shim of the trial's latest attempt is still running (it holds the lock).
+
+    False for a trial launched before the lock existed: ask is_alive with its pid too.
+    """
+    try:
+        fd = os.open(paths.lock, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False  # no locks on this filesystem
+    finally:
+        os.close(fd)  # drops the shared lock we may have taken
+    return False
+
+
+def read_launch(paths: TrialPaths, attempt: int | None = None) -> dict | None:
+    """The shim's launch record (of attempt `attempt` only, when given)."""
+    record = _read_json(paths.launch)
+    if record is None or (attempt is not None and record.get("attempt") != attempt):
+        return None
+    return record
+
+
+def attempt_processes(pgid: int | None, trial_dir: Path, attempt: int | None) -> list[int]:
+    """Live processes of one attempt: in process group `pgid`, with the attempt's environment.
+
+    Scans /proc (a few ms): for recovery and re-runs, never for an ordinary launch.
+    """
+    if not pgid or pgid <= 1:
+        return []
+    marks = [f"\0{TRIAL_DIR_ENV}={trial_dir}\0".encode()]
+    if attempt is not None:
+        marks.append(f"\0{ATTEMPT_ENV}={attempt}\0".encode())
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) != pgid or fields[0] == "Z":
+                continue
+            environ = b"\0" + Path(entry.path, "environ").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile, or not ours to read
+        if all(mark in environ for mark in marks):
+            found.append(int(entry.name))
+    return found
+
+
+def kill_attempt(launch_record: dict, paths: TrialPaths) -> list[int]:
+    """SIGKILL whatever is left of the attempt `launch_record` describes; returns the pids signalled."""
+    pids = attempt_processes(launch_record.get("pgid"), paths.root, launch_record.get("attempt"))
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    return pids
 
 
 def start_time(pid: int) -> str | None:
@@ -133,8 +280,10 @@ def is_alive(pid: int | None, recorded_start: str | None) -> bool:
         return current is None and recorded_start is None
 
 
-def signal_group(pgid: int, sig: int) -> bool:
-    """Send `sig` to the trial's whole process group; False if it is already gone."""
+def signal_group(pgid: int | None, sig: int) -> bool:
+    """Send `sig` to the trial's whole process group; False if it is already gone (or unknown)."""
+    if not pgid or pgid <= 1:
+        return False  # killpg(0) would signal our own group
     try:
         os.killpg(pgid, sig)
         return True
@@ -144,11 +293,21 @@ def signal_group(pgid: int, sig: int) -> bool:
         return False
 
 
-def read_exit(paths: TrialPaths) -> dict | None:
+def _read_json(path: Path) -> dict | None:
     try:
-        return json.loads(paths.exit.read_text())
+        record = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+    return record if isinstance(record, dict) else None
+
+
+def read_exit(paths: TrialPaths, attempt: int | None = None) -> dict | None:
+    """How the trial's command ended; with `attempt`, None for another attempt's record (a shim
+    from before attempts were recorded wrote none: its record is taken as is)."""
+    record = _read_json(paths.exit)
+    if record is None or (attempt is not None and record.get("attempt", attempt) != attempt):
+        return None
+    return record
 
 
 def stderr_tail(paths: TrialPaths, max_bytes: int = 4096) -> str:

@@ -29,6 +29,9 @@ from store.trials import Trial, TrialState
 
 HEARTBEAT_EVERY_S = 2.0
 DEFAULT_GRACE_S = 10.0
+# Test-only: seconds the runner sleeps between spawning a trial and recording it as running, to
+# widen on purpose the window a kill -9 of the runner must survive (tests/fault/test_lifecycle.py).
+PAUSE_BEFORE_RUNNING_ENV = "PLAYBOOK_TEST_PAUSE_BEFORE_RUNNING_S"
 
 
 class LeaseLost(Exception):
@@ -41,7 +44,8 @@ class LiveTrial:
 
     trial_id: int
     study_id: int
-    pid: int
+    attempt: int
+    pid: int  # the shim's, also its process group; 0 until an adopted attempt's launch record is read
     paths: TrialPaths
     slot: Slot
     popen: subprocess.Popen | None  # None when adopted from a previous runner
@@ -57,12 +61,17 @@ class LiveTrial:
         if self.popen is not None:
             if self.popen.poll() is None:
                 return False, None
-        elif process.is_alive(self.pid, self.proc_start):
+        elif self.alive_unowned():
             return False, None
-        record = process.read_exit(self.paths)
+        record = process.read_exit(self.paths, self.attempt)
         if record is not None:
             return True, record.get("returncode")
         return True, self.popen.returncode if self.popen is not None else None
+
+    def alive_unowned(self) -> bool:
+        """Alive, for a trial this runner did not start (its shim holds the trial's lock; a trial
+        launched before the lock existed is asked by pid)."""
+        return process.attempt_alive(self.paths) or process.is_alive(self.pid, self.proc_start)
 
 
 class Runner:
@@ -99,6 +108,7 @@ class Runner:
         self._last_heartbeat = 0.0
         self._owning = False
         self._told_bad_lines: set[int] = set()  # trials whose dropped lines the log has mentioned
+        self._pause_before_running_s = _seconds_from_env(PAUSE_BEFORE_RUNNING_ENV)
 
     # -- ownership ---------------------------------------------------------
 
@@ -107,7 +117,12 @@ class Runner:
         lease.acquire(self.db, self.token, os.getpid(), self.host, self._owner_alive)
         self._owning = True
         self._last_heartbeat = time.monotonic()
-        self._recover()
+        try:
+            self._recover()
+        except BaseException:  # Ctrl-C or a store error mid-recovery: do not leave the lease behind
+            lease.release(self.db, self.token)
+            self._owning = False
+            raise
 
     def _owner_alive(self, held: lease.Lease) -> bool:
         if held.host != self.host:
@@ -124,19 +139,63 @@ class Runner:
     def _recover(self) -> None:
         """Adopt trials whose process survived; settle the rest (never leave a false 'running')."""
         for trial in trials.in_states(self.db, {TrialState.STARTING, TrialState.RUNNING}):
-            paths = TrialPaths(Path(trial.trial_dir))
-            alive = trial.host == self.host and process.is_alive(trial.pid, trial.proc_start)
-            ended = None if alive else process.read_exit(paths)
-            if alive:
-                self.live[trial.id] = self._live_from_row(trial, popen=None)
-                self.log(f"adopted running trial {self._label(trial)} (pid {trial.pid})")
-            elif trial.state is TrialState.RUNNING and ended is not None:
-                # It ended while no runner watched: its exit file says how.
-                live = self._live_from_row(trial, popen=None)
-                self._ingest_to_the_end(live)
-                self._settle(live, ended.get("returncode"))
-            else:
-                self._lose(trial)
+            self._recover_trial(trial)
+
+    def _recover_trial(self, trial: Trial) -> None:
+        """One trial a previous runner left starting or running: alive, ended, or never started.
+
+        A runner may have died anywhere between claiming the trial and recording its pid: the
+        trial's lock and the shim's launch record tell what happened (see runner.process).
+        """
+        paths = TrialPaths(Path(trial.trial_dir))
+        here = trial.host == self.host  # another machine's processes cannot be checked from here
+        launched = process.read_launch(paths, trial.attempt)
+        if here and (process.attempt_alive(paths) or process.is_alive(trial.pid, trial.proc_start)):
+            live = self._adopt(trial, launched)
+            self.live[trial.id] = live
+            self.log(f"adopted running trial {self._label(trial)} (pid {live.pid or 'not known yet'})")
+            return
+        ended = process.read_exit(paths, trial.attempt)
+        if launched is None and trial.pid is None and ended is None:
+            if trials.unclaim(self.db, trial.id):
+                self.log(f"trial {self._label(trial)} had not started when its runner stopped: queued again")
+            return
+        live = self._adopt(trial, launched)
+        if here:
+            self._kill_leftovers(live, launched)
+        if ended is not None:  # it ended while no runner watched: its exit file says how
+            self._ingest_to_the_end(live)
+            self._settle(live, ended.get("returncode"))
+        else:
+            self._lose(trial)
+
+    def _adopt(self, trial: Trial, launched: dict | None) -> LiveTrial:
+        """Watch a trial another runner started, recording the identity its shim left if the
+        row has none yet (that runner died before it could)."""
+        if trial.state is TrialState.STARTING and launched is not None:
+            trials.mark_running(self.db, trial.id, launched["pid"], launched.get("proc_start"),
+                                launched.get("started_at"))
+            trial = trials.get(self.db, trial.id)
+        return self._live_from_row(trial, popen=None)
+
+    def _resolve_pending(self) -> None:
+        """Adopted attempts whose shim had not written its launch record yet: read it now."""
+        for live in self.live.values():
+            if live.pid or live.popen is not None:
+                continue
+            launched = process.read_launch(live.paths, live.attempt)
+            if launched is not None:
+                live.pid, live.proc_start = launched["pid"], launched.get("proc_start")
+                trials.mark_running(self.db, live.trial_id, live.pid, live.proc_start,
+                                    launched.get("started_at"))
+
+    def _kill_leftovers(self, live: LiveTrial, launched: dict | None) -> None:
+        """SIGKILL what is left of an ended or lost attempt (a command whose shim was killed,
+        forked workers): it must not write on, least of all into a re-run's files."""
+        record = launched or {"pgid": live.pid, "attempt": None}
+        if killed := process.kill_attempt(record, live.paths):
+            self.log(f"trial {self._label(trials.get(self.db, live.trial_id))}: "
+                     f"killed {len(killed)} process(es) it left running (pids {killed})")
 
     def _lose(self, trial: Trial) -> None:
         spec = self._spec(trial.study_id)
@@ -153,7 +212,7 @@ class Runner:
         timeout = spec.timeout_s if isinstance(spec, StudySpec) else None
         started = trial.started_at or time.time()
         return LiveTrial(
-            trial_id=trial.id, study_id=trial.study_id, pid=trial.pid or 0,
+            trial_id=trial.id, study_id=trial.study_id, attempt=trial.attempt, pid=trial.pid or 0,
             paths=TrialPaths(Path(trial.trial_dir)), slot=Slot.from_label(trial.slot), popen=popen,
             proc_start=trial.proc_start, deadline=started + timeout if timeout else None,
             oom_kills_at_start=process.host_oom_kills(),
@@ -161,15 +220,20 @@ class Runner:
 
     # -- the loop ------------------------------------------------------------
 
-    def serve(self, until: Callable[[], bool] | None = None) -> None:
-        """Run passes until `until()` is true (never, when None).
+    def serve(self, until: Callable[[], bool] | None = None,
+              interrupted: Callable[[], bool] | None = None) -> None:
+        """Run passes until `until()` is true (never, when None), or `interrupted()` is.
 
-        A store error (locked past the busy timeout, disk full) skips the pass
+        `interrupted` is asked between passes, even failed ones: a signal handler sets
+        what it reads, so a pass is never cut in half (a claimed trial is always recorded
+        as started). A store error (locked past the busy timeout, disk full) skips the pass
         and is retried: the trials keep writing their files meanwhile, and the
         offsets make the next good pass pick up everything they wrote.
         """
         reported = False  # log a run of failures once, not every second
         while True:
+            if interrupted is not None and interrupted():
+                return
             try:
                 self.run_pass()
                 reported = False
@@ -202,6 +266,7 @@ class Runner:
                 raise LeaseLost("another runner took over this database")
             self._last_heartbeat = now
         self._handle_commands()
+        self._resolve_pending()
         self._ingest(list(self.live.values()))
         self._check_divergence_and_timeouts()
         self._escalate_stops()
@@ -214,6 +279,10 @@ class Runner:
         """Ask every live trial to stop (SIGTERM now, SIGKILL after the grace period)."""
         for live in self.live.values():
             live.stop_reason = live.stop_reason or reason
+
+    def live_ids(self, study_id: int | None = None) -> set[int]:
+        """Trials this runner watches (of one study, when given)."""
+        return {t.trial_id for t in self.live.values() if study_id is None or t.study_id == study_id}
 
     # -- commands ------------------------------------------------------------
 
@@ -312,7 +381,7 @@ class Runner:
     def _escalate_stops(self) -> None:
         now = time.monotonic()
         for live in self.live.values():
-            if not live.stop_reason:
+            if not live.stop_reason or not live.pid:  # no pid: signalled once its launch record is read
                 continue
             if live.term_sent_at is None:
                 process.signal_group(live.pid, process.TERMINATE)
@@ -327,7 +396,10 @@ class Runner:
             if not ended:
                 continue
             # Stragglers (children the command forked and left behind) go with it.
-            process.signal_group(live.pid, process.KILL)
+            if live.popen is not None:
+                process.signal_group(live.pid, process.KILL)  # our child, just reaped: its group is ours
+            else:
+                self._kill_leftovers(live, process.read_launch(live.paths, live.attempt))
             self._ingest_to_the_end(live)  # the lines written just before the end
             self._settle(live, returncode)
             del self.live[live.trial_id]
@@ -409,15 +481,18 @@ class Runner:
         }
         try:
             popen = process.spawn(trial.argv, paths=paths, cwd=spec.workdir,
-                                  params=trial.params, extra_env=env)
+                                  params=trial.params, extra_env=env, attempt=trial.attempt)
         except OSError as exc:
             trials.finish(self.db, trial_id, TrialState.FAILED, reason="exit",
                           detail=f"cannot start: {exc}", feasible=None)
             return
+        if self._pause_before_running_s:
+            time.sleep(self._pause_before_running_s)  # test-only (see PAUSE_BEFORE_RUNNING_ENV)
         proc_start = process.start_time(popen.pid)
         trials.mark_running(self.db, trial_id, popen.pid, proc_start)
         self.live[trial_id] = LiveTrial(
-            trial_id=trial_id, study_id=trial.study_id, pid=popen.pid, paths=paths, slot=slot,
+            trial_id=trial_id, study_id=trial.study_id, attempt=trial.attempt, pid=popen.pid, paths=paths,
+            slot=slot,
             popen=popen, proc_start=proc_start,
             deadline=time.time() + spec.timeout_s if spec.timeout_s else None,
             oom_kills_at_start=process.host_oom_kills(),
@@ -430,3 +505,10 @@ class Runner:
         spec = self._spec(trial.study_id)
         name = spec.name if isinstance(spec, StudySpec) else f"study {trial.study_id}"
         return f"{name}/{trial.number}"
+
+
+def _seconds_from_env(name: str) -> float:
+    try:
+        return max(0.0, float(os.environ.get(name) or 0))
+    except ValueError:
+        return 0.0

@@ -1,12 +1,15 @@
 """Runs one trial's command and records how it ended, so any runner can learn it later.
 
-    python -m runner.shim EXIT_FILE STDOUT_LOG STDERR_LOG -- ARGV...
+    python -m runner.shim [--launch LAUNCH_FILE] EXIT_FILE STDOUT_LOG STDERR_LOG -- ARGV...
 
 The runner starts this shim as the leader of a new process group (the trial
-keeps running if the runner or the terminal dies). The shim survives SIGTERM
-sent to the group, waits for the command, and writes EXIT_FILE atomically
-(written to a temporary name, then renamed) with the return code, so a runner
-that adopted the trial after a restart can classify how it ended.
+keeps running if the runner or the terminal dies). Before it starts the command
+the shim writes LAUNCH_FILE (its attempt, pid, process start time and process
+group), so a runner that died between spawning it and recording it still leaves
+a way to find it (see runner.process). The shim survives SIGTERM sent to the
+group, waits for the command, and writes EXIT_FILE atomically (written to a
+temporary name, then renamed) with the return code, so a runner that adopted
+the trial after a restart can classify how it ended.
 
 The command's stdout and stderr come through pipes and the shim appends them
 to the two logs (the runner opened them as the shim's own stdout and stderr),
@@ -32,11 +35,31 @@ COPY_CHUNK = 64 * 1024  # one pipe read; small enough to keep the log current li
 DRAIN_WAIT_S = 2.0  # after the command ends, how long its forked children may keep a pipe open
 
 
-def _write_exit(path: str, record: dict) -> None:
+def _write_record(path: str, record: dict) -> None:
+    """Written whole or not at all: to a temporary name, then renamed."""
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
         json.dump(record, f)
     os.replace(tmp, path)
+
+
+def _own_start_time() -> str | None:
+    """This process's start time in clock ticks since boot (as runner.process.start_time reads it)."""
+    try:
+        with open("/proc/self/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _write_launch(path: str, attempt: int | None) -> None:
+    """Who runs this attempt; best effort (the runner also records the pid it spawned)."""
+    record = {"attempt": attempt, "pid": os.getpid(), "pgid": os.getpgid(0),
+              "proc_start": _own_start_time(), "started_at": time.time()}
+    try:
+        _write_record(path, record)
+    except OSError as exc:
+        print(f"playbook: cannot write the launch record {path}: {exc}", file=sys.stderr)
 
 
 def _write_start(path: str, position: int) -> None:
@@ -108,20 +131,36 @@ def _copy(pipe, log: RotatingLog) -> None:
         log.write(data)
 
 
+def _attempt() -> int | None:
+    try:
+        # runner.process.ATTEMPT_ENV, spelled out: the shim imports nothing of the runner
+        return int(os.environ["PLAYBOOK_TRIAL_ATTEMPT"])
+    except (KeyError, ValueError):
+        return None
+
+
 def main(args: list[str]) -> int:
+    launch_file = None
+    if args[:1] == ["--launch"] and len(args) > 1:
+        launch_file, args = args[1], args[2:]
     if len(args) < 5 or args[3] != "--":
-        print("usage: python -m runner.shim EXIT_FILE STDOUT_LOG STDERR_LOG -- ARGV...", file=sys.stderr)
+        print("usage: python -m runner.shim [--launch LAUNCH_FILE] EXIT_FILE STDOUT_LOG STDERR_LOG -- ARGV...",
+              file=sys.stderr)
         return 2
     exit_file, stdout_log, stderr_log, argv = args[0], args[1], args[2], args[4:]
     # A Python-level handler (not SIG_IGN) so the child still gets default
     # dispositions after exec; the group-wide SIGTERM reaches the child directly.
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: None)
+    attempt = _attempt()
+    if launch_file is not None:
+        _write_launch(launch_file, attempt)
     try:
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except OSError as exc:
         print(f"playbook: cannot start {argv[0]!r}: {exc.strerror or exc}", file=sys.stderr)
-        _write_exit(exit_file, {"returncode": 127, "ended_at": time.time(), "spawn_error": str(exc)})
+        _write_record(exit_file, {"returncode": 127, "ended_at": time.time(), "spawn_error": str(exc),
+                                "attempt": attempt})
         return 127
     copiers = [threading.Thread(target=_copy, args=(pipe, RotatingLog(fd, path)), daemon=True)
                for pipe, fd, path in ((proc.stdout, 1, stdout_log), (proc.stderr, 2, stderr_log))]
@@ -132,8 +171,8 @@ def main(args: list[str]) -> int:
     for t in copiers:  # everything it printed is in the logs before the exit file says it ended
         t.join(max(0.0, deadline - time.monotonic()))
     peak_rss_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    _write_exit(exit_file, {"returncode": returncode, "ended_at": time.time(),
-                            "peak_rss_kb": peak_rss_kb})
+    _write_record(exit_file, {"returncode": returncode, "ended_at": time.time(),
+                            "peak_rss_kb": peak_rss_kb, "attempt": attempt})
     return returncode if returncode >= 0 else 128 - returncode
 
 

@@ -193,13 +193,28 @@ def claim(db: Database, trial_id: int, slot: str, host: str) -> bool:
     return cur.rowcount == 1
 
 
-def mark_running(db: Database, trial_id: int, pid: int, proc_start: str | None) -> None:
-    """starting -> running, with the pid recorded right after the spawn."""
+def unclaim(db: Database, trial_id: int) -> bool:
+    """starting -> queued, for a claimed trial whose process never started (its runner died
+    between the claim and the spawn): nothing ran, so nothing is lost by running it later, and
+    the claim's attempt is taken back (`attempt` counts launches)."""
+    with transaction(db):
+        cur = db.execute(
+            "UPDATE trials SET state = 'queued', slot = NULL, host = NULL, attempt = attempt - 1 "
+            "WHERE id = ? AND state = 'starting' AND pid IS NULL",
+            [trial_id],
+        )
+    return cur.rowcount == 1
+
+
+def mark_running(db: Database, trial_id: int, pid: int, proc_start: str | None,
+                 started_at: float | None = None) -> None:
+    """starting -> running, with the pid recorded right after the spawn (or, after a restart,
+    the identity and start time the trial's shim recorded)."""
     with transaction(db):
         db.execute(
             "UPDATE trials SET state = 'running', pid = ?, proc_start = ?, started_at = ? "
             "WHERE id = ? AND state = 'starting'",
-            [pid, proc_start, time.time(), trial_id],
+            [pid, proc_start, started_at or time.time(), trial_id],
         )
 
 
