@@ -16,7 +16,7 @@ _shared: Reporter | None = None
 
 
 def shared_reporter() -> Reporter:
-    """One Reporter per process, so a logger and a callback append through one buffer and one SIGTERM flush."""
+    """One Reporter per process: a logger and a callback share one buffer and one SIGTERM flush."""
     global _shared
     if _shared is None:
         _shared = Reporter()

@@ -71,8 +71,8 @@ class PlaybookCallback(TrainerCallback):
         steps = state.global_step - self._last_logged_step
         if steps <= 0 or self._train_s <= 0:
             return None
-        examples = steps * args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
-        return examples / self._train_s
+        per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+        return steps * per_step / self._train_s
 
     # -- logs --
 
@@ -120,7 +120,8 @@ class PlaybookCallback(TrainerCallback):
             return
         folder = os.path.abspath(os.path.join(args.output_dir, f"{CHECKPOINT_PREFIX}-{state.global_step}"))
         # Only an objective measured at this very step describes this checkpoint.
-        objective = self._evaluated.get(self._objective_name(args)) if self._evaluated_step == state.global_step else None
+        fresh = self._evaluated_step == state.global_step
+        objective = self._evaluated.get(self._objective_name(args)) if fresh else None
         self.reporter.checkpoint(state.global_step, folder, objective=objective)
         self._restart_clock()
 

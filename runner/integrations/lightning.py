@@ -83,12 +83,13 @@ class PlaybookLogger(Logger):
 
     @rank_zero_only
     def after_save_checkpoint(self, checkpoint_callback) -> None:
-        path = getattr(checkpoint_callback, "_last_checkpoint_saved", "") or checkpoint_callback.last_model_path
+        cb = checkpoint_callback
+        path = getattr(cb, "_last_checkpoint_saved", "") or cb.last_model_path
         if not path:
             return
         # Saved after N optimizer steps; Lightning logs what it measured then (validation) at step N - 1.
-        done = getattr(checkpoint_callback, "_last_global_step_saved", None) or 0
-        self.reporter.checkpoint(max(0, int(done) - 1), path, objective=self._objective_of(checkpoint_callback))
+        done = getattr(cb, "_last_global_step_saved", None) or 0
+        self.reporter.checkpoint(max(0, int(done) - 1), path, objective=self._objective_of(cb))
 
     def _objective_of(self, checkpoint_callback) -> float | None:
         score = checkpoint_callback.current_score
@@ -123,7 +124,7 @@ class PlaybookCallback(Callback):
         grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
         points: dict[str, Any] = {"lr": optimizer.param_groups[0]["lr"]}
         if grads:
-            points["grad_norm"] = torch.nn.utils.get_total_norm(grads, norm_type=2.0)  # a tensor: no sync here
+            points["grad_norm"] = torch.nn.utils.get_total_norm(grads, norm_type=2.0)  # a tensor: no sync
         self.reporter.log(trainer.global_step, **points)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:

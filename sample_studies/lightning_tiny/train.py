@@ -99,7 +99,8 @@ def main() -> int:
                 torch.utils.data.DataLoader(train, batch_size=args.batch_size, shuffle=True),
                 torch.utils.data.DataLoader(val, batch_size=512))
     final = trainer.callback_metrics.get("val_error")
-    print(f"step {trainer.global_step:5d} val_error {float(final) if final is not None else float('nan'):.4f}")
+    final = float(final) if final is not None else float("nan")
+    print(f"step {trainer.global_step:5d} val_error {final:.4f}")
     loss = trainer.callback_metrics.get("train_loss")
     return 1 if loss is not None and not math.isfinite(float(loss)) else 0
 

@@ -20,11 +20,13 @@ from store import metrics, studies, trials
 DDP_SCRIPT = Path(__file__).parents[1] / "scripts" / "ddp_trainer.py"
 STEPS = 10
 
+COMMAND = ("python -m torch.distributed.run --standalone --nproc_per_node 2 ddp_trainer.py "
+           "--steps {max_train_steps} --all-ranks {all_ranks} --lr {lr}")
 STUDY = f"""
 [study]
 name = "ddp"
 trials = 1
-command = "python -m torch.distributed.run --standalone --nproc_per_node 2 ddp_trainer.py --steps {{max_train_steps}} --all-ranks {{all_ranks}} --lr {{lr}}"
+command = "{COMMAND}"
 max_train_steps = {STEPS}
 objective = {{ metric = "val_loss", mode = "min" }}
 concurrency = 1
@@ -49,7 +51,8 @@ def test_torchrun_trial_stores_each_point_once(tmp_path, db_path, capsys):
     (folder / "study.toml").write_text(STUDY)
     assert cli(["--db", str(db_path), "run", str(folder / "study.toml"), "--cpu-slots", "1"]) == 0
     db = store.connect(db_path)
-    by_ranks = {json.loads(t.params_json)["all_ranks"]: t for t in trials.list_for_study(db, studies.by_name(db, "ddp").id)}
+    study = studies.by_name(db, "ddp")
+    by_ranks = {json.loads(t.params_json)["all_ranks"]: t for t in trials.list_for_study(db, study.id)}
     rank0_only, every_rank = by_ranks[0], by_ranks[1]
     assert rank0_only.state == "completed", capsys.readouterr()
     lines = (Path(rank0_only.trial_dir) / "metrics.jsonl").read_text().splitlines()

@@ -1,0 +1,89 @@
+"""runner.integrations with the real frameworks: what a Trainer run writes through the callbacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import torch
+
+from runner.report import Reporter
+
+SAMPLES = Path(__file__).resolve().parents[2] / "sample_studies"
+
+
+def _records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_runner_imports_no_framework():
+    code = ("import sys, runner, runner.cli, runner.report, runner.integrations; "
+            "bad = [m for m in ('transformers', 'lightning', 'pytorch_lightning', 'torch') "
+            "if m in sys.modules]; "
+            "assert not bad, bad")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+class _Tokens(torch.utils.data.Dataset):
+    def __init__(self, n: int) -> None:
+        self.ids = torch.randint(16, (n, 8), generator=torch.Generator().manual_seed(0))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i):
+        return {"input_ids": self.ids[i], "labels": self.ids[i]}
+
+
+def test_hf_callback_under_gradient_accumulation(tmp_path, monkeypatch):
+    from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments
+
+    from runner.integrations.hf import PlaybookCallback
+
+    for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    path = tmp_path / "metrics.jsonl"
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=16, n_positions=8, n_embd=16, n_layer=1, n_head=2))
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "out"), max_steps=4, per_device_train_batch_size=4,
+        gradient_accumulation_steps=2, learning_rate=1e-3, logging_steps=1, eval_strategy="steps",
+        eval_steps=2, save_strategy="steps", save_steps=2, report_to="none", disable_tqdm=True,
+        use_cpu=True, save_only_model=True)
+    callback = PlaybookCallback(Reporter(path), eval_prefix="val_")
+    Trainer(model=model, args=args, train_dataset=_Tokens(64), eval_dataset=_Tokens(8),
+            callbacks=[callback]).train()
+    records = _records(path)
+    series = Counter(name for r in records for name in r.get("m", {}))
+    # One train_loss per step: Trainer's end-of-training average (also called train_loss) is not a point.
+    assert {n: series[n] for n in ("train_loss", "grad_norm", "lr", "examples_per_s")} == dict.fromkeys(
+        ("train_loss", "grad_norm", "lr", "examples_per_s"), 4)
+    assert series["val_loss"] == 2 and "eval_loss" not in series and "val_runtime" not in series
+    assert "epoch" not in series and "loss" not in series and "learning_rate" not in series
+    val = {r["step"]: r["m"]["val_loss"] for r in records if "val_loss" in r.get("m", {})}
+    marks = [(r["step"], Path(r["checkpoint"]).name, r["objective"]) for r in records if "checkpoint" in r]
+    assert marks == [(2, "checkpoint-2", val[2]), (4, "checkpoint-4", val[4])]
+    assert all(r["m"]["examples_per_s"] > 0 for r in records if "examples_per_s" in r.get("m", {}))
+
+
+def test_lightning_reports_the_norm_before_clipping(tmp_path):
+    """Clipped at 0.001, the gradient norms reported are still the real ones (far above it)."""
+    metrics = tmp_path / "metrics.jsonl"
+    env = {**os.environ, "PLAYBOOK_METRICS_FILE": str(metrics)}
+    for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "PLAYBOOK_PARAMS"):
+        env.pop(name, None)
+    done = subprocess.run(
+        [sys.executable, "train.py", "--steps", "6", "--eval-every", "3", "--grad-clip", "0.001",
+         "--train-size", "256", "--val-size", "64", "--out", str(tmp_path)],
+        cwd=SAMPLES / "lightning_tiny", env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr
+    records = _records(metrics)
+    norms = {r["step"]: r["m"]["grad_norm"] for r in records if "grad_norm" in r.get("m", {})}
+    assert sorted(norms) == list(range(6))
+    assert min(norms.values()) > 0.1  # unclipped: clipping would have made them <= 0.001
+    lrs = [r["m"]["lr"] for r in records if "lr" in r.get("m", {})]
+    assert lrs[0] > lrs[-1]  # the cosine schedule's lr, as stepped every optimizer step
