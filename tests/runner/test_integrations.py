@@ -88,3 +88,23 @@ def test_lightning_reports_the_norm_before_clipping(tmp_path):
     assert min(norms.values()) > 0.1  # unclipped: clipping would have made them <= 0.001
     lrs = [r["m"]["lr"] for r in records if "lr" in r.get("m", {})]
     assert lrs[0] > lrs[-1]  # the cosine schedule's lr, as stepped every optimizer step
+
+
+def test_hf_callback_under_torchrun_reports_from_process_zero_only(tmp_path):
+    """Two DDP processes (gloo, CPU) with every rank's Reporter enabled: the callback itself keeps to
+    world process zero, so no rank-suffixed names appear and each point is written once."""
+    metrics = tmp_path / "metrics.jsonl"
+    env = {**os.environ, "PLAYBOOK_METRICS_FILE": str(metrics), "PLAYBOOK_ALL_RANKS": "1"}
+    for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "PLAYBOOK_PARAMS"):
+        env.pop(name, None)
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "train.py",
+         "--steps", "6", "--eval-every", "3", "--train-size", "256", "--val-size", "32", "--out", str(tmp_path)],
+        cwd=SAMPLES / "hf_tiny", env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    records = _records(metrics)
+    written = Counter((name, r["step"]) for r in records for name in r.get("m", {}))
+    assert max(written.values()) == 1
+    assert not [name for name, _ in written if "/rank" in name]
+    assert sorted(step for name, step in written if name == "train_loss") == list(range(1, 7))
+    assert [r["step"] for r in records if "checkpoint" in r] == [3, 6]
