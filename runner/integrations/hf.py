@@ -10,8 +10,9 @@ per-step curves) it reports, at `state.global_step`:
   training time since the last log: evaluation and saving excluded),
   peak_memory_mb, and flops (Trainer's cumulative `total_flos` estimate) when known;
   any other number logged by the Trainer or the model under its own name.
-Evaluation metrics keep Trainer's `eval_` prefix (eval_loss, eval_accuracy), or take
-`eval_prefix` instead (eval_prefix="val_" stores val_loss). `on_save` marks the
+Evaluation metrics keep Trainer's prefix (eval_loss, eval_accuracy; test_loss from
+evaluate(metric_key_prefix="test")); `eval_prefix` replaces `eval_` (eval_prefix="val_"
+stores val_loss). `on_save` marks the
 checkpoint folder with the objective evaluated at that step. Only the world process
 zero reports (and the Reporter itself writes from rank 0 only).
 """
@@ -81,8 +82,11 @@ class PlaybookCallback(TrainerCallback):
             return
         if "train_runtime" in logs:  # the end-of-training summary: averages, not a point of the curve
             return
-        if any(name.startswith(EVAL_PREFIX) for name in logs):
-            self.reporter.log(state.global_step, **self._eval_points(logs))
+        if "loss" not in logs and "learning_rate" not in logs:
+            # Not a training log: evaluate() (eval_, test_ or another metric_key_prefix) or the script's
+            # own trainer.log() call; no throughput or memory point, which the training log has given.
+            if points := self._eval_points(logs):
+                self.reporter.log(state.global_step, **points)
             return
         points = {RENAMES.get(name, name): v for name, value in logs.items()
                   if name not in SKIPPED and (v := number(value)) is not None}

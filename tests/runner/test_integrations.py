@@ -56,9 +56,15 @@ def test_hf_callback_under_gradient_accumulation(tmp_path, monkeypatch):
         eval_steps=2, save_strategy="steps", save_steps=2, report_to="none", disable_tqdm=True,
         use_cpu=True, save_only_model=True)
     callback = PlaybookCallback(Reporter(path), eval_prefix="val_")
-    Trainer(model=model, args=args, train_dataset=_Tokens(64), eval_dataset=_Tokens(8),
-            callbacks=[callback]).train()
+    trainer = Trainer(model=model, args=args, train_dataset=_Tokens(64), eval_dataset=_Tokens(8),
+                      callbacks=[callback])
+    trainer.train()
+    trainer.evaluate(_Tokens(8), metric_key_prefix="test")  # after training, at the last step
+    callback.reporter.close()
     records = _records(path)
+    written = Counter((name, r["step"]) for r in records for name in r.get("m", {}))
+    assert max(written.values()) == 1
+    assert written[("test_loss", 4)] == 1 and "test_runtime" not in {name for name, _ in written}
     series = Counter(name for r in records for name in r.get("m", {}))
     # One train_loss per step: Trainer's end-of-training average (also called train_loss) is not a point.
     assert {n: series[n] for n in ("train_loss", "grad_norm", "lr", "examples_per_s")} == dict.fromkeys(
