@@ -114,3 +114,13 @@ def test_hf_callback_under_torchrun_reports_from_process_zero_only(tmp_path):
     assert not [name for name, _ in written if "/rank" in name]
     assert sorted(step for name, step in written if name == "train_loss") == list(range(1, 7))
     assert [r["step"] for r in records if "checkpoint" in r] == [3, 6]
+
+
+def test_sample_study_files_load():
+    import runner.spec
+
+    for folder, objective in (("hf_tiny", "eval_loss"), ("lightning_tiny", "val_error")):
+        spec = runner.spec.load(SAMPLES / folder / "study.toml")
+        assert spec.workdir == (SAMPLES / folder).resolve()
+        assert spec.objective_metric == objective and spec.objective_mode == "min"
+        assert spec.by_role("scientific") and spec.by_role("nuisance")
