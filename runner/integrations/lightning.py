@@ -9,7 +9,8 @@ PlaybookLogger: what the LightningModule logs, under its own names (log "train_l
 "val_loss"); `name_step` (from on_step=True with on_epoch=True) is stored as `name`, and
 Lightning's `epoch` bookkeeping is dropped. Every checkpoint a ModelCheckpoint saves is
 marked with the objective's value at that point (its monitored score when it monitors
-the objective), so the runner knows the retrospectively best one.
+the objective), so the runner knows the retrospectively best one; a ModelCheckpoint without
+a dirpath saves into the trial's folder.
 
 PlaybookCallback, at each optimizer step (every `every_n_steps`): grad_norm, the L2 norm
 of the full gradient before Lightning clips it (on_before_optimizer_step), lr of the
@@ -22,6 +23,7 @@ Both write through one shared Reporter, from global rank 0 only. Imports
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -39,6 +41,7 @@ except ImportError:  # the standalone pytorch-lightning distribution
 from runner.integrations import number, peak_memory_mb, shared_reporter
 from runner.report import Reporter
 
+TRIAL_DIR_ENV = "PLAYBOOK_TRIAL_DIR"  # set by the runner for each trial
 SKIPPED = {"epoch"}
 STEP_SUFFIX = "_step"
 
@@ -60,6 +63,12 @@ class PlaybookLogger(Logger):
     @property
     def version(self) -> str:
         return "0"
+
+    @property
+    def save_dir(self) -> str | None:
+        """The trial's folder under the runner: a ModelCheckpoint without a dirpath saves into it
+        (TRIAL_DIR/playbook/0/checkpoints), not into the study's working directory."""
+        return os.environ.get(TRIAL_DIR_ENV) or None
 
     @rank_zero_only
     def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:

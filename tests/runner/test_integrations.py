@@ -124,3 +124,42 @@ def test_sample_study_files_load():
         assert spec.workdir == (SAMPLES / folder).resolve()
         assert spec.objective_metric == objective and spec.objective_mode == "min"
         assert spec.by_role("scientific") and spec.by_role("nuisance")
+
+
+def test_lightning_default_checkpoints_go_to_the_trial_folder(tmp_path, monkeypatch):
+    """A ModelCheckpoint without a dirpath saves under the trial's folder, not the working directory."""
+    import lightning as L
+
+    from runner.integrations.lightning import PlaybookCallback, PlaybookLogger
+
+    class Tiny(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch, batch_idx):
+            loss = self.layer(batch[0]).pow(2).mean()
+            self.log("train_loss", loss)
+            return loss
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    trial_dir, workdir = tmp_path / "trial", tmp_path / "workdir"
+    trial_dir.mkdir(), workdir.mkdir()
+    monkeypatch.chdir(workdir)
+    monkeypatch.setenv("PLAYBOOK_TRIAL_DIR", str(trial_dir))
+    monkeypatch.setenv("PLAYBOOK_METRICS_FILE", str(trial_dir / "metrics.jsonl"))
+    for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    reporter = Reporter()
+    trainer = L.Trainer(max_steps=3, log_every_n_steps=1, logger=PlaybookLogger(reporter=reporter),
+                        callbacks=[PlaybookCallback(reporter)], enable_progress_bar=False,
+                        enable_model_summary=False)
+    trainer.fit(Tiny(), torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(32, 2)),
+                                                     batch_size=8))
+    reporter.close()
+    saved = list(trial_dir.rglob("*.ckpt"))
+    assert saved and not list(workdir.rglob("*.ckpt"))
+    marks = [r for r in _records(trial_dir / "metrics.jsonl") if "checkpoint" in r]
+    assert [Path(r["checkpoint"]) for r in marks] == saved
