@@ -54,7 +54,7 @@ class PlaybookLogger(Logger):
         super().__init__()
         self.reporter = reporter if reporter is not None else shared_reporter()
         self.objective = objective
-        self._latest: dict[str, tuple[int, float]] = {}  # objective -> (step, value) last logged
+        self._latest: tuple[int, float] | None = None  # (step, value) of the objective last logged
 
     @property
     def name(self) -> str:
@@ -87,7 +87,7 @@ class PlaybookLogger(Logger):
             return
         step = int(step or 0)
         if self.objective in points:
-            self._latest[self.objective] = (step, points[self.objective])
+            self._latest = (step, points[self.objective])
         self.reporter.log(step, **points)
 
     @rank_zero_only
@@ -97,15 +97,17 @@ class PlaybookLogger(Logger):
         if not path:
             return
         # Saved after N optimizer steps; Lightning logs what it measured then (validation) at step N - 1.
-        done = getattr(cb, "_last_global_step_saved", None) or 0
-        self.reporter.checkpoint(max(0, int(done) - 1), path, objective=self._objective_of(cb))
+        step = max(0, int(getattr(cb, "_last_global_step_saved", None) or 0) - 1)
+        self.reporter.checkpoint(step, path, objective=self._objective_at(step, cb))
 
-    def _objective_of(self, checkpoint_callback) -> float | None:
-        score = checkpoint_callback.current_score
-        if score is not None and checkpoint_callback.monitor in (self.objective, None) and self.objective:
-            return number(score)
-        latest = self._latest.get(self.objective) if self.objective else None
-        return latest[1] if latest else None
+    def _objective_at(self, step: int, checkpoint_callback) -> float | None:
+        """Its monitored score when it monitors the objective, else the objective logged at this very
+        step (an older value would describe another model)."""
+        if self.objective is None:
+            return None
+        if checkpoint_callback.monitor == self.objective and checkpoint_callback.current_score is not None:
+            return number(checkpoint_callback.current_score)
+        return self._latest[1] if self._latest and self._latest[0] == step else None
 
     @rank_zero_only
     def finalize(self, status: str) -> None:

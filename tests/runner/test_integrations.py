@@ -127,7 +127,8 @@ def test_sample_study_files_load():
 
 
 def test_lightning_default_checkpoints_go_to_the_trial_folder(tmp_path, monkeypatch):
-    """A ModelCheckpoint without a dirpath saves under the trial's folder, not the working directory."""
+    """A ModelCheckpoint without a dirpath saves under the trial's folder, not the working directory;
+    without a monitor its checkpoint is marked with the objective logged at its step."""
     import lightning as L
 
     from runner.integrations.lightning import PlaybookCallback, PlaybookLogger
@@ -153,7 +154,7 @@ def test_lightning_default_checkpoints_go_to_the_trial_folder(tmp_path, monkeypa
     for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE"):
         monkeypatch.delenv(name, raising=False)
     reporter = Reporter()
-    trainer = L.Trainer(max_steps=3, log_every_n_steps=1, logger=PlaybookLogger(reporter=reporter),
+    trainer = L.Trainer(max_steps=3, log_every_n_steps=1, logger=PlaybookLogger("train_loss", reporter),
                         callbacks=[PlaybookCallback(reporter)], enable_progress_bar=False,
                         enable_model_summary=False)
     trainer.fit(Tiny(), torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(32, 2)),
@@ -161,5 +162,9 @@ def test_lightning_default_checkpoints_go_to_the_trial_folder(tmp_path, monkeypa
     reporter.close()
     saved = list(trial_dir.rglob("*.ckpt"))
     assert saved and not list(workdir.rglob("*.ckpt"))
-    marks = [r for r in _records(trial_dir / "metrics.jsonl") if "checkpoint" in r]
+    records = _records(trial_dir / "metrics.jsonl")
+    marks = [r for r in records if "checkpoint" in r]
     assert [Path(r["checkpoint"]) for r in marks] == saved
+    # No monitor: marked with the objective logged at the checkpoint's own step (the last of 3: index 2).
+    losses = {r["step"]: r["m"]["train_loss"] for r in records if "train_loss" in r.get("m", {})}
+    assert [(r["step"], r["objective"]) for r in marks] == [(2, losses[2])]
