@@ -29,6 +29,7 @@ from pathlib import Path
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, BENCH_DIR)
 
+import hf_callback  # noqa: E402
 import ingest  # noqa: E402
 import peers  # noqa: E402
 import read  # noqa: E402
@@ -94,6 +95,7 @@ FULL: dict[str, Callable[[], dict]] = {
     "read_study": lambda: read.run_study(*STUDY["full"], repeats=5),
     "scheduler": lambda: scheduler.run(n_trials=10),
     "tui": lambda: tui(quick=False),
+    "hf_callback": lambda: hf_callback.run(steps=400),
 }
 QUICK: dict[str, Callable[[], dict]] = {
     "reporter": lambda: reporter.run(calls=20_000),
@@ -102,10 +104,12 @@ QUICK: dict[str, Callable[[], dict]] = {
     "read_study": lambda: _quick_study(),
     "scheduler": lambda: scheduler.run(n_trials=4),
     "tui": lambda: tui(quick=True),
+    "hf_callback": lambda: hf_callback.run(steps=40),
 }
 ROWS: dict[str, Callable[[dict], list[tuple[str, ...]]]] = {
     "reporter": reporter.summary_rows, "ingest": ingest.summary_rows, "read": read.summary_rows,
     "read_study": read.study_rows, "scheduler": scheduler.summary_rows, "tui": tui_rows,
+    "hf_callback": hf_callback.summary_rows,
 }
 
 

@@ -23,6 +23,12 @@ never reaches the training loop: the lines wait in memory, up to
 `Reporter.max_pending_lines` (the oldest dropped past it, and counted), one warning
 goes to stderr, and each later flush tries again; once a write succeeds, everything
 kept arrives in order.
+
+Under torchrun, accelerate or any launcher that sets RANK (or LOCAL_RANK), only
+rank 0 writes: every rank runs the same loop, and its points would otherwise be
+stored once per process. `Reporter(all_ranks=True)` (or PLAYBOOK_ALL_RANKS=1)
+keeps every rank: rank 0 under the plain names, rank r under `name/rank{r}`
+(`train_loss/rank1`). Checkpoints are marked by rank 0 only either way.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from typing import Any
 METRICS_FILE_ENV = "PLAYBOOK_METRICS_FILE"
 PARAMS_ENV = "PLAYBOOK_PARAMS"
 RETRY_EVERY_S = 1.0  # while the metrics file cannot be written, flushes try again at most this often
+ALL_RANKS_ENV = "PLAYBOOK_ALL_RANKS"
 
 
 def params(defaults: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -68,9 +75,17 @@ class Reporter:
         *,
         flush_every: int = 512,
         flush_interval_s: float = 1.0,
+        all_ranks: bool | None = None,
     ) -> None:
         path = path if path is not None else os.environ.get(METRICS_FILE_ENV)
-        self.enabled = bool(path)
+        self.rank, self.world_size = process_rank()
+        if all_ranks is None:
+            all_ranks = os.environ.get(ALL_RANKS_ENV, "").strip().lower() in ("1", "true", "yes")
+        self.enabled = bool(path) and (self.rank == 0 or all_ranks)
+        if self.enabled and self.rank != 0:
+            self._suffix = f"/rank{self.rank}"
+            self.log = self._log_suffixed  # rank 0 keeps the plain, faster log()
+            self.checkpoint = _ignore_checkpoint
         self._path = os.fspath(path) if path else None
         self._buffer: list[tuple] = []
         self._flush_every = flush_every
@@ -89,6 +104,9 @@ class Reporter:
         self._buffer.append((time.time(), step, metrics))
         if len(self._buffer) >= self._flush_every or time.monotonic() >= self._next_flush:
             self.flush()
+
+    def _log_suffixed(self, step: int, **metrics: Any) -> None:
+        Reporter.log(self, step, **{name + self._suffix: value for name, value in metrics.items()})
 
     def checkpoint(self, step: int, path: str | os.PathLike, objective: float | None = None) -> None:
         """Mark a saved checkpoint, with its objective, for retrospective best-checkpoint selection."""
@@ -185,6 +203,27 @@ def _warn(message: str) -> None:
         print(f"playbook report: {message}", file=sys.stderr, flush=True)
     except (OSError, ValueError):
         pass
+
+
+def process_rank() -> tuple[int, int]:
+    """(rank, world size) as torchrun/accelerate/DDP launchers set them; (0, 1) for a single process.
+
+    RANK is the global rank; LOCAL_RANK alone (some single-node launchers) counts as one.
+    """
+    raw = os.environ.get("RANK") or os.environ.get("LOCAL_RANK") or "0"
+    try:
+        rank = int(raw)
+    except ValueError:
+        rank = 0
+    try:
+        world = max(1, int(os.environ.get("WORLD_SIZE") or "1"))
+    except ValueError:
+        world = 1
+    return rank, world
+
+
+def _ignore_checkpoint(step: int, path: str | os.PathLike, objective: float | None = None) -> None:
+    """Only rank 0 marks checkpoints: a trial has one set of them, not one per process."""
 
 
 def _number(value: Any) -> Any:
