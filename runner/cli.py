@@ -27,7 +27,9 @@ import time
 from pathlib import Path
 
 from runner import launch
+from runner.judging import study_outcomes
 from runner.owner import live_owner, start_detached
+from runner.playbook.outcome import Outcome, infeasible_causes, outcome
 from runner.service import DEFAULT_GRACE_S, LeaseLost, Runner
 from runner.spec import SpecError, load
 from runner.text import printable
@@ -243,7 +245,7 @@ class _Progress:
 
 
 def _summary_line(db, study: Study) -> str:
-    s = studies.summarize(db, study)
+    s = study_outcomes(db, study)
     c = s.counts
     done = sum(c.get(k, 0) for k in ("completed", "failed", "stopped", "lost"))
     total = done + c.get("queued", 0) + c.get("starting", 0) + c.get("running", 0)
@@ -364,7 +366,7 @@ def _runner_info(db) -> dict | None:
 
 
 def _study_record(db, study: Study) -> dict:
-    s = studies.summarize(db, study)
+    s = study_outcomes(db, study)
     return {
         "name": study.name,
         "goal": study.goal,
@@ -375,10 +377,12 @@ def _study_record(db, study: Study) -> dict:
         "objective": {"metric": study.objective_metric, "mode": study.objective_mode},
         "max_train_steps": study.max_train_steps,
         "counts": s.counts,
+        "infeasible_by": infeasible_causes(s.outcomes.values()),
         "best_value": s.best_value,
         "best_trial": s.best_trial,
         "baseline": _baseline_record(db, study),
-        "trials": [_trial_record(db, study, t) for t in trials.list_for_study(db, study.id)],
+        "trials": [_trial_record(db, study, t, s.outcomes.get(t.number))
+                   for t in trials.list_for_study(db, study.id)],
     }
 
 
@@ -391,16 +395,22 @@ def _baseline_record(db, study: Study) -> dict | None:
             "adopted_at": b.adopted_at}
 
 
-def _trial_record(db, study: Study, t: Trial) -> dict:
+def _trial_record(db, study: Study, t: Trial, o: Outcome | None) -> dict:
+    """One trial; its outcome and feasibility are runner.playbook.outcome's, as in every view."""
     roles = trials.param_roles(db, trial_id=t.id)
+    if o is None or o.state != t.state.value:  # it moved on since the outcomes were read
+        o = outcome(t.state.value, t.reason, t.feasible, t.last_step, study.max_train_steps, detail=t.detail)
     return {
         "id": t.id,
         "number": t.number,
         "source": t.source,
         "state": t.state.value,
+        "outcome": o.label,
+        "outcome_why": o.why,
+        "partial": o.partial,
         "reason": t.reason,
         "detail": t.detail,
-        "feasible": None if t.feasible is None else bool(t.feasible),
+        "feasible": o.feasible,
         "params": t.params,
         "roles": roles,
         "best_value": t.best_value,
@@ -431,13 +441,15 @@ def cmd_export(args, db_path: Path) -> int:
     study = _study(db, args.study)
     if args.metrics is not None:
         return _export_points(db, study, args)
-    records = [_trial_record(db, study, t) for t in trials.list_for_study(db, study.id)]
+    outcomes = study_outcomes(db, study).outcomes
+    records = [_trial_record(db, study, t, outcomes.get(t.number)) for t in trials.list_for_study(db, study.id)]
     rows = [_export_row(study, r) for r in records]
     if args.format == "json":
         text = json.dumps(rows, indent=2, default=str) + "\n"
     else:
         param_names = sorted({k for r in records for k in r["params"]})
-        columns = ["study", "trial", "source", "state", "reason", "detail", "feasible",
+        columns = ["study", "trial", "source", "state", "outcome", "outcome_why", "partial", "reason", "detail",
+                   "feasible",
                    *[f"param.{n}" for n in param_names], "objective", "best_value", "best_step",
                    "last_step", "max_train_steps", "started_at", "ended_at", "trial_dir"]
         buffer = io.StringIO()
@@ -500,6 +512,7 @@ def _export_points(db, study: Study, args) -> int:
 def _export_row(study: Study, r: dict) -> dict:
     return {
         "study": study.name, "trial": r["number"], "source": r["source"], "state": r["state"],
+        "outcome": r["outcome"], "outcome_why": r["outcome_why"], "partial": r["partial"],
         "reason": r["reason"], "detail": r["detail"], "feasible": r["feasible"],
         "params": r["params"], "objective": study.objective_metric, "best_value": r["best_value"],
         "best_step": r["best_step"], "last_step": r["last_step"],

@@ -17,6 +17,8 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from runner.judging import study_outcomes
+from runner.playbook.outcome import Outcome, outcome
 from store import connect, metrics, studies, trials
 from store import wizards as wizard_store
 from store.db import data_version
@@ -77,6 +79,8 @@ class TrialRow:
     last_step: int | None
     slot: str | None = None
     trial_dir: str = ""
+    # How it ended, as every view shows it (runner.playbook.outcome), the analysis' verdict included.
+    outcome: Outcome | None = None
     # Recent training loss and gradient norm of a running trial, for its row's sparklines.
     loss_spark: tuple[float | None, ...] = ()
     grad_spark: tuple[float | None, ...] = ()
@@ -141,7 +145,7 @@ def read_studies(db: Database) -> tuple[StudyRow, ...]:
     wizards = {f"{w.name}.": w.base_study for w in wizard_store.list_all(db)}
     rows = []
     for study in studies.list_all(db):
-        s = studies.summarize(db, study)
+        s = study_outcomes(db, study)
         rows.append(StudyRow(
             id=study.id, name=study.name, goal=study.goal, config_path=study.config_path,
             objective_metric=study.objective_metric, objective_mode=study.objective_mode,
@@ -175,11 +179,24 @@ SPARK_METRICS = ("train_loss", "grad_norm")
 
 
 def read_trials(db: Database, study_id: int) -> tuple[TrialRow, ...]:
-    """The study's trials; running ones carry sparklines of their loss and gradient norm."""
-    return tuple(
-        _with_sparklines(db, row) if row.state == "running" else row
-        for row in rows_of(trials.list_for_study(db, study_id))
-    )
+    """The study's trials with their outcomes; running ones carry sparklines of their loss and gradient norm."""
+    study = studies.get(db, study_id)
+    rows = rows_of(trials.list_for_study(db, study_id))
+    if study is not None:
+        rows = with_outcomes(rows, study_outcomes(db, study).outcomes, study.max_train_steps)
+    return tuple(_with_sparklines(db, row) if row.state == "running" else row for row in rows)
+
+
+def with_outcomes(rows: tuple[TrialRow, ...], outcomes: dict[int, Outcome],
+                  max_train_steps: int) -> tuple[TrialRow, ...]:
+    """The rows with their outcome (a row read after the outcomes gets its own, without a verdict)."""
+    out = []
+    for r in rows:
+        o = outcomes.get(r.number)
+        if o is None or o.state != r.state:
+            o = outcome(r.state, r.reason, r.feasible, r.last_step, max_train_steps, detail=r.detail)
+        out.append(dataclasses.replace(r, outcome=o))
+    return tuple(out)
 
 
 def _with_sparklines(db: Database, row: TrialRow) -> TrialRow:
@@ -245,7 +262,7 @@ def study_data(study: studies.Study, rows: tuple[TrialRow, ...]):
     return make_study_data(study, (
         TrialResult(number=r.number, state=r.state, params=r.params, reason=r.reason,
                     feasible=None if r.feasible is None else bool(r.feasible),
-                    best_value=r.best_value, best_step=r.best_step, last_step=r.last_step)
+                    best_value=r.best_value, best_step=r.best_step, last_step=r.last_step, verdict=r.outcome.verdict if r.outcome else None)
         for r in rows
     ))
 

@@ -19,9 +19,10 @@ import tomli_w
 from sqlite_utils import Database
 
 from runner import launch
+from runner.judging import study_outcomes
 from runner.spec import SpecError, StudySpec, load
 from store import metrics as metric_store
-from store import studies, trials
+from store import trials
 from store.studies import Study
 from store.trials import Trial, TrialState
 
@@ -115,7 +116,7 @@ def reference_values(db: Database, base_study: Study, base: StudySpec, *, from_t
     if from_trial and source is None:
         raise WizardError(f"study {base_study.name!r} has no trial {from_trial}")
     if source is None:
-        best = studies.summarize(db, base_study).best_trial
+        best = study_outcomes(db, base_study).best_trial  # a full, feasible run: never a partial one
         source = trials.get_by_number(db, base_study.id, best) if best else None
     if source is not None:
         values.update(source.params)

@@ -10,6 +10,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Header, Static
 
+from runner.playbook.outcome import PARTIAL_MARK
 from runner.text import printable
 from tui import plots, tables
 from tui.checklist import ChecklistResult
@@ -166,7 +167,8 @@ class StudyScreen(SnapshotScreen):
             shown = f" ({len(self._shown_rows())} of {len(self.rows)})" if self.filter != "all" else ""
             text = (f"{study.name} · {study.objective_metric} ({study.objective_mode}) · "
                     f"sort: {self._column(self.sort_column).label} {arrow} · filter: {self.filter}{shown}"
-                    f" · {tables.BEST_MARK} best per scientific value · {study.goal}")
+                    f" · {tables.BEST_MARK} best per scientific value (full runs only; {PARTIAL_MARK} partial)"
+                    f" · {study.goal}")
         self._put("#study-info", Text(printable(text), no_wrap=True, overflow="ellipsis"))
 
     def _put(self, selector: str, text: Text) -> None:
@@ -191,10 +193,10 @@ class StudyScreen(SnapshotScreen):
         best = (f"best {metric} {tables.fmt(row.best_value)} at step {row.best_step}"
                 if row.best_value is not None else f"no {metric} yet")
         text = Text(f"trial #{row.number} ", style="bold", no_wrap=True, overflow="ellipsis")
-        text.append(printable(state), style=tables.STATE_STYLE.get(row.state, ""))
+        text.append(printable(state), style=tables.state_style(row))
         text.append(printable(f" · {best} · enter opens it"))
-        if row.detail:
-            text.append("\n" + printable(tables.one_line(row.detail, 400)), style="dim")
+        if why := tables.detail_text(row):
+            text.append("\n" + printable(tables.one_line(why, 400)), style="dim")
         self._put("#trial-detail", text)
 
     # -- the plot panel -------------------------------------------------------------
