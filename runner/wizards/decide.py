@@ -56,8 +56,8 @@ def _pick(db, study: Study, number: int | None, where: tuple[str, str] | None):
     best = pick_best(done, study.objective_mode)  # full, feasible runs only: never a partial one
     if best is None:
         what = f" with {where[0]}={where[1]}" if where else ""
-        raise WizardError(f"study {study.name!r} has no trial{what} that trained all {study.max_train_steps} "
-                          "steps and is feasible, to take as a side")
+        raise WizardError(f"study {study.name!r} has no finished trial{what} to take as a side (one that "
+                          f"trained all {study.max_train_steps} steps and is feasible)")
     return trials.get_by_number(db, study.id, best.number)
 
 
