@@ -58,7 +58,7 @@ def axis_plot_data(study: StudyData) -> list[AxisData]:
             o = study.outcome(t)
             if name in t.params and (t.best_value is not None or o.infeasible):
                 points.append(AxisPoint(t.number, t.params[name], t.best_value, not o.infeasible,
-                                        o.infeasible_by or t.reason, o.partial))
+                                        o.verdict.label if o.verdict else t.reason, o.partial))
         points = tuple(points)
         out.append(AxisData(name, p.role, p.log, not p.numeric, points))
     return out
