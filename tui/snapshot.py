@@ -301,6 +301,18 @@ def read_overlay(db: Database, view: View, rows: tuple[TrialRow, ...], objective
     return tuple(out)
 
 
+def with_outcome(db: Database, detail: TrialDetail | None) -> TrialDetail | None:
+    """The trial with its outcome as every view shows it (the study's stored verdicts included)."""
+    study = studies.get(db, detail.study_id) if detail is not None else None
+    if study is None:
+        return detail
+    o = study_outcomes(db, study).outcomes.get(detail.number)
+    if o is None or o.state != detail.state:
+        o = outcome(detail.state, detail.reason, detail.feasible, detail.last_step, study.max_train_steps,
+                    detail=detail.detail)
+    return dataclasses.replace(detail, outcome=o)
+
+
 def read_study_detail(db: Database, view: View, study: StudyRow | None,
                       cache: dict | None = None) -> StudyDetail:
     """The study's trials and analyses, then the overlay's curves.
@@ -330,7 +342,7 @@ def read_snapshot(db: Database, view: View, runner: RunnerInfo | None, checked: 
     if view.detail and view.trial_id is not None:
         metric, mode = (study.objective_metric, study.objective_mode) if study else ("", "min")
         detail = read_trial_detail(db, view.trial_id, view.metric, metric, mode)
-        return dataclasses.replace(snap, trial=detail)
+        return dataclasses.replace(snap, trial=with_outcome(db, detail))
     if view.study_id is None:
         return snap
     return dataclasses.replace(snap, study_detail=read_study_detail(db, view, study, cache))

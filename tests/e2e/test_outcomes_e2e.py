@@ -16,7 +16,8 @@ from runner.cli import main as cli
 from store import connect, studies
 from tests.sample_copies import small_digits
 from tui import tables
-from tui.snapshot import read_studies, read_trials
+from tui.screens.trial import title_text
+from tui.snapshot import View, read_snapshot, read_studies, read_trials
 
 TRAIN = (0.1, 0.15, 0.2, 0.3, 0.4)
 DEAD_LR, DIVERGING_LR = 1e-4, 60.0
@@ -72,7 +73,11 @@ def test_every_view_counts_the_same_infeasible_trials(tmp_path, capsys):
     assert "robust sd worse" in by_number[dead]["outcome_why"]
     assert by_number[diverged]["outcome"] == "failed (diverged)"
     assert next(r for r in exported if r["trial"] == dead)["outcome"] == "failed to train"
-    assert tables.state_text(next(r for r in tui_rows if r.number == dead)) == "failed to train"
+    dead_row = next(r for r in tui_rows if r.number == dead)
+    assert tables.state_text(dead_row) == "failed to train"
+    assert "robust sd worse" in tables.detail_text(dead_row)
+    opened = read_snapshot(store, View(study_id=study.id, trial_id=dead_row.id, detail=True), None, True)
+    assert "completed (failed to train, infeasible)" in title_text(opened.trial, row).plain  # the trial screen
     assert status["infeasible_by"] == report["outcomes"]["infeasible_by"] == {"diverged": 1, "failed to train": 1}
 
     assert cli(["--db", db, "status", "dg-views"]) == 0

@@ -10,7 +10,6 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Header, Static
 
-from runner.playbook.outcome import PARTIAL_MARK
 from runner.text import printable
 from tui import plots, tables
 from tui.checklist import ChecklistResult
@@ -167,8 +166,7 @@ class StudyScreen(SnapshotScreen):
             shown = f" ({len(self._shown_rows())} of {len(self.rows)})" if self.filter != "all" else ""
             text = (f"{study.name} · {study.objective_metric} ({study.objective_mode}) · "
                     f"sort: {self._column(self.sort_column).label} {arrow} · filter: {self.filter}{shown}"
-                    f" · {tables.BEST_MARK} best per scientific value (full runs only; {PARTIAL_MARK} partial)"
-                    f" · {study.goal}")
+                    f" · {tables.BEST_MARK} best per scientific value · {study.goal}")
         self._put("#study-info", Text(printable(text), no_wrap=True, overflow="ellipsis"))
 
     def _put(self, selector: str, text: Text) -> None:
