@@ -42,7 +42,8 @@ def _outcomes_record(s: StudyOutcomes) -> dict:
         "counts": s.counts,
         "infeasible_by": infeasible_causes(s.outcomes.values()),
         "best_trial": s.best_trial,
-        "trials": [{"trial": n, "outcome": o.label, "feasible": o.feasible, "partial": o.partial, "why": o.why}
+        "trials": [{"trial": n, "outcome": o.label, "feasible": o.feasible, "partial": o.partial,
+                    "why": o.why}
                    for n, o in s.outcomes.items()],
     }
 
@@ -63,7 +64,8 @@ def render_analyze(report: dict, console: Console | None = None) -> None:
     console.print(header)
     if report["goal"]:
         console.print(_t("goal: " + report["goal"]))
-    console.print(_t("trials: " + counts_line(report["outcomes"]["counts"], report["outcomes"]["infeasible_by"])))
+    outcomes = report["outcomes"]
+    console.print(_t("trials: " + counts_line(outcomes["counts"], outcomes["infeasible_by"])))
     for check in report["checks"]:
         console.print()
         line = Text()

@@ -27,9 +27,9 @@ import time
 from pathlib import Path
 
 from runner import launch
-from runner.judging import study_outcomes
+from runner.judging import StudyOutcomes, study_outcomes
 from runner.owner import live_owner, start_detached
-from runner.playbook.outcome import Outcome, infeasible_causes, outcome
+from runner.playbook.outcome import infeasible_causes
 from runner.service import DEFAULT_GRACE_S, LeaseLost, Runner
 from runner.spec import SpecError, load
 from runner.text import printable
@@ -381,8 +381,7 @@ def _study_record(db, study: Study) -> dict:
         "best_value": s.best_value,
         "best_trial": s.best_trial,
         "baseline": _baseline_record(db, study),
-        "trials": [_trial_record(db, study, t, s.outcomes.get(t.number))
-                   for t in trials.list_for_study(db, study.id)],
+        "trials": [_trial_record(db, study, t, s) for t in trials.list_for_study(db, study.id)],
     }
 
 
@@ -395,11 +394,10 @@ def _baseline_record(db, study: Study) -> dict | None:
             "adopted_at": b.adopted_at}
 
 
-def _trial_record(db, study: Study, t: Trial, o: Outcome | None) -> dict:
+def _trial_record(db, study: Study, t: Trial, outcomes: StudyOutcomes) -> dict:
     """One trial; its outcome and feasibility are runner.playbook.outcome's, as in every view."""
     roles = trials.param_roles(db, trial_id=t.id)
-    if o is None or o.state != t.state.value:  # it moved on since the outcomes were read
-        o = outcome(t.state.value, t.reason, t.feasible, t.last_step, study.max_train_steps, detail=t.detail)
+    o = outcomes.of(t.number, t.state.value, t.reason, t.feasible, t.last_step, t.detail)
     return {
         "id": t.id,
         "number": t.number,
@@ -441,8 +439,8 @@ def cmd_export(args, db_path: Path) -> int:
     study = _study(db, args.study)
     if args.metrics is not None:
         return _export_points(db, study, args)
-    outcomes = study_outcomes(db, study).outcomes
-    records = [_trial_record(db, study, t, outcomes.get(t.number)) for t in trials.list_for_study(db, study.id)]
+    outcomes = study_outcomes(db, study)
+    records = [_trial_record(db, study, t, outcomes) for t in trials.list_for_study(db, study.id)]
     rows = [_export_row(study, r) for r in records]
     if args.format == "json":
         text = json.dumps(rows, indent=2, default=str) + "\n"

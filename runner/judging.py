@@ -42,7 +42,8 @@ def judge(study: StudyData) -> dict[int, Verdict]:
     from runner.playbook.infeasible import FAILED_TO_TRAIN_SIGMAS, failed_to_train
 
     values = {t.number: t.best_value for t in study.trials}
-    return {number: Verdict(FAILED_TO_TRAIN, _why(found, study.objective, values.get(number), FAILED_TO_TRAIN_SIGMAS))
+    return {number: Verdict(FAILED_TO_TRAIN, _why(found, study.objective, values.get(number),
+                                                  FAILED_TO_TRAIN_SIGMAS))
             for number, found in failed_to_train(study).items()}
 
 
@@ -67,6 +68,16 @@ class StudyOutcomes:
     counts: dict[str, int]  # see runner.playbook.outcome.outcome_counts
     best_trial: int | None
     best_value: float | None
+    max_train_steps: int
+
+    def of(self, number: int, state: str, reason: str | None, feasible: int | bool | None,
+           last_step: int | None, detail: str | None = None) -> Outcome:
+        """The outcome of a trial read separately: the stored one, unless it has moved on since
+        (then its own, without a verdict until it is judged)."""
+        o = self.outcomes.get(number)
+        if o is None or o.state != state:
+            o = outcome(state, reason, feasible, last_step, self.max_train_steps, detail=detail)
+        return o
 
 
 def verdicts(db: Database, study: Study, rows: list[OutcomeRow]) -> dict[int, Verdict]:
@@ -94,7 +105,8 @@ def study_outcomes(db: Database, study: Study) -> StudyOutcomes:
     rows = tuple(r if r.number not in found else _with_verdict(r, found[r.number]) for r in rows)
     best = pick_best((Scored(r.number, outcomes[r.number], r.best_value) for r in rows), study.objective_mode)
     return StudyOutcomes(rows, outcomes, outcome_counts(outcomes.values()),
-                         best.number if best else None, best.best_value if best else None)
+                         best.number if best else None, best.best_value if best else None,
+                         study.max_train_steps)
 
 
 def _with_verdict(row: OutcomeRow, v: Verdict) -> OutcomeRow:

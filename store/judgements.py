@@ -47,7 +47,8 @@ def stale(db: Database, study_id: int, rule: str) -> bool:
     """
     return bool(db.execute(
         "SELECT EXISTS (SELECT 1 FROM trials t LEFT JOIN judgements j ON j.trial_id = t.id "
-        f"  WHERE t.study_id = ? AND t.state IN {_JUDGED_STATES} AND (j.trial_id IS NULL OR j.rule IS NOT ?)) "
+        f"  WHERE t.study_id = ? AND t.state IN {_JUDGED_STATES} "
+        "  AND (j.trial_id IS NULL OR j.rule IS NOT ?)) "
         "OR EXISTS (SELECT 1 FROM judgements j JOIN trials t ON t.id = j.trial_id "
         f"  WHERE t.study_id = ? AND t.state NOT IN {_JUDGED_STATES})",
         [study_id, rule, study_id]).fetchone()[0])
@@ -55,7 +56,7 @@ def stale(db: Database, study_id: int, rule: str) -> bool:
 
 def replace_for_study(db: Database, study_id: int, judged: dict[int, tuple[str | None, str | None]],
                       rule: str) -> None:
-    """Store the judgement of every finished trial (trial id -> (verdict or None, why)), dropping the old ones."""
+    """Store the judgement of every finished trial (trial id -> (verdict or None, why)), old ones dropped."""
     now = time.time()
     with transaction(db):
         db.execute("DELETE FROM judgements WHERE trial_id IN (SELECT id FROM trials WHERE study_id = ?)",

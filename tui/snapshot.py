@@ -18,7 +18,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from runner.judging import study_outcomes
-from runner.playbook.outcome import Outcome, outcome
+from runner.playbook.outcome import Outcome
 from store import connect, metrics, studies, trials
 from store import wizards as wizard_store
 from store.db import data_version
@@ -179,24 +179,14 @@ SPARK_METRICS = ("train_loss", "grad_norm")
 
 
 def read_trials(db: Database, study_id: int) -> tuple[TrialRow, ...]:
-    """The study's trials with their outcomes; running ones carry sparklines of their loss and gradient norm."""
+    """The study's trials with their outcomes; running ones carry sparklines of loss and gradient norm."""
     study = studies.get(db, study_id)
     rows = rows_of(trials.list_for_study(db, study_id))
     if study is not None:
-        rows = with_outcomes(rows, study_outcomes(db, study).outcomes, study.max_train_steps)
+        outcomes = study_outcomes(db, study)
+        rows = tuple(dataclasses.replace(r, outcome=outcomes.of(r.number, r.state, r.reason, r.feasible,
+                                                                r.last_step, r.detail)) for r in rows)
     return tuple(_with_sparklines(db, row) if row.state == "running" else row for row in rows)
-
-
-def with_outcomes(rows: tuple[TrialRow, ...], outcomes: dict[int, Outcome],
-                  max_train_steps: int) -> tuple[TrialRow, ...]:
-    """The rows with their outcome (a row read after the outcomes gets its own, without a verdict)."""
-    out = []
-    for r in rows:
-        o = outcomes.get(r.number)
-        if o is None or o.state != r.state:
-            o = outcome(r.state, r.reason, r.feasible, r.last_step, max_train_steps, detail=r.detail)
-        out.append(dataclasses.replace(r, outcome=o))
-    return tuple(out)
 
 
 def _with_sparklines(db: Database, row: TrialRow) -> TrialRow:
@@ -262,7 +252,8 @@ def study_data(study: studies.Study, rows: tuple[TrialRow, ...]):
     return make_study_data(study, (
         TrialResult(number=r.number, state=r.state, params=r.params, reason=r.reason,
                     feasible=None if r.feasible is None else bool(r.feasible),
-                    best_value=r.best_value, best_step=r.best_step, last_step=r.last_step, verdict=r.outcome.verdict if r.outcome else None)
+                    best_value=r.best_value, best_step=r.best_step, last_step=r.last_step,
+                    verdict=r.outcome.verdict if r.outcome else None)
         for r in rows
     ))
 
@@ -306,10 +297,8 @@ def with_outcome(db: Database, detail: TrialDetail | None) -> TrialDetail | None
     study = studies.get(db, detail.study_id) if detail is not None else None
     if study is None:
         return detail
-    o = study_outcomes(db, study).outcomes.get(detail.number)
-    if o is None or o.state != detail.state:
-        o = outcome(detail.state, detail.reason, detail.feasible, detail.last_step, study.max_train_steps,
-                    detail=detail.detail)
+    o = study_outcomes(db, study).of(detail.number, detail.state, detail.reason, detail.feasible,
+                                      detail.last_step, detail.detail)
     return dataclasses.replace(detail, outcome=o)
 
 

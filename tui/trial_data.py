@@ -101,7 +101,7 @@ class TrialDetail:
     grad_stats: GradStats | None = None
     checkpoints: tuple[Checkpoint, ...] = ()
     best_checkpoint: int | None = None  # step of the checkpoint with the best objective
-    outcome: Any = None  # runner.playbook.outcome.Outcome, set by tui.snapshot (the analysis' verdict included)
+    outcome: Any = None  # runner.playbook.outcome.Outcome with the analysis' verdict (set by tui.snapshot)
 
 
 def read_trial_detail(db: Database, trial_id: int, metric: str | None, objective: str,

@@ -78,7 +78,8 @@ def reached_end(state: str, last_step: int | None, max_train_steps: int | None) 
 
 
 def outcome(state: str, reason: str | None, feasible: bool | int | None, last_step: int | None,
-            max_train_steps: int | None, verdict: Verdict | None = None, detail: str | None = None) -> Outcome:
+            max_train_steps: int | None, verdict: Verdict | None = None,
+            detail: str | None = None) -> Outcome:
     """The outcome of a trial from its stored row and the analysis' verdict (None: not judged or fine).
 
     A verdict counts only for a trial in JUDGED_STATES that the runner did not already
@@ -86,7 +87,7 @@ def outcome(state: str, reason: str | None, feasible: bool | int | None, last_st
     """
     full = reached_end(state, last_step, max_train_steps)
     marked = None if feasible is None else bool(feasible)
-    progress = f"{'-' if last_step is None else last_step}/{'-' if max_train_steps is None else max_train_steps}"
+    progress = f"{'-' if last_step is None else last_step}/{max_train_steps or '-'}"
     if state in _IN_PROGRESS:
         partial = state != "queued" and not full
         return Outcome(state, state, None, partial, "", progress=progress)

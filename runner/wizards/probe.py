@@ -72,8 +72,8 @@ class BatchProbe(Kind):
         return out
 
     def startup_s(self, batch_size: int) -> float:
-        """The start-up (spawn to first step: imports, data, model) the probe measured at this size, 0 if unknown:
-        a whole training run pays it once, on top of its steps."""
+        """The start-up (spawn to first step: imports, data, model) the probe measured at this size,
+        0 if unknown: a whole training run pays it once, on top of its steps."""
         study = studies.by_name(self.db, f"{self.wizard.name}.probe")
         trial = next((t for t in stage_trials(self.db, study)
                       if int(t.params[self.options["batch_param"]]) == batch_size), None)

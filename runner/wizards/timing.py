@@ -62,7 +62,8 @@ class Timing:
         return self.step_s is None
 
 
-def split_trial(started_at: float, ended_at: float, steps: list[int], walls: list[float]) -> TrialSplit | None:
+def split_trial(started_at: float, ended_at: float, steps: list[int],
+                walls: list[float | None]) -> TrialSplit | None:
     """Start-up, per-step time and tail of one trial from its points' (step, wall) pairs (step order)."""
     pairs = [(s, w) for s, w in zip(steps, walls, strict=True) if w is not None and math.isfinite(w)]
     if not pairs or ended_at < started_at:
@@ -115,8 +116,8 @@ def measured_timing(db: Database, base: Study) -> Timing | None:
     own = [x for x in (trial_split(db, t) for t in _recent_completed(db, same)) if x is not None]
     if own:
         return combine(own, base.name)
-    others = [x for x in (trial_split(db, t) for t in _recent_completed(db, [s for s in every if s not in same]))
-              if x is not None]
+    rest = [s for s in every if s not in same]
+    others = [x for x in (trial_split(db, t) for t in _recent_completed(db, rest)) if x is not None]
     timing = combine(others, "other studies' start-up")
     return None if timing is None else Timing(timing.startup_s, None, 0.0, timing.trials, timing.source)
 
@@ -126,10 +127,12 @@ def describe_estimate(timing: Timing | None, seconds: float | None, steps: int) 
     if timing is None or seconds is None:
         return "time unknown (no trial of this command has finished on this machine yet)"
     if timing.lower_bound:
-        return (f"at least {duration(seconds)} ({fmt_seconds(timing.startup_s)} start-up per trial, measured on "
-                f"{timing.trials} trial(s) of other studies; no trial of this command has finished here yet)")
-    return (f"about {duration(seconds)} (per trial {fmt_seconds(timing.startup_s)} start-up + {steps} steps x "
-            f"{fmt_seconds(timing.step_s)}, from {timing.trials} trial(s) of {timing.source})")
+        return (f"at least {duration(seconds)} ({fmt_seconds(timing.startup_s)} start-up per trial, "
+                f"measured on {timing.trials} trial(s) of other studies; no trial of this command has "
+                "finished here yet)")
+    return (f"about {duration(seconds)} (per trial {fmt_seconds(timing.startup_s)} start-up + "
+            f"{steps} steps x {fmt_seconds(timing.step_s)}, from {timing.trials} trial(s) of "
+            f"{timing.source})")
 
 
 def duration(seconds: float) -> str:

@@ -86,7 +86,8 @@ def _probe(results: dict) -> list[str]:
     if r.get("training_time"):
         t = r["training_time"]
         startup = f", {_hours(t['startup_s'])} of it start-up" if t.get("startup_s") else ""
-        out.append(f"at batch {r['recommended']}: {t['steps']} steps take about {_hours(t['seconds'])}{startup}")
+        out.append(f"at batch {r['recommended']}: {t['steps']} steps take about "
+                   f"{_hours(t['seconds'])}{startup}")
     elif r.get("recommended"):
         out.append("training time: pass --train-steps N to estimate it at this batch size")
     out += [f"- {a}" for a in r.get("advice", [])]

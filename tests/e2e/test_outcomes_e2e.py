@@ -24,9 +24,10 @@ DEAD_LR, DIVERGING_LR = 1e-4, 60.0
 
 
 def _run(tmp_path, capsys) -> str:
-    manual = tuple({"learning_rate": lr, "weight_decay": 1e-4, "width": 32} for lr in (*TRAIN, DEAD_LR, DIVERGING_LR))
-    study_file = small_digits(tmp_path / "study.toml", name="dg-views", max_train_steps=100, trials=0, widths=(32,),
-                              extra_args="--train-size 2000 --val-size 500", manual=manual)
+    manual = tuple({"learning_rate": lr, "weight_decay": 1e-4, "width": 32}
+                   for lr in (*TRAIN, DEAD_LR, DIVERGING_LR))
+    study_file = small_digits(tmp_path / "study.toml", name="dg-views", max_train_steps=100, trials=0,
+                              widths=(32,), extra_args="--train-size 2000 --val-size 500", manual=manual)
     db = str(tmp_path / "pb" / "playbook.db")
     assert cli(["--db", db, "run", str(study_file), "--cpu-slots", "2"]) == 0
     assert "7/7 finished" in capsys.readouterr().out
@@ -77,8 +78,10 @@ def test_every_view_counts_the_same_infeasible_trials(tmp_path, capsys):
     assert tables.state_text(dead_row) == "failed to train"
     assert "robust sd worse" in tables.detail_text(dead_row)
     opened = read_snapshot(store, View(study_id=study.id, trial_id=dead_row.id, detail=True), None, True)
-    assert "completed (failed to train, infeasible)" in title_text(opened.trial, row).plain  # the trial screen
-    assert status["infeasible_by"] == report["outcomes"]["infeasible_by"] == {"diverged": 1, "failed to train": 1}
+    # The trial screen's title:
+    assert "completed (failed to train, infeasible)" in title_text(opened.trial, row).plain
+    causes = {"diverged": 1, "failed to train": 1}
+    assert status["infeasible_by"] == report["outcomes"]["infeasible_by"] == causes
 
     assert cli(["--db", db, "status", "dg-views"]) == 0
     text = " ".join(capsys.readouterr().out.split())

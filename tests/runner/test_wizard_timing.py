@@ -78,12 +78,14 @@ def run_all(db_path, timeout: float = 120) -> None:
 
 
 def test_split_trial_separates_start_up_steps_and_tail():
-    # Spawned at 100; step 1 reported at 102.01 (2 s start-up, 10 ms a step); step 101 at 103.01; ended 103.51.
+    # Spawned at 100; step 1 reported at 102.01 (2 s start-up, 10 ms a step); step 101 at 103.01;
+    # ended at 103.51.
     split = split_trial(100.0, 103.51, [1, 51, 101], [102.01, 102.51, 103.01])
     assert split.startup_s == pytest.approx(2.0) and split.step_s == pytest.approx(0.01)
     assert split.tail_s == pytest.approx(0.5)
     timing = combine([split, split_trial(0.0, 4.0, [1, 101], [3.01, 4.01])], "s")
-    assert stage_seconds(timing, trial_count=3, concurrency=1, steps=30) == pytest.approx(3 * (2.5 + 0.25 + 0.3))
+    expected = 3 * (2.5 + 0.25 + 0.3)  # median start-up, tail and 30 steps, three waves
+    assert stage_seconds(timing, trial_count=3, concurrency=1, steps=30) == pytest.approx(expected)
     assert stage_seconds(None, 3, 1, 30) is None
 
 
