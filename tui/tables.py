@@ -110,7 +110,7 @@ def state_style(row: TrialRow) -> str:
     o = row.outcome
     if o is not None and o.infeasible:
         return STATE_STYLE["failed"]
-    if o is not None and o.partial and row.state != "running":
+    if o is not None and o.partial:
         return STATE_STYLE["stopped"]
     return STATE_STYLE.get(row.state, "")
 

@@ -105,8 +105,8 @@ class StudyData:
     def ranked(self) -> list[TrialResult]:
         """Feasible trials with an objective that trained the whole budget, best first.
 
-        A partial trial (stopped, lost or still running before max_train_steps) is left
-        out: its objective comes from a shorter run than the others'.
+        A partial trial (stopped or lost before max_train_steps) or one still short of it
+        is left out: its objective comes from a shorter run than the others'.
         """
         scored = [t for t in self.trials if t.best_value is not None and not t.infeasible
                   and reached_end(t.state, t.last_step, self.max_train_steps)]

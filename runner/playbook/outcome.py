@@ -6,9 +6,9 @@ train": it ran cleanly but its objective says it never trained). Whoever shows a
 trial asks `outcome` for its label, its feasibility and why, and never re-derives
 them from the stored columns: that is how the views came to disagree.
 
-Partial trials (stopped, lost or still running before max_train_steps) are shown with
-their progress and a mark, and are never a best trial: their objective is from a
-shorter run than the others'.
+Partial trials (stopped or lost before max_train_steps) are shown with their progress
+and a mark, and are never a best trial: their objective is from a shorter run than the
+others'. Nor is a running one, until it has trained the whole budget and settled.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class Outcome:
     state: str
     label: str  # short: "completed", "failed (diverged)", "failed to train", "stopped 33/200 ◐"
     feasible: bool | None  # False: infeasible (by the runner or the analysis); None: unknown
-    partial: bool  # ended (or is still running) before max_train_steps
+    partial: bool  # stopped or lost before max_train_steps
     why: str  # who decided it and why, one line ("" for a plain completed or queued trial)
     infeasible_by: str | None = None  # the reason it is infeasible: "diverged", "oom", FAILED_TO_TRAIN...
     reached_end: bool = False  # trained the whole budget (or completed on its own)
@@ -88,9 +88,8 @@ def outcome(state: str, reason: str | None, feasible: bool | int | None, last_st
     full = reached_end(state, last_step, max_train_steps)
     marked = None if feasible is None else bool(feasible)
     progress = f"{'-' if last_step is None else last_step}/{max_train_steps or '-'}"
-    if state in _IN_PROGRESS:
-        partial = state != "queued" and not full
-        return Outcome(state, state, None, partial, "", progress=progress)
+    if state in _IN_PROGRESS:  # not partial (it has not ended), but not a best trial before it has
+        return Outcome(state, state, None, False, "", progress=progress)
     if marked is False:
         cause = reason or "infeasible"
         return Outcome(state, f"{state} ({cause})" if reason else state, False, False,

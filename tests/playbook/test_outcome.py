@@ -36,7 +36,7 @@ def test_partial_trials_are_shown_with_their_progress_and_never_best():
     assert stopped.long == "stopped (partial ◐: 33/200 steps)"
     assert outcome("lost", None, None, 10, 200).label == "lost 10/200 ◐"
     running = outcome("running", None, None, 33, 200)
-    assert running.partial and not running.can_be_best
+    assert not running.partial and not running.can_be_best  # not ended, not yet comparable
     # Stopped at the very end (steps counted from 0 or 1): a full run.
     assert outcome("stopped", None, None, 199, 200).can_be_best
     assert not outcome("queued", None, None, None, 200).partial
