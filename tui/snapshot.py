@@ -18,7 +18,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from runner.judging import study_outcomes
-from runner.playbook.outcome import Outcome
+from runner.playbook.outcome import Outcome, infeasible_causes
 from store import connect, metrics, studies, trials
 from store import wizards as wizard_store
 from store.db import data_version
@@ -63,6 +63,7 @@ class StudyRow:
     notes: str = ""
     reproduce_command: str = ""
     stage_of: str | None = None  # a wizard's stage: the study the wizard works on
+    infeasible_by: dict[str, int] = dataclasses.field(default_factory=dict)  # cause -> trials (outcome.py)
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,7 @@ def read_studies(db: Database) -> tuple[StudyRow, ...]:
             counts=s.counts, best_value=s.best_value, best_trial=s.best_trial,
             notes=study.notes, reproduce_command=study.reproduce_command,
             stage_of=next((base for prefix, base in wizards.items() if study.name.startswith(prefix)), None),
+            infeasible_by=infeasible_causes(s.outcomes.values()),
         ))
     return group_stages(rows)
 
