@@ -6,8 +6,10 @@ from rich.console import Console
 from rich.text import Text
 from sqlite_utils import Database
 
+from runner.judging import StudyOutcomes, study_outcomes
 from runner.playbook.check import jsonable
 from runner.playbook.checklist import NO_OBJECTIVE, overall, run_checklist
+from runner.playbook.outcome import counts_line, infeasible_causes
 from runner.printed import capture_record
 from runner.study_data import load_checklist_inputs
 from runner.text import printable
@@ -19,6 +21,7 @@ VERDICT_STYLE = {"ok": "bold green", "warning": "bold yellow", "problem": "bold 
 
 def analyze_report(db: Database, study: Study) -> dict:
     """The checklist of one study as a JSON-able record: every check with every number."""
+    outcomes = study_outcomes(db, study)  # judged (and stored) first: the same verdicts every view shows
     data, curves = load_checklist_inputs(db, study)
     checks = run_checklist(data, curves)
     counts = {v: sum(1 for c in checks if c.verdict == v) for v in ("ok", "warning", "problem", "n/a")}
@@ -28,6 +31,7 @@ def analyze_report(db: Database, study: Study) -> dict:
         "objective": {"metric": study.objective_metric, "mode": study.objective_mode},
         "max_train_steps": study.max_train_steps,
         "n_trials": len(data.trials),
+        "outcomes": _outcomes_record(outcomes),
         "overall": overall(checks),
         "verdicts": counts,
         "checks": [c.to_dict() for c in checks],
@@ -50,6 +54,18 @@ def capture_findings(db: Database, study: Study) -> dict:
     return {"no_objective": no_objective, "trials": notes}
 
 
+def _outcomes_record(s: StudyOutcomes) -> dict:
+    """How every trial ended (runner.playbook.outcome): the counts status and the TUI show, and each trial."""
+    return {
+        "counts": s.counts,
+        "infeasible_by": infeasible_causes(s.outcomes.values()),
+        "best_trial": s.best_trial,
+        "trials": [{"trial": n, "outcome": o.label, "feasible": o.feasible, "partial": o.partial,
+                    "why": o.why}
+                   for n, o in s.outcomes.items()],
+    }
+
+
 def _t(value, style: str = "") -> Text:
     """Study- and trial-supplied strings become literal Text: no markup, no escapes reach the terminal."""
     return Text(printable("" if value is None else str(value)), style=style)
@@ -66,6 +82,8 @@ def render_analyze(report: dict, console: Console | None = None) -> None:
     console.print(header)
     if report["goal"]:
         console.print(_t("goal: " + report["goal"]))
+    outcomes = report["outcomes"]
+    console.print(_t("trials: " + counts_line(outcomes["counts"], outcomes["infeasible_by"])))
     _render_capture(report["capture"], report["objective"]["metric"], console)
     for check in report["checks"]:
         console.print()

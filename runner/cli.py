@@ -29,8 +29,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from runner.judging import StudyOutcomes, study_outcomes
 from runner.limits import MAX_TRIALS
 from runner.owner import live_owner, start_detached
+from runner.playbook.outcome import infeasible_causes
 from runner.printed import capture_record
 from runner.service import DEFAULT_GRACE_S, LeaseLost, Runner
 from runner.spec import SpecError, capture_warnings, load
@@ -373,7 +375,7 @@ class _Progress:
 
 def _summary_line(db, study: Study) -> str:
     """The study's progress as one line, its names escaped (they come from study files and trials)."""
-    s = studies.summarize(db, study)
+    s = study_outcomes(db, study)
     c = s.counts
     done = sum(c.get(k, 0) for k in ("completed", "failed", "stopped", "lost"))
     total = done + c.get("queued", 0) + c.get("starting", 0) + c.get("running", 0)
@@ -523,7 +525,7 @@ def _runner_info(db) -> dict | None:
 
 
 def _study_record(db, study: Study) -> dict:
-    s = studies.summarize(db, study)
+    s = study_outcomes(db, study)
     return {
         "name": study.name,
         "goal": study.goal,
@@ -534,10 +536,11 @@ def _study_record(db, study: Study) -> dict:
         "objective": {"metric": study.objective_metric, "mode": study.objective_mode},
         "max_train_steps": study.max_train_steps,
         "counts": s.counts,
+        "infeasible_by": infeasible_causes(s.outcomes.values()),
         "best_value": s.best_value,
         "best_trial": s.best_trial,
         "baseline": _baseline_record(db, study),
-        "trials": [_trial_record(db, study, t) for t in trials.list_for_study(db, study.id)],
+        "trials": [_trial_record(db, study, t, s) for t in trials.list_for_study(db, study.id)],
     }
 
 
@@ -550,17 +553,22 @@ def _baseline_record(db, study: Study) -> dict | None:
             "adopted_at": b.adopted_at}
 
 
-def _trial_record(db, study: Study, t: Trial) -> dict:
+def _trial_record(db, study: Study, t: Trial, outcomes: StudyOutcomes) -> dict:
+    """One trial; its outcome and feasibility are runner.playbook.outcome's, as in every view."""
     roles = trials.param_roles(db, trial_id=t.id)
     capture = capture_record(capture_store.load(db, t.id), finished=t.state.is_finished())
+    o = outcomes.of(t.number, t.state.value, t.reason, t.feasible, t.last_step, t.detail)
     return {
         "id": t.id,
         "number": t.number,
         "source": t.source,
         "state": t.state.value,
+        "outcome": o.label,
+        "outcome_why": o.why,
+        "partial": o.partial,
         "reason": t.reason,
         "detail": t.detail,
-        "feasible": None if t.feasible is None else bool(t.feasible),
+        "feasible": o.feasible,
         "params": t.params,
         "roles": roles,
         "best_value": t.best_value,
@@ -597,13 +605,15 @@ def cmd_export(args, db_path: Path) -> int:
     study = _study(db, args.study)
     if args.metrics is not None:
         return _export_points(db, study, args)
-    records = [_trial_record(db, study, t) for t in trials.list_for_study(db, study.id)]
+    outcomes = study_outcomes(db, study)
+    records = [_trial_record(db, study, t, outcomes) for t in trials.list_for_study(db, study.id)]
     rows = [_export_row(study, r) for r in records]
     if args.format == "json":
         text = json.dumps(rows, indent=2, default=str) + "\n"
     else:
         param_names = sorted({k for r in records for k in r["params"]})
-        columns = ["study", "trial", "source", "state", "reason", "detail", "feasible",
+        columns = ["study", "trial", "source", "state", "outcome", "outcome_why", "partial", "reason", "detail",
+                   "feasible",
                    *[f"param.{n}" for n in param_names], "objective", "best_value", "best_step",
                    "last_step", "max_train_steps", "started_at", "ended_at", "trial_dir"]
         buffer = io.StringIO()
@@ -666,6 +676,7 @@ def _export_points(db, study: Study, args) -> int:
 def _export_row(study: Study, r: dict) -> dict:
     return {
         "study": study.name, "trial": r["number"], "source": r["source"], "state": r["state"],
+        "outcome": r["outcome"], "outcome_why": r["outcome_why"], "partial": r["partial"],
         "reason": r["reason"], "detail": r["detail"], "feasible": r["feasible"],
         "params": r["params"], "objective": study.objective_metric, "best_value": r["best_value"],
         "best_step": r["best_step"], "last_step": r["last_step"],

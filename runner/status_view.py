@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from runner.playbook.outcome import FAILED_TO_TRAIN, PARTIAL_MARK, counts_line
 from runner.text import printable_line
 
 
@@ -44,7 +45,7 @@ def _render_study(console: Console, study: dict) -> None:
     header = Text()
     header.append(printable_line(study["name"]), style="bold")
     header.append(f"  [{'active' if study['active'] else 'idle'}]  ")
-    header.append(", ".join(f"{k} {v}" for k, v in c.items() if v) + f"  |  {printable_line(best)}")
+    header.append(counts_line(c, study.get("infeasible_by") or {}) + f"  |  {printable_line(best)}")
     console.print(header)
     if study["goal"]:
         console.print(_t("goal: " + study["goal"]))
@@ -67,20 +68,31 @@ def _render_study(console: Console, study: dict) -> None:
     table.add_column("@step", justify="right")
     table.add_column("progress", justify="right")
     for t in trials:
-        state = t["state"] + (f" ({t['reason']})" if t["reason"] else "")
+        state = t.get("outcome") or t["state"] + (f" ({t['reason']})" if t["reason"] else "")
         progress = (f"{t['last_step'] if t['last_step'] is not None else '-'}/"
                     f"{t.get('progress_total') or t['max_train_steps']}")
         table.add_row(
-            str(t["number"]), _t(state, STATE_STYLE.get(t["state"], "")),
+            str(t["number"]), _t(state, _state_style(t)),
             *[_t(_fmt(t["params"].get(n, "-"))) for n in varied],
             _t(_fmt(t["best_value"]) if t["best_value"] is not None else "-"),
             _t(t["best_step"] if t["best_step"] is not None else "-"), progress,
         )
     console.print(table)
-    console.print(Text("* scientific parameter", style="dim"))
+    console.print(Text(f"* scientific parameter   {PARTIAL_MARK} partial: ended before max_train_steps "
+                       "(never the best)", style="dim"))
     for t in trials:
+        if t.get("outcome") == FAILED_TO_TRAIN:
+            console.print(_t(f"trial {t['number']} {FAILED_TO_TRAIN} ({t['outcome_why']})", "red"))
         if t.get("bad_lines"):
             console.print(_t(f"trial {t['number']}: {t['bad_lines']} metric line(s) dropped; "
                              f"the first: {t.get('bad_line_sample') or '?'}", "yellow"))
         for note in (t.get("capture") or {}).get("notes", []):
             console.print(_t(f"trial {t['number']}: {note}", "yellow"))
+
+
+def _state_style(t: dict) -> str:
+    if t.get("feasible") is False:
+        return STATE_STYLE["failed"]
+    if t.get("partial"):
+        return STATE_STYLE["stopped"]
+    return STATE_STYLE.get(t["state"], "")

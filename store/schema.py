@@ -221,3 +221,24 @@ def _printed_capture(db: Database) -> None:
         trial_id INTEGER PRIMARY KEY REFERENCES trials(id),
         state_json TEXT NOT NULL
     )""")
+
+
+_V6 = [
+    # The analysis' judgement of each finished trial ("failed to train"), stored so that every
+    # view (status, export, analyze, the TUI) shows the same answer without reading curves.
+    # verdict NULL: judged, nothing found. `rule` names the rule that judged it (a newer rule
+    # judges again). Rows of a trial that is no longer finished (requeued) are stale.
+    """CREATE TABLE judgements (
+        trial_id INTEGER PRIMARY KEY REFERENCES trials(id),
+        verdict TEXT,
+        why TEXT,
+        rule TEXT NOT NULL,
+        judged_at REAL NOT NULL
+    )""",
+]
+
+
+@MIGRATIONS(name="0006_judgements")
+def _judgements(db: Database) -> None:
+    for statement in _V6:
+        db.execute(statement)

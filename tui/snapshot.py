@@ -17,6 +17,8 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from runner.judging import study_outcomes
+from runner.playbook.outcome import Outcome, infeasible_causes
 from runner.printed import progress_totals
 from store import capture, connect, metrics, studies, trials
 from store import wizards as wizard_store
@@ -62,6 +64,7 @@ class StudyRow:
     notes: str = ""
     reproduce_command: str = ""
     stage_of: str | None = None  # a wizard's stage: the study the wizard works on
+    infeasible_by: dict[str, int] = dataclasses.field(default_factory=dict)  # cause -> trials (outcome.py)
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,8 @@ class TrialRow:
     last_step: int | None
     slot: str | None = None
     trial_dir: str = ""
+    # How it ended, as every view shows it (runner.playbook.outcome), the analysis' verdict included.
+    outcome: Outcome | None = None
     # Recent training loss and gradient norm of a running trial, for its row's sparklines.
     loss_spark: tuple[float | None, ...] = ()
     grad_spark: tuple[float | None, ...] = ()
@@ -143,7 +148,7 @@ def read_studies(db: Database) -> tuple[StudyRow, ...]:
     wizards = {f"{w.name}.": w.base_study for w in wizard_store.list_all(db)}
     rows = []
     for study in studies.list_all(db):
-        s = studies.summarize(db, study)
+        s = study_outcomes(db, study)
         rows.append(StudyRow(
             id=study.id, name=study.name, goal=study.goal, config_path=study.config_path,
             objective_metric=study.objective_metric, objective_mode=study.objective_mode,
@@ -151,6 +156,7 @@ def read_studies(db: Database) -> tuple[StudyRow, ...]:
             counts=s.counts, best_value=s.best_value, best_trial=s.best_trial,
             notes=study.notes, reproduce_command=study.reproduce_command,
             stage_of=next((base for prefix, base in wizards.items() if study.name.startswith(prefix)), None),
+            infeasible_by=infeasible_causes(s.outcomes.values()),
         ))
     return group_stages(rows)
 
@@ -177,13 +183,16 @@ SPARK_METRICS = ("train_loss", "grad_norm")
 
 
 def read_trials(db: Database, study_id: int) -> tuple[TrialRow, ...]:
-    """The study's trials; running ones carry sparklines of their loss and gradient norm."""
+    """The study's trials with their outcomes; running ones carry sparklines of loss and gradient norm."""
+    study = studies.get(db, study_id)
     totals = progress_totals(capture.for_study(db, study_id))
-    return tuple(
-        _with_sparklines(db, row) if row.state == "running" else row
-        for row in (dataclasses.replace(r, progress_total=totals.get(r.id))
-                    for r in rows_of(trials.list_for_study(db, study_id)))
-    )
+    rows = tuple(dataclasses.replace(r, progress_total=totals.get(r.id))
+                 for r in rows_of(trials.list_for_study(db, study_id)))
+    if study is not None:
+        outcomes = study_outcomes(db, study)
+        rows = tuple(dataclasses.replace(r, outcome=outcomes.of(r.number, r.state, r.reason, r.feasible,
+                                                                r.last_step, r.detail)) for r in rows)
+    return tuple(_with_sparklines(db, row) if row.state == "running" else row for row in rows)
 
 
 def _with_sparklines(db: Database, row: TrialRow) -> TrialRow:
@@ -250,7 +259,7 @@ def study_data(study: studies.Study, rows: tuple[TrialRow, ...]):
         TrialResult(number=r.number, state=r.state, params=r.params, reason=r.reason,
                     feasible=None if r.feasible is None else bool(r.feasible),
                     best_value=r.best_value, best_step=r.best_step, last_step=r.last_step,
-                    max_steps=r.progress_total)
+                    max_steps=r.progress_total, verdict=r.outcome.verdict if r.outcome else None)
         for r in rows
     ))
 
@@ -289,6 +298,16 @@ def read_overlay(db: Database, view: View, rows: tuple[TrialRow, ...], objective
     return tuple(out)
 
 
+def with_outcome(db: Database, detail: TrialDetail | None) -> TrialDetail | None:
+    """The trial with its outcome as every view shows it (the study's stored verdicts included)."""
+    study = studies.get(db, detail.study_id) if detail is not None else None
+    if study is None:
+        return detail
+    o = study_outcomes(db, study).of(detail.number, detail.state, detail.reason, detail.feasible,
+                                      detail.last_step, detail.detail)
+    return dataclasses.replace(detail, outcome=o)
+
+
 def read_study_detail(db: Database, view: View, study: StudyRow | None,
                       cache: dict | None = None) -> StudyDetail:
     """The study's trials and analyses, then the overlay's curves.
@@ -318,7 +337,7 @@ def read_snapshot(db: Database, view: View, runner: RunnerInfo | None, checked: 
     if view.detail and view.trial_id is not None:
         metric, mode = (study.objective_metric, study.objective_mode) if study else ("", "min")
         detail = read_trial_detail(db, view.trial_id, view.metric, metric, mode)
-        return dataclasses.replace(snap, trial=detail)
+        return dataclasses.replace(snap, trial=with_outcome(db, detail))
     if view.study_id is None:
         return snap
     return dataclasses.replace(snap, study_detail=read_study_detail(db, view, study, cache))

@@ -94,15 +94,35 @@ STUDY_COLUMNS = (
 
 
 def state_text(row: TrialRow, long: bool = False) -> str:
-    """'failed (oom)'; the long form adds infeasibility (too wide for the table)."""
-    notes = [row.reason] if row.reason else []
-    if long and row.feasible == 0:
-        notes.append("infeasible")
-    return row.state + (f" ({', '.join(notes)})" if notes else "")
+    """How the trial ended, as every view says it (runner.playbook.outcome): 'failed (oom)',
+    'failed to train', 'stopped 33/200 ◐'; the long form adds infeasibility (too wide for the table)."""
+    o = row.outcome
+    if o is None:  # a row built without its study (tests, a study deleted meanwhile)
+        notes = [row.reason] if row.reason else []
+        if long and row.feasible == 0:
+            notes.append("infeasible")
+        return row.state + (f" ({', '.join(notes)})" if notes else "")
+    return o.long if long else o.label
+
+
+def state_style(row: TrialRow) -> str:
+    """The state's colour; an analysis verdict colours like a failure, a partial trial like a stop."""
+    o = row.outcome
+    if o is not None and o.infeasible:
+        return STATE_STYLE["failed"]
+    if o is not None and o.partial:
+        return STATE_STYLE["stopped"]
+    return STATE_STYLE.get(row.state, "")
+
+
+def detail_text(row: TrialRow) -> str | None:
+    """What the trial said when it ended, or, when the analysis judged it, the verdict's evidence."""
+    o = row.outcome
+    return o.why if o is not None and o.verdict is not None else row.detail
 
 
 def _state(row: TrialRow) -> Text:
-    return cell(state_text(row), STATE_STYLE.get(row.state, ""))
+    return cell(state_text(row), state_style(row))
 
 
 BEST_MARK = "★"  # the best trial of its scientific value
@@ -140,7 +160,7 @@ def trial_columns(study: StudyRow | None, roles: dict[str, str], best: frozenset
         Column("best_step", "@step", lambda r: r.best_step),
         Column("spark", "loss ‖g‖", lambda r: r.loss_spark,
                lambda r: cell(f"{sparkline(r.loss_spark)} {sparkline(r.grad_spark)}".strip())),
-        Column("detail", "detail", lambda r: r.detail, lambda r: cell(one_line(r.detail))),
+        Column("detail", "detail", detail_text, lambda r: cell(one_line(detail_text(r)))),
     )
 
 

@@ -103,6 +103,7 @@ class TrialDetail:
     bad_lines: int = 0  # metric lines ingest dropped (malformed, or more than the store holds)
     bad_line_sample: str | None = None  # the first of them, with why
     capture_notes: tuple[str, ...] = ()  # printed lines repeated, dropped or never matched (runner.printed)
+    outcome: Any = None  # runner.playbook.outcome.Outcome with the analysis' verdict (set by tui.snapshot)
 
 
 def read_trial_detail(db: Database, trial_id: int, metric: str | None, objective: str,

@@ -7,6 +7,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from runner.playbook.outcome import Outcome, Verdict, outcome, reached_end
+
 
 @dataclass(frozen=True)
 class ParamInfo:
@@ -62,6 +64,8 @@ class TrialResult:
     started_at: float | None = None  # Unix seconds the process started, when known
     ended_at: float | None = None  # Unix seconds it ended (or last reported, while running)
     max_steps: int | None = None  # the run's length in its own steps, when max_train_steps counts epochs
+    # The stored analysis verdict ("failed to train"), for views; the analyses judge afresh.
+    verdict: Verdict | None = None
 
     @property
     def duration_s(self) -> float | None:
@@ -72,6 +76,7 @@ class TrialResult:
 
     @property
     def infeasible(self) -> bool:
+        """Marked infeasible by the runner (the analysis' verdicts are in StudyData.outcome)."""
         return self.feasible is False
 
 
@@ -94,10 +99,23 @@ class StudyData:
         """Whether objective value a beats b."""
         return a < b if self.mode == "min" else a > b
 
+    def outcome(self, t: TrialResult) -> Outcome:
+        """The trial's outcome as every view shows it (runner.playbook.outcome)."""
+        return outcome(t.state, t.reason, t.feasible, t.last_step, self.max_train_steps, t.verdict)
+
     def ranked(self) -> list[TrialResult]:
-        """Feasible trials with an objective, best first."""
-        scored = [t for t in self.trials if t.best_value is not None and not t.infeasible]
+        """Feasible trials with an objective that trained the whole budget, best first.
+
+        A partial trial (stopped or lost before max_train_steps) or one still short of it
+        is left out: its objective comes from a shorter run than the others'.
+        """
+        scored = [t for t in self.trials if t.best_value is not None and not t.infeasible
+                  and reached_end(t.state, t.last_step, self.max_train_steps)]
         return sorted(scored, key=lambda t: t.best_value, reverse=self.mode == "max")
+
+    def best_candidates(self) -> list[TrialResult]:
+        """`ranked`, less the trials an analysis verdict made infeasible: who may be called best."""
+        return [t for t in self.ranked() if self.outcome(t).can_be_best]
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ class AxisPoint:
     x: Any  # the parameter's value (a number, or a category)
     y: float | None  # best objective reached; None when it never reported one (e.g. diverged at once)
     feasible: bool  # infeasible points are drawn, distinctly: they are data
-    reason: str | None
+    reason: str | None  # why it is infeasible (runner reason or analysis verdict)
+    partial: bool = False  # stopped or lost before max_train_steps: not comparable with the others
 
 
 @dataclass(frozen=True)
@@ -52,11 +53,13 @@ def axis_plot_data(study: StudyData) -> list[AxisData]:
     out = []
     for name in varied_params(study):
         p = study.param(name)
-        points = tuple(
-            AxisPoint(t.number, t.params[name], t.best_value, not t.infeasible, t.reason)
-            for t in _finished(study)
-            if name in t.params and (t.best_value is not None or t.infeasible)
-        )
+        points = []
+        for t in _finished(study):
+            o = study.outcome(t)
+            if name in t.params and (t.best_value is not None or o.infeasible):
+                points.append(AxisPoint(t.number, t.params[name], t.best_value, not o.infeasible,
+                                        o.verdict.label if o.verdict else t.reason, o.partial))
+        points = tuple(points)
         out.append(AxisData(name, p.role, p.log, not p.numeric, points))
     return out
 
@@ -79,9 +82,9 @@ def scientific_key(study: StudyData, trial: TrialResult) -> tuple:
 
 
 def best_per_scientific(study: StudyData) -> dict[tuple, TrialResult]:
-    """For each combination of scientific values, its best feasible trial."""
+    """For each combination of scientific values, its best feasible trial that trained the whole budget."""
     best: dict[tuple, TrialResult] = {}
-    for t in study.ranked():
+    for t in study.best_candidates():
         best.setdefault(scientific_key(study, t), t)
     return best
 
@@ -127,12 +130,12 @@ def isolation_data(study: StudyData, scientific: str | None = None, buckets: int
         groups = [(v, str(v), [t for t in trials if t.params[scientific] == v]) for v in distinct]
     rows = []
     for value, label, members in groups:
-        ranked = dataclasses.replace(study, trials=tuple(members)).ranked()
+        ranked = dataclasses.replace(study, trials=tuple(members)).best_candidates()
         rows.append(IsolationRow(
             value=value, label=label,
             best_trial=ranked[0].number if ranked else None,
             best_value=ranked[0].best_value if ranked else None,
-            n_trials=len(members), n_feasible=sum(1 for t in members if t.feasible),
+            n_trials=len(members), n_feasible=sum(1 for t in members if study.outcome(t).feasible),
         ))
     return rows
 

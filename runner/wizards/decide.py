@@ -8,7 +8,9 @@ by enough to pay for the complexity it adds.
 
 from __future__ import annotations
 
+from runner.judging import study_outcomes
 from runner.playbook import adopt
+from runner.playbook.outcome import Scored, pick_best
 from runner.wizards.engine import Kind, Question
 from runner.wizards.substudy import StagePlan, WizardError, base_spec, outcome, stage_trials
 from store import studies, trials
@@ -48,14 +50,15 @@ def _pick(db, study: Study, number: int | None, where: tuple[str, str] | None):
         if t is None:
             raise WizardError(f"study {study.name!r} has no trial {number}")
         return t
-    done = [t for t in trials.list_for_study(db, study.id)
-            if t.best_value is not None and t.feasible != 0
-            and (where is None or str(t.params.get(where[0])) == where[1])]
-    if not done:
+    outcomes = study_outcomes(db, study).outcomes
+    done = [Scored(t.number, outcomes[t.number], t.best_value) for t in trials.list_for_study(db, study.id)
+            if t.number in outcomes and (where is None or str(t.params.get(where[0])) == where[1])]
+    best = pick_best(done, study.objective_mode)  # full, feasible runs only: never a partial one
+    if best is None:
         what = f" with {where[0]}={where[1]}" if where else ""
-        raise WizardError(f"study {study.name!r} has no finished trial{what} to take as a side")
-    sign = 1 if study.objective_mode == "min" else -1
-    return min(done, key=lambda t: sign * t.best_value)
+        raise WizardError(f"study {study.name!r} has no finished trial{what} to take as a side (one that "
+                          f"trained all {study.max_train_steps} steps and is feasible)")
+    return trials.get_by_number(db, study.id, best.number)
 
 
 class Decide(Kind):

@@ -17,14 +17,8 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from runner.wizards.substudy import (
-    StagePlan,
-    WizardError,
-    estimate_seconds,
-    has_work,
-    register,
-    seconds_per_step,
-)
+from runner.wizards.substudy import StagePlan, WizardError, has_work, register
+from runner.wizards.timing import describe_estimate, measured_timing, stage_seconds
 from store import studies, trials
 from store import wizards as wizard_store
 from store.studies import Study
@@ -189,25 +183,17 @@ class Kind:
                 f"{self.wizard.base_study!r} on {created}.")
 
     def describe(self, plans: list[StagePlan]) -> tuple[str, ...]:
-        per_step = seconds_per_step(self.db, self.base_study())
+        timing = measured_timing(self.db, self.base_study())
         out = []
         for p in plans:
             name, values = p.vary
             shown = ", ".join(_short(v) for v in values)
-            eta = estimate_seconds(per_step, p)
-            eta_text = f"about {_duration(eta)}" if eta is not None else "time unknown (no finished base trial)"
+            eta = stage_seconds(timing, p.trial_count, p.concurrency, p.max_train_steps)
             out.append(f"{p.study_name}: {p.trial_count} trial(s) of {p.max_train_steps} steps, "
-                       f"{name} = {shown}; {eta_text}")
+                       f"{name} = {shown}; {describe_estimate(timing, eta, p.max_train_steps)}")
         return tuple(out)
 
 
 def _short(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"

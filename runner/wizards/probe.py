@@ -5,6 +5,7 @@ from __future__ import annotations
 from runner.playbook import batch_probe
 from runner.wizards.engine import Kind
 from runner.wizards.substudy import StagePlan, WizardError, outcome, series, stage_trials
+from runner.wizards.timing import trial_split
 from store import studies
 
 THROUGHPUT_METRIC = "examples_per_s"
@@ -61,13 +62,23 @@ class BatchProbe(Kind):
         result = batch_probe.decide(runs, cap=self.options["cap"], skip=self.options["skip"])
         out = result.to_json()
         rec = next((r for r in result.rows if r.batch_size == result.recommended), None)
-        steps = self.options["train_steps"]
-        if rec is not None and rec.time_per_step_s is not None:
-            out["training_time"] = {"steps": steps,
-                                    "seconds": batch_probe.training_time_s(rec.time_per_step_s, steps)}
+        steps = self.options["train_steps"]  # None: a --command probe told no step count
+        if rec is not None and rec.time_per_step_s is not None and steps:
+            startup = self.startup_s(rec.batch_size)
+            out["training_time"] = {"steps": steps, "startup_s": startup, "seconds":
+                                    batch_probe.training_time_s(rec.time_per_step_s, steps) + startup}
         out["gpus_per_trial"] = self.options["gpus_per_trial"]
         out["not_run"] = self.not_run()
         return out
+
+    def startup_s(self, batch_size: int) -> float:
+        """The start-up (spawn to first step: imports, data, model) the probe measured at this size,
+        0 if unknown: a whole training run pays it once, on top of its steps."""
+        study = studies.by_name(self.db, f"{self.wizard.name}.probe")
+        trial = next((t for t in stage_trials(self.db, study)
+                      if int(t.params[self.options["batch_param"]]) == batch_size), None)
+        split = trial_split(self.db, trial) if trial is not None else None
+        return split.startup_s if split is not None else 0.0
 
     def not_run(self) -> list[dict]:
         """The sizes stopped before they started (after a smaller one failed), with why."""

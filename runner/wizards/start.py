@@ -98,7 +98,9 @@ def start_probe(db: Database, db_path: Path, *, study: str | None = None, comman
     if gpus_per_trial is None:
         gpus_per_trial = 1 if gpus.discover() else 0
     options = {"batch_param": batch_param, "start": start, "cap": cap, "steps": steps, "skip": skip,
-               "train_steps": train_steps or spec.max_train_steps, "gpus_per_trial": gpus_per_trial,
+               # A --command has no step count of its own: its stand-in study's 1000 is not one.
+               "train_steps": train_steps or (spec.max_train_steps if study is not None else None),
+               "gpus_per_trial": gpus_per_trial,
                "fixed": fixed}
     return _create(db, db_path, "probe-batch", name, base.name, options)
 

@@ -8,8 +8,6 @@ reproducible with `playbook-runner run FILE` and shows up like any study.
 
 from __future__ import annotations
 
-import math
-import statistics
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,9 +17,10 @@ import tomli_w
 from sqlite_utils import Database
 
 from runner import launch
+from runner.judging import study_outcomes
 from runner.spec import SpecError, StudySpec, load
 from store import metrics as metric_store
-from store import studies, trials
+from store import trials
 from store.studies import Study
 from store.trials import Trial, TrialState
 
@@ -115,7 +114,7 @@ def reference_values(db: Database, base_study: Study, base: StudySpec, *, from_t
     if from_trial and source is None:
         raise WizardError(f"study {base_study.name!r} has no trial {from_trial}")
     if source is None:
-        best = studies.summarize(db, base_study).best_trial
+        best = study_outcomes(db, base_study).best_trial  # a full, feasible run: never a partial one
         source = trials.get_by_number(db, base_study.id, best) if best else None
     if source is not None:
         values.update(source.params)
@@ -180,19 +179,3 @@ def series(db: Database, t: Trial, metric: str, max_points: int = 2000) -> tuple
     """(steps, values) of one metric of one trial, downsampled in the store past max_points."""
     s = metric_store.read_series(db, t.id, metric, max_points)
     return tuple(s.steps), tuple(s.values)
-
-
-def seconds_per_step(db: Database, study: Study) -> float | None:
-    """Median wall seconds per training step of the study's completed trials (None if none)."""
-    rates = [(t.ended_at - t.started_at) / max(t.last_step or study.max_train_steps, 1)
-             for t in trials.list_for_study(db, study.id)
-             if t.state is TrialState.COMPLETED and t.started_at and t.ended_at]
-    return statistics.median(rates) if rates else None
-
-
-def estimate_seconds(per_step: float | None, plan: StagePlan) -> float | None:
-    """Wall time of a stage: its trials' steps at the base study's pace, spread over its concurrency."""
-    if per_step is None or not math.isfinite(per_step):
-        return None
-    waves = math.ceil(plan.trial_count / max(plan.concurrency, 1))
-    return waves * per_step * plan.max_train_steps

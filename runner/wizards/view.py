@@ -85,7 +85,11 @@ def _probe(results: dict) -> list[str]:
     out += ["", r["summary"]]
     if r.get("training_time"):
         t = r["training_time"]
-        out.append(f"at batch {r['recommended']}: {t['steps']} steps take about {_hours(t['seconds'])}")
+        startup = f", {_hours(t['startup_s'])} of it start-up" if t.get("startup_s") else ""
+        out.append(f"at batch {r['recommended']}: {t['steps']} steps take about "
+                   f"{_hours(t['seconds'])}{startup}")
+    elif r.get("recommended"):
+        out.append("training time: pass --train-steps N to estimate it at this batch size")
     out += [f"- {a}" for a in r.get("advice", [])]
     return out
 

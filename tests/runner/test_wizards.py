@@ -290,7 +290,7 @@ def test_probe_asks_before_it_registers_anything_and_conflicts_on_other_options(
     status = kind.advance()
     assert status.question is not None and status.question.key == "confirm:probe"
     assert status.plan_lines == ("fake.probe-batch.probe: 4 trial(s) of 12 steps, batch_size = 4, 8, 16, 32; "
-                                 "time unknown (no finished base trial)",)
+                                 "time unknown (no trial of this command has finished on this machine yet)",)
     assert studies.by_name(db, "fake.probe-batch.probe") is None
     assert probe(db, db_path).wizard.id == kind.wizard.id
     with pytest.raises(WizardConflict, match="pass --name to start another"):

@@ -11,6 +11,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable, Header, Static
 
+from runner.playbook.outcome import counts_line
 from runner.text import printable
 from tui import tables
 from tui.screens.base import RunnerStatus, SnapshotScreen
@@ -87,6 +88,8 @@ class StudiesScreen(SnapshotScreen):
         text = Text(no_wrap=True, overflow="ellipsis")
         if study is not None:
             notes = " ".join(study.notes.split()) or "(none: press e to write some)"
+            text.append("trials ", style="bold")
+            text.append(printable(counts_line(study.counts, study.infeasible_by)) + "\n")
             text.append("notes ", style="bold")
             text.append(printable(notes))
             text.append("\nreproduce ", style="bold")

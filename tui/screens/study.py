@@ -191,10 +191,10 @@ class StudyScreen(SnapshotScreen):
         best = (f"best {metric} {tables.fmt(row.best_value)} at step {row.best_step}"
                 if row.best_value is not None else f"no {metric} yet")
         text = Text(f"trial #{row.number} ", style="bold", no_wrap=True, overflow="ellipsis")
-        text.append(printable_line(state), style=tables.STATE_STYLE.get(row.state, ""))
+        text.append(printable_line(state), style=tables.state_style(row))
         text.append(printable_line(f" · {best} · enter opens it"))
-        if row.detail:
-            text.append("\n" + printable(tables.one_line(row.detail, 400)), style="dim")
+        if why := tables.detail_text(row):
+            text.append("\n" + printable(tables.one_line(why, 400)), style="dim")
         self._put("#trial-detail", text)
 
     # -- the plot panel -------------------------------------------------------------

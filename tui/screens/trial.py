@@ -197,7 +197,10 @@ def title_text(detail: TrialDetail, study: StudyRow | None) -> Text:
     if detail.feasible == 0:
         notes.append("infeasible")
     state = detail.state + (f" ({', '.join(notes)})" if notes else "")
-    text.append(printable_line(state), style=tables.STATE_STYLE.get(detail.state, ""))
+    if detail.outcome is not None:  # the same words as every other view, "failed to train" included
+        state = detail.outcome.long
+    text.append(printable_line(state), style=tables.STATE_STYLE["failed"] if detail.outcome is not None
+                and detail.outcome.infeasible else tables.STATE_STYLE.get(detail.state, ""))
     if detail.slot:
         text.append(printable_line(f" · {detail.slot}"))
     return text
