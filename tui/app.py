@@ -67,8 +67,12 @@ class ChecklistReady(Message):
 class PlaybookApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "playbook-tui"
-    BINDINGS = [Binding("W", "wizards", "Wizards", tooltip="The guided wizards: batch-size probe, "
-                        "warmup sweep, adopt-or-not")]
+    BINDINGS = [
+        Binding("question_mark,f1", "help", "Help", tooltip="The keys of this screen, one a line"),
+        Binding("W", "wizards", "Wizards", tooltip="The guided wizards: batch-size probe, "
+                "warmup sweep, adopt-or-not"),
+        Binding("q", "quit", "Quit", tooltip="Quit playbook-tui (a runner it started goes on)"),
+    ]
 
     def __init__(self, db_path: Path, sample_study: Path = SAMPLE_STUDY):
         super().__init__()
@@ -186,6 +190,19 @@ class PlaybookApp(App):
         if not isinstance(self.screen, WizardsScreen):
             self.push_screen(WizardsScreen())
 
+    def action_help(self) -> None:
+        from tui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
+
+    def confirm(self, question: str, then: Callable[[], None]) -> None:
+        """Ask `question` once in a modal; call `then` only on yes. Callers capture what they act on
+        before asking, so rows that move under the cursor meanwhile change nothing."""
+        from tui.screens.help import ConfirmScreen
+
+        self.push_screen(ConfirmScreen(question), lambda yes: then() if yes else None)
+
     # -- actions: each in a worker thread, reported as a notification ------------
 
     def register_sample(self) -> None:
@@ -199,6 +216,9 @@ class PlaybookApp(App):
 
     def stop_trial(self, trial_id: int) -> None:
         self._act(self.actions.stop_trial, trial_id)
+
+    def requeue_trial(self, trial_id: int) -> None:
+        self._act(self.actions.requeue_trial, trial_id)
 
     def set_notes(self, study_id: int, notes: str) -> None:
         self._act(self.actions.set_notes, study_id, notes)
@@ -217,19 +237,18 @@ class PlaybookApp(App):
                     timeout=10 if note.severity == "error" else 5)
         self._wake.set()  # show the effect without waiting for the next tick
 
-    # -- the command palette lists the screen's keys ----------------------------
+    # -- the command palette lists every key of the screen and of the app ---------
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        # Only the keys our screens declare (not Screen's focus/copy keys, nor app.quit,
-        # which the palette already offers).
-        own = {b.action for b in getattr(screen, "BINDINGS", ()) if isinstance(b, Binding)}
-        for key, active in screen.active_bindings.items():
-            binding = active.binding
-            if binding.action in own and not binding.action.startswith("app.") and active.enabled:
-                help_text = f"{binding.tooltip or binding.description} (key: {key})"
-                yield SystemCommand(binding.description, help_text,
-                                    partial(self.run_action, binding.action, screen))
+        from tui.keys import screen_keys
+
+        for entry in screen_keys(screen, self):
+            if entry.action == "quit":
+                continue  # the palette offers Quit already
+            target = None if entry.on_app else screen  # None: the app's namespace
+            yield SystemCommand(entry.description, f"{entry.help} (key: {entry.keys})",
+                                partial(self.run_action, entry.action, target))
 
 
 def make_app(db_path: str | Path, sample_study: Path = SAMPLE_STUDY) -> PlaybookApp:
