@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 
 from tui_helpers import SIZE, Notes, manual_study, open_study, registered, run, screen_text, wait_for
 
@@ -186,3 +188,25 @@ def test_requeue_with_a_live_runner_goes_through_its_command_queue(tmp_path):
     assert trials.requeue_ended(db, cmd.trial_id)
     assert trials.get(db, failed.id).state is TrialState.QUEUED
     assert not trials.requeue_ended(db, cmd.trial_id)  # queued now: a second one does nothing
+
+
+def test_tui_help_speaks_to_users():
+    result = subprocess.run([sys.executable, "-c", "import sys, tui.app; sys.exit(tui.app.main())", "--help"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    text = result.stdout
+    for said in ("Tuning Playbook", "--db PATH", "$PLAYBOOK_DB", ".playbook/playbook.db",
+                 "one above it", "q quits", "? or f1", "ctrl+p"):
+        assert said in text, said
+    assert "poller" not in text and "thread" not in text  # not the developer's docstring
+
+
+def test_header_says_which_database_and_why(tmp_path):
+    _, db_path, _ = registered(tmp_path)
+
+    async def scenario():
+        app = make_app(db_path, db_source=f"found in {tmp_path}")
+        async with app.run_test(size=(240, 30)) as pilot:  # wide enough for pytest's long tmp path
+            await wait_for(pilot, lambda: f"{db_path} (found in {tmp_path})" in screen_text(app).splitlines()[0])
+
+    run(scenario())
