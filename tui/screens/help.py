@@ -14,7 +14,7 @@ from runner.text import printable
 from tui.keys import screen_keys
 
 # The one navigation rule, said once in every help.
-RULE = "esc goes back · q quits from any screen · ctrl+p finds any action"
+RULE = "enter opens · esc goes back · q quits from any screen · ctrl+p: any action"
 
 
 def keys_text(screen: Screen) -> Text:
