@@ -38,7 +38,7 @@ from runner.service import DEFAULT_GRACE_S, LeaseLost, Runner
 from runner.spec import SpecError, capture_warnings, load
 from runner.text import printable_line
 from runner.wizards.substudy import WizardError
-from store import StoreError, commands, connect, default_db_path, lease, metrics, studies, trials
+from store import StoreError, commands, connect, lease, locate_db, metrics, studies, trials
 from store import capture as capture_store
 from store import wizards as wizard_store
 from store.db import explain as explain_store_error
@@ -53,12 +53,24 @@ class CliError(Exception):
     """A user-facing error: printed as one line, exit status 2."""
 
 
+EXIT_PIPE_CLOSED = 128 + signal.SIGPIPE  # what a shell reports for a reader that went away
+# Commands that only make sense on a database that exists: they never create one.
+NEEDS_EXISTING_DB = frozenset({"status", "watch", "stop", "add-trials", "export", "analyze", "wizards"})
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    db_path = Path(args.db).expanduser().resolve() if args.db else default_db_path().resolve()
-    print(f"database: {db_path}", file=sys.stderr)
+    db_path, source = locate_db(args.db)
+    print(f"database: {db_path} ({source})", file=sys.stderr)
     try:
-        return args.func(args, db_path)
+        if args.command in NEEDS_EXISTING_DB and not db_path.is_file():
+            raise CliError(f"no database at {db_path} ({source}); `playbook-runner run STUDY.toml` "
+                           "creates one, or pass --db PATH")
+        status = args.func(args, db_path)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return status
+    except BrokenPipeError:
+        return _reader_went_away()
     except (CliError, SpecError, StoreError, StudyConflict, lease.LeaseHeld, WizardError,
             WizardConflict) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -66,6 +78,14 @@ def main(argv: list[str] | None = None) -> int:
     except sqlite3.Error as exc:  # locked past the busy timeout, damaged after opening, disk full
         print(f"error: {explain_store_error(db_path, exc)}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _reader_went_away() -> int:
+    """`... | head` closed our stdout: stop quietly, as a C tool killed by SIGPIPE would."""
+    # What is left in stdout's buffer would fail again at exit: send it nowhere instead.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return EXIT_PIPE_CLOSED
 
 
 def _hint(db_path: Path, *args: str) -> str:
@@ -78,7 +98,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="playbook-runner",
         description="Headless run manager for playbook-tui studies.",
     )
-    p.add_argument("--db", help=f"database file (default: ${'PLAYBOOK_DB'} or ./.playbook/playbook.db)")
+    p.add_argument("--db", help="database file (default: $PLAYBOOK_DB, else the nearest .playbook/playbook.db "
+                   "in this folder or one above, else ./.playbook/playbook.db)")
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="register a study file, run its trials, show progress")

@@ -295,6 +295,8 @@ class Runner:
                 result = self.stop_study(cmd.study_id)
             elif cmd.kind == "stop_trial" and cmd.trial_id is not None:
                 result = self.stop_trial(cmd.trial_id)
+            elif cmd.kind == "requeue_trial" and cmd.trial_id is not None:
+                result = "requeued" if trials.requeue_ended(self.db, cmd.trial_id) else "not stopped, failed or lost"
             else:
                 result = "ignored: incomplete command"
             commands.record_result(self.db, cmd.id, result)

@@ -9,7 +9,7 @@ from sqlite_utils import Database
 
 from store.db import transaction
 
-KINDS = frozenset({"launch_study", "stop_study", "stop_trial"})
+KINDS = frozenset({"launch_study", "stop_study", "stop_trial", "requeue_trial"})
 
 
 @dataclass(frozen=True)

@@ -23,16 +23,32 @@ class StoreError(Exception):
     """The database cannot be used: not a database, read-only, locked, disk full..."""
 
 
-def default_db_path() -> Path:
-    """Where the database lives when no --db is given.
+DB_FOLDER, DB_FILE = ".playbook", "playbook.db"
 
-    `$PLAYBOOK_DB` if set, else `.playbook/playbook.db` under the working
-    directory: a study's data sits beside the code that produced it.
+
+def locate_db(given: str | Path | None = None, cwd: Path | None = None) -> tuple[Path, str]:
+    """The database to use and where that choice came from, for the user to see.
+
+    --db if given; else $PLAYBOOK_DB (an explicit choice, as GIT_DIR is for git); else the
+    nearest `.playbook/playbook.db` in the working directory or a folder above it, as git
+    finds its repository; else `.playbook/playbook.db` here (created by the first `run`).
     """
+    if given:
+        return Path(given).expanduser().resolve(), "--db"
     env = os.environ.get(DB_ENV)
     if env:
-        return Path(env).expanduser()
-    return Path.cwd() / ".playbook" / "playbook.db"
+        return Path(env).expanduser().resolve(), f"${DB_ENV}"
+    here = (cwd or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        found = folder / DB_FOLDER / DB_FILE
+        if found.is_file():
+            return found, "found here" if folder == here else f"found in {folder}"
+    return here / DB_FOLDER / DB_FILE, "default: none found here or above"
+
+
+def default_db_path() -> Path:
+    """Where the database lives when no --db is given (see locate_db)."""
+    return locate_db()[0]
 
 
 def busy_timeout_s() -> float:

@@ -274,6 +274,16 @@ def requeue(db: Database, trial_id: int) -> bool:
     return cur.rowcount == 1
 
 
+def requeue_ended(db: Database, trial_id: int) -> bool:
+    """A stopped, failed or lost trial goes back to the queue (a user's re-run), from scratch as
+    requeue does; False when it is not in one of those states (it ran or finished meanwhile)."""
+    with transaction(db):
+        cur = db.execute(_REQUEUE + "WHERE id = ? AND state IN ('stopped', 'failed', 'lost')", [trial_id])
+        if cur.rowcount == 1:
+            _forget_attempt(db, trial_id)
+    return cur.rowcount == 1
+
+
 def requeue_stopped(db: Database, study_id: int) -> list[int]:
     """A study's trials that were stopped while they ran go back to the queue, from scratch
     (as requeue does). Trials stopped before they started (a halted study) stay stopped."""

@@ -91,6 +91,25 @@ class Actions:
             commands.enqueue(db, "stop_trial", trial_id=trial_id)
         return Note(f"asked runner pid {owner.pid} to stop trial #{trial.number}")
 
+    def requeue_trial(self, trial_id: int) -> Note:
+        """A live runner re-queues it through the command queue (it owns the trials); with none,
+        the store does it here (nothing else touches an ended trial) and the next launch runs it."""
+        with self._lock, _open(self.db_path) as db:
+            trial = trials.get(db, trial_id)
+            if trial is None:
+                return Note(f"trial {trial_id} is gone from the database", "error")
+            if trial.state.value not in ("stopped", "failed", "lost"):
+                return Note(f"trial #{trial.number} is {trial.state.value}: not re-queued", "warning")
+            study = studies.get(db, trial.study_id)
+            owner = live_owner(db)
+            if owner is not None:
+                commands.enqueue(db, "requeue_trial", trial_id=trial_id)
+                then = "it runs again" if study and study.active else "press l to launch it"
+                return Note(f"asked runner pid {owner.pid} to re-queue trial #{trial.number}; {then}")
+            if not trials.requeue_ended(db, trial_id):
+                return Note(f"trial #{trial.number} changed state meanwhile: not re-queued", "warning")
+        return Note(f"re-queued trial #{trial.number}; press l to launch it")
+
     def set_notes(self, study_id: int, notes: str) -> Note:
         with self._lock, _open(self.db_path) as db:
             study = studies.get(db, study_id)

@@ -1,6 +1,4 @@
-"""playbook-tui: the app, its store poller, and the entry point.
-
-    playbook-tui [--db PATH]
+"""playbook-tui: the app, its store poller, and the entry point (`playbook-tui --help` is the user's text).
 
 The event loop never waits on SQLite or on the runner: a thread worker polls
 the store (skipping work when PRAGMA data_version says nothing changed) and
@@ -27,7 +25,7 @@ from textual.screen import Screen
 from textual.worker import get_current_worker
 
 from runner.text import printable
-from store import StoreError, connect, default_db_path
+from store import StoreError, connect, locate_db
 from store.db import check_readable
 from tui.actions import Actions, Note
 from tui.checklist import ChecklistReader, ChecklistResult
@@ -67,14 +65,18 @@ class ChecklistReady(Message):
 class PlaybookApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "playbook-tui"
-    BINDINGS = [Binding("W", "wizards", "Wizards", tooltip="The guided wizards: batch-size probe, "
-                        "warmup sweep, adopt-or-not")]
+    BINDINGS = [
+        Binding("question_mark,f1", "help", "Help", tooltip="The keys of this screen, one a line"),
+        Binding("W", "wizards", "Wizards", tooltip="The guided wizards: batch-size probe, "
+                "warmup sweep, adopt-or-not"),
+        Binding("q", "quit", "Quit", tooltip="Quit playbook-tui (a runner it started goes on)"),
+    ]
 
-    def __init__(self, db_path: Path, sample_study: Path = SAMPLE_STUDY):
+    def __init__(self, db_path: Path, sample_study: Path = SAMPLE_STUDY, db_source: str = "--db"):
         super().__init__()
         self.db_path = Path(db_path)
         self.sample_study = Path(sample_study)
-        self.sub_title = str(self.db_path)
+        self.sub_title = f"{self.db_path} ({db_source})"  # which database, and why this one
         self.snapshot: Snapshot | None = None
         self.checklist: ChecklistResult | None = None  # the last one computed, of any study
         self.view = View()  # read by the poller thread; replaced, never mutated
@@ -186,6 +188,19 @@ class PlaybookApp(App):
         if not isinstance(self.screen, WizardsScreen):
             self.push_screen(WizardsScreen())
 
+    def action_help(self) -> None:
+        from tui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
+
+    def confirm(self, question: str, then: Callable[[], None]) -> None:
+        """Ask `question` once in a modal; call `then` only on yes. Callers capture what they act on
+        before asking, so rows that move under the cursor meanwhile change nothing."""
+        from tui.screens.help import ConfirmScreen
+
+        self.push_screen(ConfirmScreen(question), lambda yes: then() if yes else None)
+
     # -- actions: each in a worker thread, reported as a notification ------------
 
     def register_sample(self) -> None:
@@ -199,6 +214,9 @@ class PlaybookApp(App):
 
     def stop_trial(self, trial_id: int) -> None:
         self._act(self.actions.stop_trial, trial_id)
+
+    def requeue_trial(self, trial_id: int) -> None:
+        self._act(self.actions.requeue_trial, trial_id)
 
     def set_notes(self, study_id: int, notes: str) -> None:
         self._act(self.actions.set_notes, study_id, notes)
@@ -217,23 +235,22 @@ class PlaybookApp(App):
                     timeout=10 if note.severity == "error" else 5)
         self._wake.set()  # show the effect without waiting for the next tick
 
-    # -- the command palette lists the screen's keys ----------------------------
+    # -- the command palette lists every key of the screen and of the app ---------
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        # Only the keys our screens declare (not Screen's focus/copy keys, nor app.quit,
-        # which the palette already offers).
-        own = {b.action for b in getattr(screen, "BINDINGS", ()) if isinstance(b, Binding)}
-        for key, active in screen.active_bindings.items():
-            binding = active.binding
-            if binding.action in own and not binding.action.startswith("app.") and active.enabled:
-                help_text = f"{binding.tooltip or binding.description} (key: {key})"
-                yield SystemCommand(binding.description, help_text,
-                                    partial(self.run_action, binding.action, screen))
+        from tui.keys import screen_keys
+
+        for entry in screen_keys(screen, self):
+            if entry.action == "quit":
+                continue  # the palette offers Quit already
+            target = None if entry.on_app else screen  # None: the app's namespace
+            yield SystemCommand(entry.description, f"{entry.help} (key: {entry.keys})",
+                                partial(self.run_action, entry.action, target))
 
 
-def make_app(db_path: str | Path, sample_study: Path = SAMPLE_STUDY) -> PlaybookApp:
-    return PlaybookApp(Path(db_path).expanduser().resolve(), sample_study)
+def make_app(db_path: str | Path, sample_study: Path = SAMPLE_STUDY, db_source: str = "--db") -> PlaybookApp:
+    return PlaybookApp(Path(db_path).expanduser().resolve(), sample_study, db_source)
 
 
 def check_store(db_path: Path) -> None:
@@ -246,17 +263,38 @@ def check_store(db_path: Path) -> None:
         db.conn.close()
 
 
+USER_HELP = """\
+The Deep Learning Tuning Playbook as a workbench: your studies, their trials' live curves, the
+playbook's checklist and its guided wizards, read from the database a playbook-runner writes.
+Closing it never stops trials.
+
+which database: --db PATH, else $PLAYBOOK_DB, else the nearest .playbook/playbook.db in this
+folder or one above it (as git finds its repository), else ./.playbook/playbook.db (created).
+The header shows the path and where it came from.
+"""
+
+KEYS_EPILOG = """\
+keys: enter opens · esc goes back · q quits · ? or f1 lists every key of the screen you are on
+  studies: n sample study · l launch · X stop (asks) · e notes · g GPUs · W wizards
+  study:   p plots · c checklist · f filter · s sort · a add trials · x/X stop · r re-queue
+  ctrl+p: the command palette, every action of the app and of the screen by name
+
+without the TUI: playbook-runner --help
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="playbook-tui", description=__doc__.splitlines()[0])
-    parser.add_argument("--db", help="database file (default: $PLAYBOOK_DB or ./.playbook/playbook.db)")
+    parser = argparse.ArgumentParser(prog="playbook-tui", description=USER_HELP, epilog=KEYS_EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", metavar="PATH", help="the database file (see above for the default)")
     args = parser.parse_args(argv)
-    db_path = Path(args.db).expanduser().resolve() if args.db else default_db_path().resolve()
+    db_path, source = locate_db(args.db)
     try:
         check_store(db_path)
     except StoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    make_app(db_path).run()
+    make_app(db_path, db_source=source).run()
     return 0
 
 

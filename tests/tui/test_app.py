@@ -191,9 +191,9 @@ def test_stop_without_a_runner_says_so(tmp_path):
         app = make_app(db_path)
         async with app.run_test(size=SIZE, message_hook=notes) as pilot:
             await open_study(pilot, app)
-            await pilot.press("x")
+            await pilot.press("x", "y")  # y: the confirmation each stop asks for
             await wait_for(pilot, lambda: notes.has("no runner is alive"))
-            await pilot.press("X")
+            await pilot.press("X", "y")
             await wait_for(pilot, lambda: notes.has("set inactive"))
             assert not studies.get(db, study.id).active
 

@@ -36,10 +36,9 @@ class StudiesScreen(SnapshotScreen):
     BINDINGS = [
         Binding("n", "register_sample", "Sample study", tooltip="Register the bundled sample study"),
         Binding("l", "launch", "Launch", tooltip="Launch or resume the highlighted study"),
-        Binding("X", "stop_study", "Stop study", tooltip="Stop the highlighted study"),
+        Binding("X", "stop_study", "Stop study", tooltip="Stop the highlighted study (asks first)"),
         Binding("e", "edit_notes", "Notes", tooltip="Edit the highlighted study's notes"),
         Binding("g", "toggle_gpus", "GPUs", tooltip="Show or hide the GPU panel"),
-        Binding("q", "app.quit", "Quit"),
     ]
 
     _detail_shown: Text | None = None  # what #study-detail shows
@@ -121,8 +120,13 @@ class StudiesScreen(SnapshotScreen):
             self.app.launch_study(study_id)
 
     def action_stop_study(self) -> None:
-        if (study_id := self._highlighted()) is not None:
-            self.app.stop_study(study_id)
+        study = self._study()  # now, at the key press
+        if study is None:
+            self.notify("no study highlighted", severity="warning")
+            return
+        study_id = study.id
+        self.app.confirm(f"Stop study {printable(study.name)}? Its running trials stop; "
+                         "its queued trials wait for the next launch.", lambda: self.app.stop_study(study_id))
 
     def action_edit_notes(self) -> None:
         from tui.screens.notes import NotesScreen  # the text editor loads when first needed

@@ -54,8 +54,10 @@ class StudyScreen(SnapshotScreen):
         Binding("f", "cycle_filter", "Filter", tooltip="Show all, running, completed, failed or queued trials"),
         Binding("l", "launch", "Launch", tooltip="Launch or resume this study"),
         Binding("a", "add_trials", "Add trials", tooltip="Queue more quasi-random samples of this study"),
-        Binding("x", "stop_trial", "Stop trial", tooltip="Stop the highlighted trial"),
-        Binding("X", "stop_study", "Stop study", tooltip="Stop this study's running trials"),
+        Binding("x", "stop_trial", "Stop trial", tooltip="Stop the highlighted trial (asks first)"),
+        Binding("X", "stop_study", "Stop study", tooltip="Stop this study's running trials (asks first)"),
+        Binding("r", "requeue_trial", "Re-queue", tooltip="Run the highlighted stopped, failed or lost "
+                "trial again from scratch (asks first)"),
         Binding("s", "cycle_sort", "Sort", tooltip="Sort by the next column"),
         Binding("S", "reverse_sort", "Reverse sort", show=False),
     ]
@@ -404,12 +406,44 @@ class StudyScreen(SnapshotScreen):
     def action_launch(self) -> None:
         self.app.launch_study(self.study_id)
 
+    def _study_name(self) -> str:
+        snap = self.app.snapshot
+        study = snap.study(self.study_id) if snap else None
+        return printable_line(study.name) if study else f"study {self.study_id}"
+
     def action_stop_study(self) -> None:
-        self.app.stop_study(self.study_id)
+        study_id, name = self.study_id, self._study_name()
+        running = sum(1 for r in self.rows if r.state in ("starting", "running"))
+        self.app.confirm(f"Stop study {name}? Its {running} running trial(s) stop; "
+                         "its queued trials wait for the next launch.",
+                         lambda: self.app.stop_study(study_id))
 
     def action_stop_trial(self) -> None:
+        row = self.highlighted()  # now, at the key press: rows may move while the question is open
+        if row is None:
+            self.notify("no trial highlighted", severity="warning")
+            return
+        trial_id = row.id
+        self.app.confirm(f"Stop trial #{row.number} ({row.state}, {_params(row)}) of {self._study_name()}?",
+                         lambda: self.app.stop_trial(trial_id))
+
+    def action_requeue_trial(self) -> None:
         row = self.highlighted()
         if row is None:
             self.notify("no trial highlighted", severity="warning")
-        else:
-            self.app.stop_trial(row.id)
+            return
+        if row.state not in REQUEUEABLE:
+            self.notify(f"trial #{row.number} is {row.state}: only a stopped, failed or lost trial "
+                        "can be re-queued", severity="warning")
+            return
+        trial_id = row.id
+        self.app.confirm(f"Re-queue trial #{row.number} ({row.state}, {_params(row)}) of "
+                         f"{self._study_name()}? Its curves and checkpoints are dropped and it runs "
+                         "again from scratch.", lambda: self.app.requeue_trial(trial_id))
+
+
+REQUEUEABLE = ("stopped", "failed", "lost")
+
+
+def _params(row: TrialRow) -> str:
+    return printable_line(", ".join(f"{k}={v}" for k, v in row.params.items()))[:120]

@@ -46,7 +46,7 @@ class TrialScreen(SnapshotScreen):
         Binding("4", "tab('logs')", "Logs", tooltip="The tail of stdout and stderr"),
         Binding("m", "next_metric", "Metric", tooltip="Show the next reported metric"),
         Binding("F", "toggle_follow", "Follow", tooltip="Follow the logs' new lines, or stop"),
-        Binding("x", "stop_trial", "Stop trial", tooltip="Stop this trial"),
+        Binding("x", "stop_trial", "Stop trial", tooltip="Stop this trial (asks first)"),
     ]
 
     def __init__(self, study_id: int, trial_id: int, trial_dir: str):
@@ -187,7 +187,9 @@ class TrialScreen(SnapshotScreen):
         self.app.pop_screen()
 
     def action_stop_trial(self) -> None:
-        self.app.stop_trial(self.trial_id)
+        trial_id, detail = self.trial_id, self._detail
+        what = f"trial #{detail.number} ({detail.state})" if detail else f"trial id {trial_id}"
+        self.app.confirm(f"Stop {what}?", lambda: self.app.stop_trial(trial_id))
 
 
 def title_text(detail: TrialDetail, study: StudyRow | None) -> Text:
