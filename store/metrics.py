@@ -120,6 +120,7 @@ def _refuse(db: Database, u: TrialUpdate, exc: Exception) -> None:
                           bad_lines=max(u.lines, u.bad_lines, 1), bad_sample=reason)
     _write(db, [refused], {})
     u.series, u.checkpoints, u.best, u.last_step = {}, [], None, None
+    u.out_of_order, u.out_of_order_sample = 0, None  # counted by the write that was rolled back
     u.bad_lines, u.bad_sample = refused.bad_lines, refused.bad_sample
 
 
