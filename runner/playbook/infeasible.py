@@ -128,7 +128,8 @@ def failed_to_train(study: StudyData, curves: CurveData | None = None) -> dict[i
         typical = float(np.median(others)) if others else None
         why = _against_its_curve(curve, sign, chance_level(study, t), typical)
         if why is None and z.get(t.number, 0.0) > FAILED_TO_TRAIN_SIGMAS:
-            why = f"best objective {z[t.number]:.1f} robust sigmas worse than the median trial"
+            why = (f"best {study.objective} {fmt(t.best_value)} is {z[t.number]:.1f} robust sd worse than the "
+                   f"median trial (more than {FAILED_TO_TRAIN_SIGMAS:g} counts as failed to train)")
         if why is not None:
             out[t.number] = why
     return out
