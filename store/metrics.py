@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import InitVar, dataclass, field
 
 from sqlite_utils import Database
@@ -55,6 +56,9 @@ class TrialUpdate:
     order_checked: set[str] = field(default_factory=set)
     out_of_order: int = 0  # points at or below their series' last step (set by the write)
     out_of_order_sample: str | None = None  # the first of them, described
+    # (metric, step) -> the line of this batch that reported it, for that sample (ingest sets it;
+    # called only when a point is out of order, so the in-order path pays nothing)
+    line_of: Callable[[str, int], str | None] | None = None
 
     def __post_init__(self, rows: list[MetricRow] | None) -> None:
         for _, name, step, value, wall in rows or ():
@@ -132,10 +136,10 @@ def _write(db: Database, updates: list[TrialUpdate], objective_mode: dict[int, s
         for u in updates:
             u.out_of_order, u.out_of_order_sample = 0, None
             for name, cols in u.series.items():
-                repeats, sample = _append_series(conn, u.trial_id, name, *cols)
+                repeats, first = _append_series(conn, u.trial_id, name, *cols)
                 if repeats and name not in u.order_checked:
                     u.out_of_order += repeats
-                    u.out_of_order_sample = u.out_of_order_sample or sample
+                    u.out_of_order_sample = u.out_of_order_sample or _out_of_order_sample(u, name, first)
         if checkpoints:
             conn.executemany("INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?)", checkpoints)
         for u in updates:
@@ -163,11 +167,11 @@ def _write(db: Database, updates: list[TrialUpdate], objective_mode: dict[int, s
 
 
 def _append_series(conn, trial_id: int, name: str, steps: list[int], values: list[float],
-                   walls: list[float]) -> tuple[int, str | None]:
+                   walls: list[float]) -> tuple[int, tuple[int, int, float] | None]:
     """Store one series' new points: append to its last block, or merge where they overlap.
 
     Returns how many points came at or below a step the series already had (stored, or
-    earlier in this batch), with the first of them described; 0 on the in-order path.
+    earlier in this batch), with the first of them (see _out_of_order); 0 on the in-order path.
     """
     tail = conn.execute(
         f"SELECT {_BLOB_COLS} FROM metric_blocks WHERE trial_id = ? AND name = ? "
@@ -176,7 +180,7 @@ def _append_series(conn, trial_id: int, name: str, steps: list[int], values: lis
     if in_order and (tail is None or steps[0] > tail[1]):
         _extend_series(conn, trial_id, name, steps, values, walls, tail)
         return 0, None
-    repeats = _out_of_order(name, steps, values, None if tail is None else tail[1])
+    repeats = _out_of_order(steps, values, None if tail is None else tail[1])
     if not in_order:
         steps, values, walls = sb.merge([], steps, values, walls)
     if tail is not None and steps[0] <= tail[1]:
@@ -186,20 +190,28 @@ def _append_series(conn, trial_id: int, name: str, steps: list[int], values: lis
     return repeats
 
 
-def _out_of_order(name: str, steps: list[int], values: list[float], stored_last: int | None
-                  ) -> tuple[int, str | None]:
-    """Points at or below the highest step their series had before them, and the first one, described."""
-    count, sample = 0, None
+def _out_of_order(steps: list[int], values: list[float], stored_last: int | None
+                  ) -> tuple[int, tuple[int, int, float] | None]:
+    """Points at or below the highest step their series had before them, and the first one
+    as (its step, the highest step before it, its value)."""
+    count, first = 0, None
     highest = stored_last
     for step, value in zip(steps, values, strict=True):
         if highest is not None and step <= highest:
             count += 1
-            if sample is None:
-                sample = (f"{name} at step {step} after step {highest} (value {value:.6g}; "
-                          "merged by step, the last value reported wins)")
+            first = first or (step, highest, value)
         else:
             highest = step
-    return count, sample
+    return count, first
+
+
+def _out_of_order_sample(u: TrialUpdate, name: str, first: tuple[int, int, float]) -> str:
+    """The first out-of-order point in words, with the line that reported it when ingest knows it."""
+    step, highest, value = first
+    text = (f"{name} at step {step} after step {highest} (value {value:.6g}; merged by step, the last "
+            "value reported wins)")
+    line = u.line_of(name, step) if u.line_of is not None else None
+    return f"{text}: {line}" if line else text
 
 
 def _extend_series(conn, trial_id: int, name: str, steps: list[int], values: list[float],

@@ -52,6 +52,8 @@ def test_a_resumed_run_logging_steps_again_is_merged_and_counted_in_status_and_a
     assert trial["state"] == "completed", trial
     assert trial["out_of_order"] == 5
     assert trial["out_of_order_sample"].startswith("val_loss at step 6 after step 10 (value 0.0833333")
+    line = json.loads(trial["out_of_order_sample"].split("): ", 1)[1])  # the line the script wrote
+    assert (line["step"], line["m"]) == (6, {"val_loss": 0.5 / 6})
     assert trial["best_value"] == 0.05  # the resumed attempt's values are the ones kept
     human = playbook(db_path, "status")
     assert "trial 1: 5 reported point(s) repeated or went back in step" in human

@@ -315,6 +315,7 @@ def test_reported_points_that_repeat_or_go_back_in_step_are_merged_and_counted(t
     stored = _ingest_pass(db, trial.id, tmp_path)
     assert stored.out_of_order == 4
     assert stored.out_of_order_sample.startswith("val_loss at step 6 after step 10 (value 0.333333")
+    assert stored.out_of_order_sample.endswith('): {"step": 6, "m": {"val_loss": 0.3333333333333333}}')
 
     db = store.connect(tmp_path / "pb.db")  # a restarted runner carries on counting
     with open(log, "a") as f:
