@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.text import Text
 from sqlite_utils import Database
 
+from runner.ingest import out_of_order_note
 from runner.judging import StudyOutcomes, study_outcomes
 from runner.playbook.check import jsonable
 from runner.playbook.checklist import NO_OBJECTIVE, overall, run_checklist
@@ -44,14 +45,17 @@ def capture_findings(db: Database, study: Study) -> dict:
     they did report), and per finished trial what its printed-line capture repeated, dropped
     or never matched, each with a sample line."""
     saved = capture.for_study(db, study.id)
-    no_objective, notes = [], []
+    no_objective, notes, repeated = [], [], []
     for t in trials.list_for_study(db, study.id):
         if t.reason == NO_OBJECTIVE:
             no_objective.append({"trial": t.number, "detail": t.detail})
         record = capture_record(saved.get(t.id), finished=t.state.is_finished())
         if record and record["notes"]:
             notes.append({"trial": t.number, **record})
-    return {"no_objective": no_objective, "trials": notes}
+        if t.out_of_order:  # metrics.jsonl points merged at a step their series already had
+            repeated.append({"trial": t.number, "out_of_order": t.out_of_order, "sample": t.out_of_order_sample,
+                             "note": out_of_order_note(t.out_of_order, t.out_of_order_sample)})
+    return {"no_objective": no_objective, "trials": notes, "reported_out_of_order": repeated}
 
 
 def _outcomes_record(s: StudyOutcomes) -> dict:
@@ -115,3 +119,6 @@ def _render_capture(found: dict, objective: str, console: Console) -> None:
         console.print(_t(f"[capture] trial {t['trial']}:", "bold yellow"))
         for note in t["notes"]:
             console.print(_t("    " + note, "dim"))
+    for t in found["reported_out_of_order"][:10]:
+        console.print(_t(f"[metrics] trial {t['trial']}:", "bold yellow"))
+        console.print(_t("    " + t["note"], "dim"))

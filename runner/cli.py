@@ -602,6 +602,8 @@ def _trial_record(db, study: Study, t: Trial, outcomes: StudyOutcomes) -> dict:
         "trial_dir": t.trial_dir,
         "bad_lines": t.bad_lines,
         "bad_line_sample": t.bad_line_sample,  # the first dropped line, with why
+        "out_of_order": t.out_of_order,  # metrics.jsonl points merged at a step their series had
+        "out_of_order_sample": t.out_of_order_sample,
         "capture": capture,
         # max_train_steps in the unit of the steps (they differ when it counts epochs: step_unit)
         "progress_total": (capture or {}).get("progress_total") or study.max_train_steps,

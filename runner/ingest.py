@@ -17,6 +17,7 @@ import math
 import os
 import stat
 from dataclasses import dataclass
+from functools import partial
 
 import msgspec
 
@@ -125,12 +126,15 @@ def _good_name(name: str) -> bool:
     return 0 < len(name) <= MAX_NAME_LEN and storable(name)
 
 
-def bad_line_sample(reason: str, line: bytes) -> str:
-    """One dropped line, shown as `reason: the line's start` (bytes that are not UTF-8 as \\xNN)."""
+def line_text(line: bytes) -> str:
+    """A line's start as a sample (bytes that are not UTF-8 as \\xNN)."""
     text = line[: SAMPLE_CHARS * 4].decode("utf-8", errors="backslashreplace")
-    if len(text) > SAMPLE_CHARS:
-        text = text[:SAMPLE_CHARS] + "..."
-    return f"{reason}: {text}"
+    return text[:SAMPLE_CHARS] + "..." if len(text) > SAMPLE_CHARS else text
+
+
+def bad_line_sample(reason: str, line: bytes) -> str:
+    """One dropped line, shown as `reason: the line's start`."""
+    return f"{reason}: {line_text(line)}"
 
 
 def _unparsed_reason(line: bytes) -> str:
@@ -152,6 +156,13 @@ def dropped_lines_note(update: TrialUpdate) -> str:
     """The runner log's line about an update that dropped lines (said once per trial)."""
     return (f"dropping metric lines it wrote that cannot be stored ({update.bad_lines} so far; "
             f"`status` counts them); the first: {update.bad_sample or '?'}")
+
+
+def out_of_order_note(count: int, sample: str | None) -> str:
+    """What status, analyze and the trial screen say about metrics.jsonl points that came at or
+    below a step their series already had (store.metrics counts them)."""
+    return (f"{count} reported point(s) repeated or went back in step, merged by step with the last value "
+            f"kept (a resumed run logging steps again, or a step counter that restarts?): {sample or '?'}")
 
 
 def _wall(value) -> float | None:
@@ -409,6 +420,7 @@ def _collect(target: TailTarget, now: float, final: bool, update: TrialUpdate) -
         update.metrics_offset = offset
         lines = [line for line in lines if line.strip()]
         update.lines += len(lines)
+        update.line_of = partial(_line_reporting, lines)
         records = decode_common(lines)
         if records is not None:
             for i in add_common_records(records, target, update):
@@ -421,6 +433,20 @@ def _collect(target: TailTarget, now: float, final: bool, update: TrialUpdate) -
                     _note_bad(update, problem, line)
     if target.patterns:
         _collect_printed(target, update, now)
+
+
+def _line_reporting(lines: list[bytes], name: str, step: int) -> str | None:
+    """The last of `lines` that reports `name` at `step` (for an out-of-order point's sample: any
+    line after the first at a step is out of order). Read only when the store finds one."""
+    for line in reversed(lines):
+        text = _text(line)
+        try:
+            record = _decode(text) if text is not None else None
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(record, dict) and record.get("step") == step and name in (record.get("m") or ()):
+            return line_text(line)
+    return None
 
 
 def _line_at(path: str, offset: int) -> bytes:
@@ -440,6 +466,7 @@ def _collect_printed(target: TailTarget, update: TrialUpdate, now: float) -> Non
     lines, offset = read_log_lines(target.stdout_path, target.stdout_offset)
     if offset != target.stdout_offset:
         update.stdout_offset = offset
+        update.order_checked.update(name for p in target.patterns for name in p.metrics)
         for line in lines:
             parse_stdout_line(line, target, update, now, state)
     update_progress_total(state, target.epoch_steps)

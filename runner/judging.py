@@ -59,7 +59,7 @@ def _why(found, objective: str, value: float | None, limit: float) -> str:
     if isinstance(found, dict) and (text := found.get("why") or found.get("reason")):
         return str(text)
     if isinstance(found, (int, float)):
-        return (f"best {objective} {fmt(value)} is {found:.2f} robust sigmas worse than the median of the "
+        return (f"best {objective} {fmt(value)} is {found:.2f} robust sd worse than the median of the "
                 f"study's finished trials (more than {limit:g} counts as failed to train)")
     return f"judged {FAILED_TO_TRAIN} ({found})"
 

@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from runner.ingest import out_of_order_note
 from runner.playbook.outcome import FAILED_TO_TRAIN, PARTIAL_MARK, counts_line
 from runner.text import printable_line
 
@@ -86,6 +87,9 @@ def _render_study(console: Console, study: dict) -> None:
         if t.get("bad_lines"):
             console.print(_t(f"trial {t['number']}: {t['bad_lines']} metric line(s) dropped; "
                              f"the first: {t.get('bad_line_sample') or '?'}", "yellow"))
+        if t.get("out_of_order"):
+            console.print(_t(f"trial {t['number']}: "
+                             f"{out_of_order_note(t['out_of_order'], t.get('out_of_order_sample'))}", "yellow"))
         for note in (t.get("capture") or {}).get("notes", []):
             console.print(_t(f"trial {t['number']}: {note}", "yellow"))
 

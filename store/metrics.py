@@ -5,12 +5,15 @@ BLOCK_POINTS consecutive points of one series, keyed (trial, name, first step).
 Blocks of a series never overlap in steps. Ingest appends to a series' last block
 until it is full; a step at or below one already stored (a repeat, a resumed trial)
 merges into the blocks it overlaps, and the reported value replaces the stored one.
+Such a point is never merged in silence: it is counted on the trial (`out_of_order`),
+with the first one described (`out_of_order_sample`).
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import InitVar, dataclass, field
 
 from sqlite_utils import Database
@@ -48,6 +51,14 @@ class TrialUpdate:
     lines: int = 0  # metric lines the batch read, good and bad
     series: dict[str, Columns] = field(default_factory=dict)
     capture_json: str | None = None  # the printed-line capture's new state (see runner.printed)
+    # Series whose order the printed-line capture counts itself (runner.printed.check_order):
+    # the store counts out-of-order points of every other series.
+    order_checked: set[str] = field(default_factory=set)
+    out_of_order: int = 0  # points at or below their series' last step (set by the write)
+    out_of_order_sample: str | None = None  # the first of them, described
+    # (metric, step) -> the line of this batch that reported it, for that sample (ingest sets it;
+    # called only when a point is out of order, so the in-order path pays nothing)
+    line_of: Callable[[str, int], str | None] | None = None
 
     def __post_init__(self, rows: list[MetricRow] | None) -> None:
         for _, name, step, value, wall in rows or ():
@@ -113,6 +124,7 @@ def _refuse(db: Database, u: TrialUpdate, exc: Exception) -> None:
                           bad_lines=max(u.lines, u.bad_lines, 1), bad_sample=reason)
     _write(db, [refused], {})
     u.series, u.checkpoints, u.best, u.last_step = {}, [], None, None
+    u.out_of_order, u.out_of_order_sample = 0, None  # counted by the write that was rolled back
     u.bad_lines, u.bad_sample = refused.bad_lines, refused.bad_sample
 
 
@@ -122,8 +134,12 @@ def _write(db: Database, updates: list[TrialUpdate], objective_mode: dict[int, s
     with transaction(db):
         conn = db.conn
         for u in updates:
+            u.out_of_order, u.out_of_order_sample = 0, None
             for name, cols in u.series.items():
-                _append_series(conn, u.trial_id, name, *cols)
+                repeats, first = _append_series(conn, u.trial_id, name, *cols)
+                if repeats and name not in u.order_checked:
+                    u.out_of_order += repeats
+                    u.out_of_order_sample = u.out_of_order_sample or _out_of_order_sample(u, name, first)
         if checkpoints:
             conn.executemany("INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?)", checkpoints)
         for u in updates:
@@ -133,9 +149,11 @@ def _write(db: Database, updates: list[TrialUpdate], objective_mode: dict[int, s
                 "last_step = MAX(COALESCE(last_step, ?), COALESCE(?, last_step)), "
                 "last_report_at = CASE WHEN ? THEN ? ELSE last_report_at END, "
                 "diverged = MAX(diverged, ?), bad_lines = bad_lines + ?, "
-                "bad_line_sample = COALESCE(bad_line_sample, ?) WHERE id = ?",
+                "bad_line_sample = COALESCE(bad_line_sample, ?), out_of_order = out_of_order + ?, "
+                "out_of_order_sample = COALESCE(out_of_order_sample, ?) WHERE id = ?",
                 [u.metrics_offset, u.stdout_offset, u.last_step, u.last_step, bool(u.series), now,
-                 int(u.diverged), u.bad_lines, u.bad_sample, u.trial_id],
+                 int(u.diverged), u.bad_lines, u.bad_sample, u.out_of_order, u.out_of_order_sample,
+                 u.trial_id],
             )
             if u.capture_json is not None:
                 conn.execute("INSERT OR REPLACE INTO trial_capture VALUES (?, ?)", [u.trial_id, u.capture_json])
@@ -149,16 +167,56 @@ def _write(db: Database, updates: list[TrialUpdate], objective_mode: dict[int, s
 
 
 def _append_series(conn, trial_id: int, name: str, steps: list[int], values: list[float],
-                   walls: list[float]) -> None:
-    """Store one series' new points: append to its last block, or merge where they overlap."""
-    if not sb.is_increasing(steps):
-        steps, values, walls = sb.merge([], steps, values, walls)
+                   walls: list[float]) -> tuple[int, tuple[int, int, float] | None]:
+    """Store one series' new points: append to its last block, or merge where they overlap.
+
+    Returns how many points came at or below a step the series already had (stored, or
+    earlier in this batch), with the first of them (see _out_of_order); 0 on the in-order path.
+    """
     tail = conn.execute(
         f"SELECT {_BLOB_COLS} FROM metric_blocks WHERE trial_id = ? AND name = ? "
         "ORDER BY first_step DESC LIMIT 1", [trial_id, name]).fetchone()
+    in_order = sb.is_increasing(steps)
+    if in_order and (tail is None or steps[0] > tail[1]):
+        _extend_series(conn, trial_id, name, steps, values, walls, tail)
+        return 0, None
+    repeats = _out_of_order(steps, values, None if tail is None else tail[1])
+    if not in_order:
+        steps, values, walls = sb.merge([], steps, values, walls)
     if tail is not None and steps[0] <= tail[1]:
         _merge_series(conn, trial_id, name, steps, values, walls)
-        return
+    else:
+        _extend_series(conn, trial_id, name, steps, values, walls, tail)
+    return repeats
+
+
+def _out_of_order(steps: list[int], values: list[float], stored_last: int | None
+                  ) -> tuple[int, tuple[int, int, float] | None]:
+    """Points at or below the highest step their series had before them, and the first one
+    as (its step, the highest step before it, its value)."""
+    count, first = 0, None
+    highest = stored_last
+    for step, value in zip(steps, values, strict=True):
+        if highest is not None and step <= highest:
+            count += 1
+            first = first or (step, highest, value)
+        else:
+            highest = step
+    return count, first
+
+
+def _out_of_order_sample(u: TrialUpdate, name: str, first: tuple[int, int, float]) -> str:
+    """The first out-of-order point in words, with the line that reported it when ingest knows it."""
+    step, highest, value = first
+    text = (f"{name} at step {step} after step {highest} (value {value:.6g}; merged by step, the last "
+            "value reported wins)")
+    line = u.line_of(name, step) if u.line_of is not None else None
+    return f"{text}: {line}" if line else text
+
+
+def _extend_series(conn, trial_id: int, name: str, steps: list[int], values: list[float],
+                   walls: list[float], tail: tuple | None) -> None:
+    """Append points that all come after the series' stored ones."""
     if tail is not None and tail[2] < sb.BLOCK_POINTS:  # reopen the last block to fill it
         block = sb.unpack(*tail)
         steps = [*block.steps, *steps]

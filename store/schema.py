@@ -242,3 +242,12 @@ _V6 = [
 def _judgements(db: Database) -> None:
     for statement in _V6:
         db.execute(statement)
+
+
+@MIGRATIONS(name="0007_out_of_order_points")
+def _out_of_order_points(db: Database) -> None:
+    # Points from metrics.jsonl at or below a step their series already had (a repeat, a step
+    # back, a resumed trial logging steps again) are merged by step, the last value winning:
+    # counted per trial with the first one described, so no overwrite goes unseen.
+    db.execute("ALTER TABLE trials ADD COLUMN out_of_order INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE trials ADD COLUMN out_of_order_sample TEXT")

@@ -40,12 +40,14 @@ class Study:
 
 @dataclass(frozen=True)
 class StudySummary:
-    """A study with what the spreadsheet shows next to it."""
+    """A study with its trials counted by state.
+
+    No best trial here: which trial is best takes judgement SQL does not have (a partial
+    trial never is; runner.judging.study_outcomes, which every view uses, says which is).
+    """
 
     study: Study
     counts: dict[str, int]
-    best_value: float | None
-    best_trial: int | None  # trial number
 
 
 def upsert(db: Database, fields_: dict) -> Study:
@@ -141,15 +143,4 @@ def set_notes(db: Database, study_id: int, notes: str) -> None:
 
 
 def summarize(db: Database, study: Study) -> StudySummary:
-    order = "ASC" if study.objective_mode == "min" else "DESC"
-    best = db.execute(
-        f"SELECT number, best_value FROM trials WHERE study_id = ? AND best_value IS NOT NULL "
-        f"AND feasible IS NOT 0 ORDER BY best_value {order} LIMIT 1",
-        [study.id],
-    ).fetchone()
-    return StudySummary(
-        study=study,
-        counts=trials.state_counts(db, study.id),
-        best_value=best[1] if best else None,
-        best_trial=best[0] if best else None,
-    )
+    return StudySummary(study=study, counts=trials.state_counts(db, study.id))

@@ -68,6 +68,8 @@ class Trial:
     diverged: int
     bad_lines: int
     bad_line_sample: str | None = None  # the first dropped metric line, with why
+    out_of_order: int = 0  # reported points at or below a step their series had (merged, last wins)
+    out_of_order_sample: str | None = None  # the first of them, described
 
     @property
     def params(self) -> dict[str, Any]:
@@ -252,7 +254,8 @@ _REQUEUE = ("UPDATE trials SET state = 'queued', pid = NULL, proc_start = NULL, 
             "stop_requested_at = NULL, started_at = NULL, ended_at = NULL, reason = NULL, "
             "detail = NULL, feasible = NULL, exit_code = NULL, metrics_offset = 0, "
             "stdout_offset = 0, last_step = NULL, best_value = NULL, best_step = NULL, "
-            "last_report_at = NULL, diverged = 0, bad_lines = 0, bad_line_sample = NULL ")
+            "last_report_at = NULL, diverged = 0, bad_lines = 0, bad_line_sample = NULL, "
+            "out_of_order = 0, out_of_order_sample = NULL ")
 
 
 def _forget_attempt(db: Database, trial_id: int) -> None:

@@ -102,6 +102,8 @@ class TrialDetail:
     best_checkpoint: int | None = None  # step of the checkpoint with the best objective
     bad_lines: int = 0  # metric lines ingest dropped (malformed, or more than the store holds)
     bad_line_sample: str | None = None  # the first of them, with why
+    out_of_order: int = 0  # reported points merged at a step their series already had
+    out_of_order_sample: str | None = None  # the first of them, described
     capture_notes: tuple[str, ...] = ()  # printed lines repeated, dropped or never matched (runner.printed)
     outcome: Any = None  # runner.playbook.outcome.Outcome with the analysis' verdict (set by tui.snapshot)
 
@@ -128,6 +130,7 @@ def read_trial_detail(db: Database, trial_id: int, metric: str | None, objective
         grad=grad, grad_stats=_grad_stats(db, trial_id) if grad else None,
         checkpoints=checkpoints, best_checkpoint=best_checkpoint(checkpoints, mode),
         bad_lines=t.bad_lines, bad_line_sample=t.bad_line_sample,
+        out_of_order=t.out_of_order, out_of_order_sample=t.out_of_order_sample,
         capture_notes=tuple((capture_record(capture.load(db, trial_id), finished=t.state.is_finished())
                              or {}).get("notes", ())),
     )

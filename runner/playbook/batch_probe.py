@@ -97,7 +97,7 @@ class ProbeResult:
 
     rows: tuple[ProbeRow, ...]
     recommended: int | None      # the largest batch size that still buys throughput
-    knee: int | None             # first batch size where doubling stopped (nearly) doubling throughput
+    knee: int | None             # batch size where doubling stopped (nearly) doubling throughput for good
     stopped_by: str              # "oom" | "cap" | "failed" | "incomplete"
     bottleneck: bool             # throughput stopped scaling early (well before memory ran out / the cap): likely input pipeline or sync bottleneck
     summary: str                 # one plain sentence
@@ -213,9 +213,26 @@ def _recommended(measured: list[ProbeRow]) -> int | None:
     return best.batch_size
 
 
+def _short_of_doubling(row: ProbeRow) -> bool:
+    return row.scaling_efficiency is not None and row.scaling_efficiency < NEAR_DOUBLING
+
+
 def _knee(measured: list[ProbeRow]) -> int | None:
-    return next((r.batch_size for r in measured
-                 if r.scaling_efficiency is not None and r.scaling_efficiency < NEAR_DOUBLING), None)
+    """Where doubling stops (nearly) doubling throughput for good: the first size short of it
+    after which no larger size nearly doubles again. A flat step that larger sizes recover from
+    (a throttled or noisy run) is not the knee: the recommendation looks past it, and so does this."""
+    knee = None
+    for row in measured:
+        if not _short_of_doubling(row):
+            knee = None
+        elif knee is None:
+            knee = row.batch_size
+    return knee
+
+
+def _passing_flat_steps(measured: list[ProbeRow], knee: int | None) -> list[int]:
+    """Sizes short of doubling that larger sizes scaled past again (below the knee, if any)."""
+    return [r.batch_size for r in measured if _short_of_doubling(r) and (knee is None or r.batch_size < knee)]
 
 
 def _is_early(knee: int | None, rows: tuple[ProbeRow, ...]) -> bool:
@@ -259,11 +276,15 @@ def _summary(runs: Sequence[ProbeRun], rows: tuple[ProbeRow, ...], recommended: 
     return f"throughput scaled up to {measured[-1].batch_size} so far; {rec_text}; {stop}"
 
 
-def _advice(rows: tuple[ProbeRow, ...], measured: list[ProbeRow], bottleneck: bool, stopped_by: str,
-            skip: int) -> tuple[str, ...]:
+def _advice(rows: tuple[ProbeRow, ...], measured: list[ProbeRow], knee: int | None, bottleneck: bool,
+            stopped_by: str, skip: int) -> tuple[str, ...]:
     advice: list[str] = []
     if bottleneck:
         advice.append(BOTTLENECK_ADVICE)
+    flat = _passing_flat_steps(measured, knee)
+    if flat:
+        advice.append(f"batch size(s) {', '.join(map(str, flat))} fell short of doubling throughput, yet larger "
+                      "sizes scaled again: a throttled or noisy run? rerun those sizes before trusting the table")
     if not measured and rows and rows[0].outcome == "oom":
         advice.append(f"even batch size {rows[0].batch_size} runs out of memory: start the probe smaller")
     if stopped_by == "failed":
@@ -283,7 +304,8 @@ def decide(runs: Sequence[ProbeRun], *, cap: int, skip: int = WARMUP_STEPS) -> P
     """The probe's table, knee, recommendation and verdict from its runs (in the order they ran).
 
     knee: the first batch size whose scaling efficiency against the previous measured size is
-    below NEAR_DOUBLING. recommended: the largest batch size reached while every doubling on the
+    below NEAR_DOUBLING, with no larger size nearly doubling again (a flat step that larger sizes
+    recover from is not the knee, and the recommendation looks past it alike). recommended: the largest batch size reached while every doubling on the
     way bought at least MIN_GAIN more throughput. bottleneck: the knee came early, i.e. at least
     EARLY_DOUBLINGS more doublings beyond it still fitted in memory (ran without OOM).
     """
@@ -296,4 +318,4 @@ def decide(runs: Sequence[ProbeRun], *, cap: int, skip: int = WARMUP_STEPS) -> P
     return ProbeResult(rows=rows, recommended=recommended, knee=knee, stopped_by=stopped_by,
                        bottleneck=bottleneck,
                        summary=_summary(runs, rows, recommended, knee, stopped_by, bottleneck, cap),
-                       advice=_advice(rows, measured, bottleneck, stopped_by, skip), cap=cap, skip=skip)
+                       advice=_advice(rows, measured, knee, bottleneck, stopped_by, skip), cap=cap, skip=skip)

@@ -23,7 +23,7 @@ from runner.playbook.compute import (
 )
 from runner.playbook.data import CurveData, StudyData
 from runner.playbook.gradients import GRAD_METRIC, gradient_norm
-from runner.playbook.infeasible import infeasible_trials
+from runner.playbook.infeasible import NO_OBJECTIVE, infeasible_trials  # views import NO_OBJECTIVE from here
 from runner.playbook.instability import instability
 from runner.playbook.isolation import isolation_check
 from runner.playbook.sampling import BOOTSTRAP_SEED, sampling_density
@@ -67,10 +67,6 @@ def run_checklist(study: StudyData, curves: CurveData, options: ChecklistOptions
     return explain_missing_objective(study, checks)
 
 
-# Trials that ran to a clean exit without one objective point (runner.failures).
-NO_OBJECTIVE = "no_objective"
-
-
 def explain_missing_objective(study: StudyData, checks: list[Check]) -> list[Check]:
     """When no trial has an objective because the objective never arrived (trials ended
     no_objective), the checks that found no feasible trial say that instead: the cause is
@@ -84,8 +80,9 @@ def explain_missing_objective(study: StudyData, checks: list[Check]) -> list[Che
             if c.verdict == "n/a" and c.summary.startswith(_NO_FEASIBLE) else c for c in checks]
 
 
-# How the checks say they had nothing to rank ("no feasible trial yet", "... with a val_loss curve").
-_NO_FEASIBLE = ("no feasible trial yet", "no feasible trial with a ")
+# How the checks say they had nothing to rank ("no feasible trial yet", "... with a val_loss curve",
+# "... reported grad_norm").
+_NO_FEASIBLE = ("no feasible trial yet", "no feasible trial with a ", "no feasible trial reported ")
 
 
 _NO_OBJECTIVE_ADVICE = ("report the objective (runner.report.Reporter, or a study.metrics pattern with a "

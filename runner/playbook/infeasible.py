@@ -12,6 +12,9 @@ from runner.playbook.check import Check, fmt
 from runner.playbook.data import Curve, CurveData, StudyData, TrialResult
 from runner.playbook.isolation import varied_params
 
+# Trials that ran to a clean exit without one objective point (runner.failures).
+NO_OBJECTIVE = "no_objective"
+
 TITLE = "What fraction of trials is infeasible?"
 # Above 20% infeasible, a fifth of the budget is spent learning where not to go: reshape
 # the space. Above half, the space (or the code) is mostly wrong.
@@ -125,8 +128,8 @@ def failed_to_train(study: StudyData, curves: CurveData | None = None) -> dict[i
         typical = float(np.median(others)) if others else None
         why = _against_its_curve(curve, sign, chance_level(study, t), typical)
         if why is None and z.get(t.number, 0.0) > FAILED_TO_TRAIN_SIGMAS:
-            why = (f"best {study.objective} {fmt(t.best_value)} is {z[t.number]:.1f} robust sigmas worse "
-                   f"than the median trial's")
+            why = (f"best {study.objective} {fmt(t.best_value)} is {z[t.number]:.1f} robust sd worse than the "
+                   f"median trial (more than {FAILED_TO_TRAIN_SIGMAS:g} counts as failed to train)")
         if why is not None:
             out[t.number] = why
     return out
@@ -186,6 +189,8 @@ def infeasible_trials(study: StudyData, curves: CurveData | None = None) -> Chec
     reason_of = {t.number: t.reason or ("failed to train" if t.number in dead else "infeasible") for t in bad}
     reasons = Counter(reason_of.values())
     unknown = Counter(t.reason or "unknown" for t in finished if t.state == "failed" and t.feasible is None)
+    # Not results at all: neither feasible nor infeasible, but a study cannot be judged on them.
+    no_objective = [t.number for t in finished if t.reason == NO_OBJECTIVE]
     fraction = len(bad) / len(finished) if finished else None
     regional = {n for n, r in reason_of.items() if r in REGION_REASONS}
     apart = {n for n in reason_of if n not in regional}
@@ -199,6 +204,7 @@ def infeasible_trials(study: StudyData, curves: CurveData | None = None) -> Chec
                             "sigmas_worse": z.get(t.number), "in_region": t.number in regional} for t in bad],
                 "failed_to_train_sigmas": FAILED_TO_TRAIN_SIGMAS, "region_reasons": list(REGION_REASONS),
                 "n_region": len(regional), "n_apart": len(apart), "cluster": cluster,
+                "no_objective_trials": no_objective,
                 "warn_fraction": WARN_FRACTION, "problem_fraction": PROBLEM_FRACTION}
     if not finished:
         return Check("infeasible_trials", TITLE, "n/a", "no finished trial yet", evidence)
@@ -215,15 +221,22 @@ def infeasible_trials(study: StudyData, curves: CurveData | None = None) -> Chec
             others = Counter(reason_of[n] for n in apart)
             summary += f" ({', '.join(f'{r} {k}' for r, k in sorted(others.items()))} not counted in the region)"
     crashes = sum(reasons[r] for r in CRASH_REASONS)
+    if no_objective:
+        summary += (f"; {len(no_objective)} trial(s) never reported the objective ({NO_OBJECTIVE}: "
+                    f"trials {', '.join(map(str, no_objective[:8]))}{', ...' if len(no_objective) > 8 else ''})")
     if fraction > PROBLEM_FRACTION:
         return Check("infeasible_trials", TITLE, "problem", summary, evidence,
                      "most trials fail: reshape the search space away from the failing region, and rule "
                      "out a bug (run one failing configuration by hand)", tuple(details))
-    if fraction > WARN_FRACTION or crashes:
+    if fraction > WARN_FRACTION or crashes or no_objective:
         advice = ("reshape the search space away from the failing region" if fraction > WARN_FRACTION
                    else "")
         if crashes:
             advice += ("; " if advice else "") + f"{crashes} trial(s) crashed: read their stderr, a crash is usually a bug"
+        if no_objective:
+            advice += (("; " if advice else "") + f"{len(no_objective)} trial(s) ended without the objective: "
+                       "they are not results; make the script report it (see each trial's detail for the "
+                       "names it did report)")
         return Check("infeasible_trials", TITLE, "warning", summary, evidence, advice, tuple(details))
     return Check("infeasible_trials", TITLE, "ok", summary, evidence, details=tuple(details))
 

@@ -71,12 +71,12 @@ def test_every_view_counts_the_same_infeasible_trials(tmp_path, capsys):
     # The analysis' judgement reads the same everywhere, with its reason.
     by_number = {t["number"]: t for t in status["trials"]}
     assert by_number[dead]["outcome"] == "failed to train"
-    assert "robust sigmas worse than the median" in by_number[dead]["outcome_why"]
+    assert "robust sd worse" in by_number[dead]["outcome_why"]
     assert by_number[diverged]["outcome"] == "failed (diverged)"
     assert next(r for r in exported if r["trial"] == dead)["outcome"] == "failed to train"
     dead_row = next(r for r in tui_rows if r.number == dead)
     assert tables.state_text(dead_row) == "failed to train"
-    assert "robust sigmas worse than the median" in tables.detail_text(dead_row)
+    assert "robust sd worse" in tables.detail_text(dead_row)
     opened = read_snapshot(store, View(study_id=study.id, trial_id=dead_row.id, detail=True), None, True)
     # The trial screen's title:
     assert "completed (failed to train, infeasible)" in title_text(opened.trial, row).plain

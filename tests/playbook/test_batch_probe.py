@@ -175,5 +175,23 @@ def test_a_flat_step_does_not_hide_a_much_faster_larger_batch():
     assert result.stopped_by == "cap"
     assert result.recommended == 1024  # measured 6x faster than 64: it is the one to use
     assert "recommended batch size 1024 (" in result.summary
-    # The cap explains where the probe stopped, not the recommendation.
-    assert "the probe stopped at 1024: the next doubling would pass the cap of 1024" in result.summary
+    # The cap explains where the probe stopped; the flat step is no knee (larger sizes scaled past it).
+    assert result.knee is None and result.summary.startswith("throughput scaled until the cap of 1024; ")
+
+
+def test_a_flat_step_that_larger_sizes_recover_from_is_not_the_knee():
+    """The knee and the recommendation give one answer: 1024 is recommended, so no text may call the
+    flat 64 -> 128 step the knee or a bottleneck; the flat step is named as such in the advice."""
+    measured = {32: 1000.0, 64: 2000.0, 128: 2050.0, 256: 4000.0, 512: 7000.0, 1024: 12000.0}
+    _, result = probe(measured.get, [32], limit=1024)
+    assert result.recommended == 1024 and result.knee is None and not result.bottleneck
+    assert "early" not in result.summary and "at 128" not in result.summary
+    assert result.summary.startswith("throughput scaled until memory ran out")
+    assert any(a.startswith("batch size(s) 128 fell short of doubling throughput, yet larger sizes scaled")
+               for a in result.advice)
+    assert not any("input pipeline" in a for a in result.advice)
+    # the same flat step, then throughput really stops growing at 2048: that is the knee
+    measured |= {2048: 12500.0, 4096: 12600.0, 8192: 12700.0}
+    _, result = probe(measured.get, [32], limit=8192)
+    assert (result.recommended, result.knee) == (1024, 2048)
+    assert "doubling stopped (nearly) doubling throughput early, at 2048" in result.summary

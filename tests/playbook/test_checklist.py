@@ -75,6 +75,8 @@ def test_when_the_objective_never_arrived_the_checks_say_so_not_no_feasible_tria
     assert explained and all(c.verdict == "n/a" for c in explained)
     assert explained[0].summary == "no trial reported val_loss: 2 trial(s) ended no_objective (trials 1, 2)"
     assert "Reporter" in explained[0].advice
+    gradients = next(c for c in checks if c.key == "gradient_norm")
+    assert gradients.summary == "no trial reported val_loss: 2 trial(s) ended no_objective (trials 1, 2)"
     # one trial with an objective: the checks speak of the study as usual
     ok = trial(3, params, 0.5, started_at=0.0, ended_at=1.0)
     assert not any(c.summary.startswith("no trial reported")

@@ -160,3 +160,14 @@ def test_a_run_stuck_at_chance_never_trained_and_healthy_or_overfitting_runs_did
     trials[0] = trial(0, trials[0].params, min(overfit))
     c = curves(*[x for x in c.curves.values() if x.trial != 0], curve(0, "val_loss", range(10, 110, 10), overfit))
     assert failed_to_train(study(s.params, trials), c) == {}
+
+
+def test_trials_that_never_reported_the_objective_are_a_warning_not_ok():
+    s = lr_sweep(diverge_from=1.0)  # 20 feasible trials
+    missing = [trial(20 + i, {"learning_rate": 0.01, "width": 32}, state="failed", reason="no_objective",
+                     feasible=None) for i in range(2)]
+    check = infeasible_trials(study((LR, WIDTH), [*s.trials, *missing]))
+    assert check.verdict == "warning"
+    assert "2 trial(s) never reported the objective (no_objective: trials 20, 21)" in check.summary
+    assert "not results" in check.advice and check.evidence["no_objective_trials"] == [20, 21]
+    assert infeasible_trials(s).verdict == "ok"

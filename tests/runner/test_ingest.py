@@ -283,3 +283,56 @@ def test_an_unforeseen_failure_skips_the_batch_and_says_why(tmp_path, monkeypatc
     u = collect(target(tmp_path), now=0)
     assert (u.series, u.bad_lines, u.metrics_offset) == ({}, 2, (tmp_path / "m.jsonl").stat().st_size)
     assert u.bad_sample == "ingest failed on this batch (RuntimeError: a check nobody wrote)"
+
+
+def _ingest_pass(db, trial_id: int, tmp_path, **kw):
+    """One ingest pass as the runner makes it: from the stored offsets, written in one transaction."""
+    from store import capture, metrics, trials
+
+    stored = trials.get(db, trial_id)
+    update = collect(target(tmp_path, trial_id=trial_id, metrics_offset=stored.metrics_offset,
+                            stdout_offset=stored.stdout_offset, capture_json=capture.load(db, trial_id), **kw),
+                     now=0)
+    metrics.write_updates(db, [update], {trial_id: "min"})
+    return trials.get(db, trial_id)
+
+
+@pytest.mark.parametrize("path", ["msgspec", "line by line"])
+def test_reported_points_that_repeat_or_go_back_in_step_are_merged_and_counted(tmp_path, path):
+    """A resumed run logs steps 6-10 again: the last value wins, and the trial says so (across passes,
+    across a runner restart), with one sample; a checkpoint line sends a pass down the line-by-line path."""
+    import store
+    from store import metrics
+
+    db, (trial, _) = _store_with_trial(tmp_path / "pb.db")
+    extra = '{"step": 0, "checkpoint": "/c.pt"}\n' if path == "line by line" else ""
+    log = tmp_path / "m.jsonl"
+    log.write_text(extra + "".join(f'{{"step": {s}, "m": {{"val_loss": {1 / s}, "lr": 0.1}}}}\n'
+                                   for s in range(1, 11)))
+    assert _ingest_pass(db, trial.id, tmp_path).out_of_order == 0
+    with open(log, "a") as f:  # the next pass: the resumed attempt logs from step 6 on, twice at step 7
+        f.write(extra + "".join(f'{{"step": {s}, "m": {{"val_loss": {2 / s}}}}}\n' for s in (6, 7, 7, 8)))
+    stored = _ingest_pass(db, trial.id, tmp_path)
+    assert stored.out_of_order == 4
+    assert stored.out_of_order_sample.startswith("val_loss at step 6 after step 10 (value 0.333333")
+    assert stored.out_of_order_sample.endswith('): {"step": 6, "m": {"val_loss": 0.3333333333333333}}')
+
+    db = store.connect(tmp_path / "pb.db")  # a restarted runner carries on counting
+    with open(log, "a") as f:
+        f.write(extra + '{"step": 3, "m": {"lr": 0.2}}\n{"step": 11, "m": {"lr": 0.3}}\n')
+    stored = _ingest_pass(db, trial.id, tmp_path)
+    assert stored.out_of_order == 5 and stored.out_of_order_sample.startswith("val_loss at step 6 after step 10")
+    assert [(p[2], p[3]) for p in metrics.points(db, trial.id, "val_loss")] == \
+        [(s, 1 / s) for s in range(1, 6)] + [(6, 2 / 6), (7, 2 / 7), (8, 2 / 8), (9, 1 / 9), (10, 1 / 10)]
+
+
+def test_printed_points_out_of_order_are_counted_by_the_capture_not_twice(tmp_path):
+    import re
+
+    db, (trial, _) = _store_with_trial(tmp_path / "pb.db")
+    (tmp_path / "out.log").write_text("step 1 loss=0.5\nstep 2 loss=0.4\nstep 1 loss=0.3\n")
+    pattern = MetricPattern(re.compile(r"step (?P<step>\d+) loss=(?P<loss>\S+)"), ("loss",))
+    stored = _ingest_pass(db, trial.id, tmp_path, patterns=(pattern,))
+    from store import capture
+
+    assert json.loads(capture.load(db, trial.id))["out_of_order"] == 1 and stored.out_of_order == 0

@@ -56,3 +56,29 @@ def test_a_stopped_trial_ahead_of_completed_ones_is_not_the_best(tmp_path, capsy
     assert resolve_side(db, f"{study.name}:width=4")["trial"] == 2
     spec = load(Path(study.config_path))
     assert reference_values(db, study, spec, from_trial=None, overrides={}, varied=set())["lr"] == 0.1
+
+
+def test_the_studies_list_shows_the_best_full_run_and_the_store_offers_no_sql_best(tmp_path):
+    """The studies screen's best column names trial 2, never the stopped #6 at 0.05; the store's
+    summary carries counts only, so no view can take a best from SQL that ignores partial runs."""
+    import asyncio
+
+    from textual.widgets import DataTable
+
+    from store import studies
+    from tests.tui.tui_helpers import SIZE, cell, wait_for
+    from tui.app import make_app
+
+    db, db_path, study, _ = _study_with_a_stopped_leader(tmp_path)
+    summary = studies.summarize(db, study)
+    assert summary.counts["stopped"] == 1 and not hasattr(summary, "best_value")
+
+    async def scenario():
+        app = make_app(db_path)
+        async with app.run_test(size=SIZE) as pilot:
+            table = app.screen.query_one("#studies", DataTable)
+            await wait_for(pilot, lambda: table.row_count == 1)
+            key = next(iter(table.rows)).value
+            assert cell(table, key, "best (trial)") == "0.2 (#2)"
+
+    asyncio.run(scenario())

@@ -26,7 +26,7 @@ def test_judged_once_then_read_until_another_trial_finishes(tmp_path):
     assert judged.outcomes[6].label == FAILED_TO_TRAIN and judged.counts["infeasible"] == 1
     assert judged.best_trial == 4
     stored = {r.number: (r.verdict, r.why) for r in judgements.outcome_rows(db, study.id)}
-    assert stored[6][0] == FAILED_TO_TRAIN and "robust sigmas worse than the median" in stored[6][1]
+    assert stored[6][0] == FAILED_TO_TRAIN and "robust sd worse" in stored[6][1]
     assert all(stored[n] == (None, None) for n in range(1, 6))
     assert not judgements.stale(db, study.id, JUDGEMENT_RULE)
     assert judgements.stale(db, study.id, "a newer rule")  # a changed rule judges again

@@ -29,6 +29,7 @@ from tui_helpers import (
     write_study,
 )
 
+from runner.judging import study_outcomes
 from store import lease, studies, trials
 from store.trials import TrialState
 from tui.app import make_app
@@ -236,7 +237,7 @@ def test_launch_runs_the_trials_with_a_real_runner(tmp_path):
         run(scenario())
     finally:
         _stop_runner(db)
-    best = studies.summarize(db, study).best_value
+    best = study_outcomes(db, study).best_value
     assert best is not None and best > 0
 
 

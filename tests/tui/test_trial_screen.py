@@ -145,6 +145,31 @@ def test_overview_shows_what_the_printed_line_capture_did_not_keep(tmp_path):
     run(scenario())
 
 
+def test_overview_shows_reported_points_that_repeated_a_step(tmp_path):
+    """metrics.jsonl points at a step their series already had are merged, and the overview says so."""
+    import store
+    from store import metrics
+
+    _, db_path, _, t = manual_study(tmp_path)
+    db = store.connect(db_path)
+    last = metrics.latest(db, t[0].id, "val_loss")[0]
+    again = metrics.TrialUpdate(t[0].id, rows=[(t[0].id, "val_loss", last, 0.25, None),
+                                               (t[0].id, "val_loss", last - 1, 0.26, None)])
+    metrics.write_updates(db, [again], {})
+
+    async def scenario():
+        app = make_app(db_path)
+        async with app.run_test(size=SIZE) as pilot:
+            table = await open_study(pilot, app, rows=6)
+            await open_trial(pilot, app, table, t[0].id)
+            await wait_for(pilot, lambda: "repeated or went back" in overview(app))
+            text = overview(app)
+            assert "2 reported point(s) repeated or went back in step" in text
+            assert f"val_loss at step {last} after step {last} (value 0.25" in text
+
+    run(scenario())
+
+
 def test_progress_is_out_of_the_run_in_steps_when_max_train_steps_counts_epochs(tmp_path):
     """A study with step_unit = "epoch" and 3 epochs of 167 batches: 334/501, not 334/3."""
     import store

@@ -13,6 +13,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Header, Select, Static, TabbedContent, TabPane
 
+from runner.ingest import out_of_order_note
 from runner.process import TrialPaths
 from runner.text import printable, printable_line
 from tui import plots, tables
@@ -248,6 +249,9 @@ def _state_lines(text: Text, detail: TrialDetail, metric: str) -> None:
     if detail.bad_lines:
         text.append(f"{detail.bad_lines} metric line(s) dropped", style="yellow")
         text.append(printable_line(f"; the first: {detail.bad_line_sample or '?'}") + "\n", style="dim")
+    if detail.out_of_order:
+        text.append(printable_line(out_of_order_note(detail.out_of_order, detail.out_of_order_sample)) + "\n",
+                    style="yellow")
     if detail.detail:
         _heading(text, f"why it ended ({detail.reason or detail.state})")
         text.append(printable(detail.detail.rstrip()) + "\n", style="red" if detail.state == "failed" else "")
