@@ -435,6 +435,9 @@ class Runner:
     # -- launching -----------------------------------------------------------
 
     def _launch_queued(self) -> None:
+        from runner import bayes  # optuna and scipy load only where a runner schedules
+
+        bayes.top_up_active(self.db, self._spec, self.log)  # bayes studies: the next points for free slots
         queue: list[Waiting] = []
         for trial_id, study_id in trials.queued_in_active_studies(self.db):
             spec = self._spec(study_id)
