@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from runner import failures, gpus, process
+from runner import failures, gpus, process, retention
 from runner.ingest import TailTarget, collect, dropped_lines_note
 from runner.process import TrialPaths
 from runner.scheduler import Slot, Waiting, plan_launches
@@ -360,6 +360,8 @@ class Runner:
         updates = [u for u in (collect(t, now, final=final) for t in targets) if not u.is_empty()]
         if updates:
             metrics.write_updates(self.db, updates, modes)
+            retention.apply_after_ingest(self.db, [u.trial_id for u in updates if u.checkpoints],
+                                         self._spec, self.log)  # keep_checkpoints: the N best files stay
         for u in updates:
             if u.bad_lines and u.trial_id not in self._told_bad_lines:
                 self._told_bad_lines.add(u.trial_id)
