@@ -67,7 +67,7 @@ _PARAM_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 STUDY_FIELDS = {
     "name", "goal", "notes", "command", "workdir", "max_train_steps", "objective", "trials",
     "seed", "concurrency", "gpus_per_trial", "timeout", "metrics", "requeue_lost",
-    "stop_on_divergence", "halt_on_failure", "step_unit", "search", "keep_checkpoints",
+    "stop_on_divergence", "halt_on_failure", "step_unit", "search", "keep_checkpoints", "refines",
 }
 SEARCH_KINDS = ("quasi-random", "bayes")
 BAYES_SAMPLERS = ("tpe", "gp")
@@ -185,6 +185,7 @@ class StudySpec:
     step_unit: str = "step"  # what max_train_steps counts: "step" | "epoch" (see _step_unit)
     search: SearchSpec = SearchSpec()
     keep_checkpoints: int | None = None  # the N best checkpoint files kept per trial; None keeps all
+    refines: str = ""  # the study this one refines (`playbook-runner refine` writes it)
 
     def param(self, name: str) -> ParamSpec:
         return next(p for p in self.params if p.name == name)
@@ -276,6 +277,7 @@ def parse(data: dict, *, path: Path, text: str = "") -> StudySpec:
         step_unit=_step_unit(study.get("step_unit", "step"), problems),
         search=_search(study.get("search", "quasi-random"), study.get("trials", 1), problems),
         keep_checkpoints=check.integer("keep_checkpoints", default=None, minimum=1),
+        refines=check.string("refines", default=""),
         config_text=text,
         config_hash=hashlib.sha256(
             json.dumps(data, sort_keys=True, default=str).encode()
