@@ -65,6 +65,7 @@ def test_bayes_study_runs_its_budget_through_crashes_and_beats_its_start(tmp_pat
     study_file.write_text(STUDY)
     run = subprocess.run([sys.executable, "-m", "runner", "--db", str(db_path), "run", str(study_file),
                           "--cpu-slots", "2"], capture_output=True, text=True, timeout=280)
+    assert run.returncode == 0, run.stdout + run.stderr
     assert "14 trials" not in run.stdout.splitlines()[0]  # only the quasi-random start is queued up front
     assert "6 trials (6 new)" in run.stdout, run.stdout
 
