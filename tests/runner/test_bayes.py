@@ -79,3 +79,17 @@ def test_a_stream_of_only_unknown_outcomes_continues_the_quasi_random_points(tmp
     assert len(asks) == 2
     again = plan_asks(study, lost, free=2)
     assert asks == again  # no model yet: the Halton sequence, deterministic
+
+
+def test_add_trials_refuses_a_bayes_study_and_stores_nothing(tmp_path, db, db_path):
+    import pytest
+
+    from runner.launch import add_trials, register
+    from runner.spec import SpecError
+    from store import trials
+
+    study, added = register(db, db_path, spec(tmp_path))
+    assert added == 7
+    with pytest.raises(SpecError, match="add-trials extends quasi-random studies"):
+        add_trials(db, study, 4)
+    assert len(trials.list_for_study(db, study.id)) == 7
