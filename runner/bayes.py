@@ -37,6 +37,9 @@ from runner.spec import ParamSpec, SpecError, StudySpec
 from store import studies, trials
 from store.trials import Trial, TrialState
 
+# One ask per study per runner pass: a GP ask takes seconds on a busy CPU, and a pass must stay well
+# inside the lease's heartbeat (store.lease.LEASE_TTL_S); the next pass, 0.2 s later, asks again.
+MAX_ASKS_PER_PASS = 1
 MIN_FINISHED_FOR_MODEL = 2  # below this the model has nothing to compare: continue the Halton sequence
 _PENDING_STATES = {TrialState.QUEUED, TrialState.STARTING, TrialState.RUNNING}
 
@@ -216,11 +219,11 @@ def observation(trial: Trial) -> Observation:
 
 
 def top_up(db: Database, study_id: int, spec: StudySpec) -> int:
-    """Queue the next points of a bayes study until `concurrency` of its trials are queued or
-    running; returns how many were queued."""
+    """Queue the next point of a bayes study when fewer than `concurrency` of its trials are queued
+    or running (MAX_ASKS_PER_PASS at a time); returns how many were queued."""
     rows = trials.list_for_study(db, study_id)
     pending = sum(1 for t in rows if t.state in _PENDING_STATES)
-    free = spec.concurrency - pending
+    free = min(spec.concurrency - pending, MAX_ASKS_PER_PASS)
     if free <= 0:
         return 0
     asks = plan_asks(spec, [(t.source, observation(t)) for t in rows], free)
