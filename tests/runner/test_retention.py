@@ -43,3 +43,18 @@ def test_only_paths_inside_the_trial_folder_are_deletable(tmp_path, path, inside
     trial_dir.mkdir()
     assert (deletable(path, tmp_path, trial_dir) is not None) == inside
     assert (deletable(str(tmp_path / path), tmp_path / "elsewhere", trial_dir) is not None) == inside
+
+
+@pytest.mark.parametrize("value, message", [
+    ("0", "study.keep_checkpoints: expected an integer >= 1, got 0"),
+    ('"all"', "study.keep_checkpoints: expected an integer, got 'all'"),
+])
+def test_a_bad_keep_checkpoints_is_named(tmp_path, value, message):
+    from runner.spec import SpecError, load
+
+    (tmp_path / "s.toml").write_text(
+        '[study]\nname = "s"\ncommand = "python t.py"\nmax_train_steps = 5\n'
+        f'objective = {{ metric = "loss" }}\nkeep_checkpoints = {value}\n')
+    with pytest.raises(SpecError) as info:
+        load(tmp_path / "s.toml")
+    assert message in info.value.problems
