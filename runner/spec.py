@@ -656,7 +656,9 @@ def _search(value, trials, problems: list[str]) -> SearchSpec:
         sampler = "tpe"
     budget = trials if isinstance(trials, int) and not isinstance(trials, bool) and trials > 0 else 1
     check = _Checker(table, "study.search", problems)
-    startup = check.integer("startup_trials", default=min(DEFAULT_STARTUP_TRIALS, budget), minimum=1)
+    # Default: half the budget, at most 10 (Optuna's TPE default), so a small budget still leaves the
+    # model trials to propose.
+    startup = check.integer("startup_trials", default=min(DEFAULT_STARTUP_TRIALS, max(1, budget // 2)), minimum=1)
     if startup > budget:
         problems.append(f"study.search.startup_trials: {startup} is more than study.trials ({budget}); "
                         "expected at most the trials each scientific value runs")
