@@ -152,6 +152,9 @@ def _parser() -> argparse.ArgumentParser:
     from runner import wizard_cli
 
     wizard_cli.add_parsers(sub)
+    from runner import refine_cli
+
+    refine_cli.add_parser(sub)
     return p
 
 

@@ -9,7 +9,7 @@ from sqlite_utils import Database
 
 from runner.plan import make_trial, new_trials
 from runner.search import nuisance_samples, resolve, scientific_grid
-from runner.spec import StudySpec
+from runner.spec import SpecError, StudySpec
 from runner.study_data import stored_spec
 from store import studies, trials
 from store.studies import Study
@@ -63,6 +63,9 @@ def add_trials(db: Database, study: Study, samples: int) -> int:
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
     spec = stored_spec(study)
+    if spec.search.is_bayes:  # its model asks for points up to study.trials; Halton points would eat that budget
+        raise SpecError(spec.path, ['study.search: a "bayes" study asks for its own points up to study.trials; '
+                                    "add-trials extends quasi-random studies (raise trials in a new study file)"])
     grid = scientific_grid(spec)
     searched = sum(1 for t in trials.list_for_study(db, study.id) if t.source == "search")
     done_samples = searched // max(len(grid), 1)

@@ -95,7 +95,8 @@ def plan_values(spec: StudySpec) -> list[tuple[str, dict[str, Any]]]:
     cover every scientific value; manual trials come last.
     """
     grid = scientific_grid(spec)
-    samples = nuisance_samples(spec, spec.trials)
+    # A bayes study queues only its quasi-random start here; runner.bayes asks for the rest.
+    samples = nuisance_samples(spec, spec.search.startup_trials if spec.search.is_bayes else spec.trials)
     planned = [("search", resolve(spec, {**sample, **sci})) for sample in samples for sci in grid]
     planned += [("manual", dict(values)) for values in spec.manual]
     return planned

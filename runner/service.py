@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from runner import failures, gpus, process
+from runner import failures, gpus, process, retention
 from runner.ingest import TailTarget, collect, dropped_lines_note
 from runner.process import TrialPaths
 from runner.scheduler import Slot, Waiting, plan_launches
@@ -362,6 +362,8 @@ class Runner:
         updates = [u for u in (collect(t, now, final=final) for t in targets) if not u.is_empty()]
         if updates:
             metrics.write_updates(self.db, updates, modes)
+            retention.apply_after_ingest(self.db, [u.trial_id for u in updates if u.checkpoints],
+                                         self._spec, self.log)  # keep_checkpoints: the N best files stay
         for u in updates:
             if u.bad_lines and u.trial_id not in self._told_bad_lines:
                 self._told_bad_lines.add(u.trial_id)
@@ -437,6 +439,9 @@ class Runner:
     # -- launching -----------------------------------------------------------
 
     def _launch_queued(self) -> None:
+        from runner import bayes  # optuna and scipy load only where a runner schedules
+
+        bayes.top_up_active(self.db, self._spec, self.log)  # bayes studies: the next points for free slots
         queue: list[Waiting] = []
         for trial_id, study_id in trials.queued_in_active_studies(self.db):
             spec = self._spec(study_id)

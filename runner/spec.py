@@ -67,8 +67,12 @@ _PARAM_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 STUDY_FIELDS = {
     "name", "goal", "notes", "command", "workdir", "max_train_steps", "objective", "trials",
     "seed", "concurrency", "gpus_per_trial", "timeout", "metrics", "requeue_lost",
-    "stop_on_divergence", "halt_on_failure", "step_unit",
+    "stop_on_divergence", "halt_on_failure", "step_unit", "search", "keep_checkpoints", "refines",
 }
+SEARCH_KINDS = ("quasi-random", "bayes")
+BAYES_SAMPLERS = ("tpe", "gp")
+SEARCH_FIELDS = {"kind", "sampler", "startup_trials"}
+DEFAULT_STARTUP_TRIALS = 10
 PARAM_FIELDS = {
     "role", "type", "low", "high", "scale", "values", "value", "points", "when", "in_command",
 }
@@ -139,6 +143,21 @@ class MetricPattern:
 
 
 @dataclass(frozen=True)
+class SearchSpec:
+    """How a study picks its nuisance values: quasi-random (exploration) or Bayesian optimization
+    (exploitation, runner.bayes). startup_trials: the quasi-random points each scientific value
+    runs before the model proposes the rest (0 for quasi-random)."""
+
+    kind: str = "quasi-random"
+    sampler: str = "tpe"  # "tpe" | "gp" (bayes only)
+    startup_trials: int = 0
+
+    @property
+    def is_bayes(self) -> bool:
+        return self.kind == "bayes"
+
+
+@dataclass(frozen=True)
 class StudySpec:
     path: Path
     name: str
@@ -164,6 +183,9 @@ class StudySpec:
     config_hash: str = field(repr=False, default="")
     halt_on_failure: bool = False  # a failed trial stops the queued ones (a probe of growing sizes)
     step_unit: str = "step"  # what max_train_steps counts: "step" | "epoch" (see _step_unit)
+    search: SearchSpec = SearchSpec()
+    keep_checkpoints: int | None = None  # the N best checkpoint files kept per trial; None keeps all
+    refines: str = ""  # the study this one refines (`playbook-runner refine` writes it)
 
     def param(self, name: str) -> ParamSpec:
         return next(p for p in self.params if p.name == name)
@@ -253,6 +275,9 @@ def parse(data: dict, *, path: Path, text: str = "") -> StudySpec:
         stop_on_divergence=check.boolean("stop_on_divergence", default=True),
         halt_on_failure=check.boolean("halt_on_failure", default=False),
         step_unit=_step_unit(study.get("step_unit", "step"), problems),
+        search=_search(study.get("search", "quasi-random"), study.get("trials", 1), problems),
+        keep_checkpoints=check.integer("keep_checkpoints", default=None, minimum=1),
+        refines=check.string("refines", default=""),
         config_text=text,
         config_hash=hashlib.sha256(
             json.dumps(data, sort_keys=True, default=str).encode()
@@ -607,6 +632,45 @@ def _metric_regex(text: str, rule: str, where: str, problems: list[str], *,
     if missing or not names:
         return None
     return MetricPattern(regex, names, step_rule=rule, written=text)
+
+
+def _search(value, trials, problems: list[str]) -> SearchSpec:
+    """study.search: "quasi-random" (the default), "bayes", or a table
+    { kind = "bayes", sampler = "tpe" | "gp", startup_trials = N }."""
+    table = value if isinstance(value, dict) else {"kind": value}
+    _unknown(table, SEARCH_FIELDS, "study.search", problems)
+    kind = table.get("kind", "quasi-random")
+    if kind not in SEARCH_KINDS:
+        problems.append(f"study.search: expected one of {', '.join(repr(k) for k in SEARCH_KINDS)} "
+                        f"or a table {{ kind = \"bayes\", sampler = \"tpe\" | \"gp\", startup_trials = N }}, "
+                        f"got {kind!r}")
+        return SearchSpec()
+    if kind != "bayes":
+        for key in ("sampler", "startup_trials"):
+            if key in table:
+                problems.append(f"study.search.{key}: only kind = \"bayes\" uses it")
+        return SearchSpec()
+    sampler = table.get("sampler", "tpe")
+    if sampler not in BAYES_SAMPLERS:
+        problems.append(f"study.search.sampler: expected 'tpe' or 'gp', got {sampler!r}")
+        sampler = "tpe"
+    budget = trials if isinstance(trials, int) and not isinstance(trials, bool) and trials > 0 else 1
+    check = _Checker(table, "study.search", problems)
+    # Default: half the budget, at most 10 (Optuna's TPE default), so a small budget still leaves the
+    # model trials to propose.
+    startup = check.integer("startup_trials", default=min(DEFAULT_STARTUP_TRIALS, max(1, budget // 2)), minimum=1)
+    if startup > budget:
+        problems.append(f"study.search.startup_trials: {startup} is more than study.trials ({budget}); "
+                        "expected at most the trials each scientific value runs")
+    if not _optuna_installed():
+        problems.append("study.search: \"bayes\" needs optuna; install it with pip install 'playbook-tui[bayes]'")
+    return SearchSpec("bayes", sampler, min(startup, budget))
+
+
+def _optuna_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("optuna") is not None
 
 
 def _step_unit(unit, problems: list[str]) -> str:

@@ -1,0 +1,101 @@
+"""`playbook-runner refine STUDY -o NEW.toml`: from a finished exploration to a Bayesian-optimization study.
+
+Reads the study's checklist first. A boundary finding (the best trials crowd an edge, or no
+feasible trial to tell) refuses: narrowing around an edge would cut off where the optimum may
+be; widen and explore more instead (--force writes the file anyway). A sampling-density finding
+only warns. Then the nuisance ranges are narrowed to where the good trials lie
+(runner.playbook.refine) and the new study file is written with search = "bayes" and
+refines = "STUDY", its workdir pointing at the old study's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tomllib
+from pathlib import Path
+
+import tomli_w
+
+from runner.judging import study_outcomes
+from runner.playbook.boundary import search_space_boundary
+from runner.playbook.refine import RangeProposal, good_trials, propose_space
+from runner.playbook.sampling import sampling_density
+from runner.study_data import load_study_data
+from runner.text import printable
+from store import connect, studies
+
+EXIT_REFUSED = 2
+
+
+def add_parser(sub) -> None:
+    refine = sub.add_parser("refine", help="propose a Bayesian-optimization study over the space where the "
+                                           "good trials of an exploration lie")
+    refine.add_argument("study", help="the finished exploration study")
+    refine.add_argument("-o", "--output", required=True, help="the new study file to write")
+    refine.add_argument("--name", help="the new study's name (default: STUDY-refined)")
+    refine.add_argument("--trials", type=int, help="its budget per scientific value (default: the old study's)")
+    refine.add_argument("--force", action="store_true", help="write the file despite boundary findings")
+    refine.set_defaults(func=cmd_refine)
+
+
+def cmd_refine(args: argparse.Namespace, db_path: Path) -> int:
+    db = connect(db_path)
+    try:
+        study = studies.require(db, args.study)
+    except studies.UnknownStudy as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    study_outcomes(db, study)  # judged and stored first, as analyze does: the same good trials
+    data = load_study_data(db, study)
+    boundary, sampling = search_space_boundary(data), sampling_density(data)
+    for check in (boundary, sampling):
+        print(printable(f"{check.title}: {check.verdict}: {check.summary}"))
+    if boundary.verdict != "ok" and not args.force:
+        print(printable(f"error: refine {study.name}: the boundary check says {boundary.summary!r}; "
+                        f"{boundary.advice or 'run the exploration until it has feasible trials'} "
+                        "(--force writes the refined study anyway)"), file=sys.stderr)
+        return EXIT_REFUSED
+    if sampling.verdict == "warning":
+        print(printable(f"warning: the sampling check says {sampling.summary!r}: the good region may be "
+                        "poorly located"), file=sys.stderr)
+    proposals = propose_space(data)
+    output = Path(args.output)
+    name = args.name or f"{study.name}-refined"
+    text = refined_config(study.config_text, study.config_path, output, name, study.name, proposals, args.trials)
+    output.write_text(text)
+    print(printable(f"from the best {len(good_trials(data))} of {len(data.best_candidates())} trials:"))
+    for p in proposals:
+        print(printable(f"  {p.param}: {_span(p.old)} -> {_span(p.new)}"))
+    print(printable(f"wrote {output} (study {name}, search = \"bayes\", refines = \"{study.name}\"); "
+                    f"run it with: playbook-runner run {output}"))
+    return 0
+
+
+def refined_config(config_text: str, config_path: str, output: Path, name: str, old_name: str,
+                   proposals: list[RangeProposal], trials: int | None) -> str:
+    """The old study file with the proposed ranges, a new name, search = "bayes" and the link back.
+
+    The old file's manual [[trial]]s are left out (they ran in the exploration) and its workdir is
+    rewritten relative to the new file, so the command runs in the same folder.
+    """
+    data = tomllib.loads(config_text)
+    body = data["study"]
+    old_dir = Path(config_path).resolve().parent
+    workdir = (old_dir / body.get("workdir", ".")).resolve()
+    body.update(name=name, refines=old_name, search="bayes",
+                workdir=os.path.relpath(workdir, output.resolve().parent))
+    if trials is not None:
+        body["trials"] = trials
+    for p in proposals:
+        data["params"][p.param].update(p.new)
+    data.pop("trial", None)
+    header = f"# Written by `playbook-runner refine {old_name}`: its good trials' region, searched by BO.\n"
+    return header + tomli_w.dumps(data)
+
+
+def _span(bounds: dict) -> str:
+    if "values" in bounds:
+        return str(bounds["values"])
+    return f"{bounds['low']:g}..{bounds['high']:g}"
