@@ -17,6 +17,7 @@ small stand-in for a machine with GPUs (this machine has none).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -178,6 +179,12 @@ def discover(*, runner_visible: str | None = None, device_order: str | None = No
                       requested=requested)
     finally:
         nvml.nvmlShutdown()
+
+
+def check_choice(requested: str | None, nvml: Any = None) -> None:
+    """Raise GpuChoiceError if the runner's environment and `requested` (--gpus) cannot be honoured."""
+    discover(runner_visible=os.environ.get("CUDA_VISIBLE_DEVICES"),
+             device_order=os.environ.get("CUDA_DEVICE_ORDER"), requested=requested, nvml=nvml)
 
 
 def current(indices: list[int], nvml: Any = None) -> dict[int, Gpu]:
