@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args, db_path)
     except (CliError, SpecError, StoreError, StudyConflict, lease.LeaseHeld, WizardError,
-            WizardConflict) as exc:
+            WizardConflict, GpuChoiceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except sqlite3.Error as exc:  # locked past the busy timeout, damaged after opening, disk full
@@ -147,20 +147,11 @@ def _slot_args(p: argparse.ArgumentParser) -> None:
                    help="also hand out GPUs another process is using (default: trials wait for them)")
 
 
-def _check_gpus(args) -> None:
-    try:
-        check_choice(args.gpus)
-    except GpuChoiceError as exc:
-        raise CliError(str(exc)) from None
-
-
 def _runner(db_path: Path, args) -> Runner:
-    """The runner `run`/`serve` asked for; a --gpus or CUDA_VISIBLE_DEVICES it cannot honour exits 2."""
-    try:
-        return Runner(db_path, cpu_slots=args.cpu_slots, grace_s=args.grace, log=_log,
-                      gpu_choice=args.gpus, use_busy_gpus=args.use_busy_gpus)
-    except GpuChoiceError as exc:
-        raise CliError(str(exc)) from None
+    """The runner `run`/`serve` asked for; a --gpus or CUDA_VISIBLE_DEVICES it cannot honour
+    raises GpuChoiceError (one line, exit 2)."""
+    return Runner(db_path, cpu_slots=args.cpu_slots, grace_s=args.grace, log=_log,
+                  gpu_choice=args.gpus, use_busy_gpus=args.use_busy_gpus)
 
 
 # -- run / serve -------------------------------------------------------------
@@ -226,7 +217,7 @@ def _run(args, db_path: Path) -> int:
     from runner import launch  # scipy, via the search: imported here, not for every command
 
     spec = load(args.study_file)
-    _check_gpus(args)  # before the study is stored: a bad --gpus changes nothing
+    check_choice(args.gpus)  # before the study is stored: a bad --gpus changes nothing
     for warning in capture_warnings(spec):
         print(printable_line(f"warning: {warning}"), file=sys.stderr)
     db = connect(db_path)

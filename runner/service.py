@@ -87,6 +87,8 @@ class Runner:
         self.db_path = Path(db_path)
         self._nvml = nvml
         self.gpu_info: dict[int, gpus.Gpu] = {}  # by index, where NVML described them
+        if gpu_indices is None and not schedule:
+            gpu_indices = []  # it launches nothing: the GPUs, and how the environment names them, do not matter
         if gpu_indices is None:
             found = gpus.discover(runner_visible=os.environ.get("CUDA_VISIBLE_DEVICES"),
                                   device_order=os.environ.get("CUDA_DEVICE_ORDER"),

@@ -254,3 +254,13 @@ def test_run_with_gpus_on_a_machine_without_nvml_exits_2_and_stores_nothing(make
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert errors == ["error: --gpus 0: no GPU found here (NVML cannot be read)"]
     assert not db_path.exists() or studies.list_all(store.connect(db_path)) == []
+
+
+def test_ambiguous_visible_devices_stop_a_scheduling_runner_but_not_a_stopping_one(db_path, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    monkeypatch.delenv("CUDA_DEVICE_ORDER", raising=False)
+    with pytest.raises(GpuChoiceError, match="indices are ambiguous"):
+        Runner(db_path, nvml=mixed_box())
+    stopper = Runner(db_path, nvml=mixed_box(), schedule=False)  # `stop` launches nothing: no GPU needed
+    assert stopper.gpus == []
+    stopper.close()
