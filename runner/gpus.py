@@ -100,10 +100,13 @@ def parse_list(value: str) -> list[str]:
 
 def _match(entry: str, gpus: list[Gpu], *, what: str) -> Gpu:
     """The GPU an entry names: nvidia-smi's index, or a UUID (a unique prefix is enough, as for CUDA)."""
+    if entry.startswith("MIG-"):
+        raise GpuChoiceError(f"{what}: '{entry}' is a MIG instance; MIG instances are not scheduled yet "
+                             "(name whole GPUs, or run without MIG)")
     if entry.isdigit():
         found = [g for g in gpus if g.index == int(entry)]
     else:
-        key = entry if entry.startswith(("GPU-", "MIG-")) else "GPU-" + entry
+        key = entry if entry.startswith("GPU-") else "GPU-" + entry
         found = [g for g in gpus if g.uuid.startswith(key)]
     if len(found) != 1:
         known = ", ".join(f"{g.index}={g.uuid}" for g in gpus) or "none"
