@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from runner.gpus import GpuChoiceError, check_choice
 from runner.judging import StudyOutcomes, study_outcomes
 from runner.limits import MAX_TRIALS
 from runner.owner import live_owner, start_detached
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return _reader_went_away()
     except (CliError, SpecError, StoreError, StudyConflict, lease.LeaseHeld, WizardError,
-            WizardConflict) as exc:
+            WizardConflict, GpuChoiceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except sqlite3.Error as exc:  # locked past the busy timeout, damaged after opening, disk full
@@ -163,6 +164,18 @@ def _slot_args(p: argparse.ArgumentParser) -> None:
                    help="trials running at once on CPU (default: number of cores)")
     p.add_argument("--grace", type=float, default=DEFAULT_GRACE_S,
                    help="seconds between SIGTERM and SIGKILL when stopping a trial")
+    p.add_argument("--gpus", default=None, metavar="LIST",
+                   help="GPUs to use: nvidia-smi numbers or UUIDs (2,3), or 'none' (default: all the "
+                        "runner's CUDA_VISIBLE_DEVICES allows)")
+    p.add_argument("--use-busy-gpus", action="store_true",
+                   help="also hand out GPUs another process is using (default: trials wait for them)")
+
+
+def _runner(db_path: Path, args) -> Runner:
+    """The runner `run`/`serve` asked for; a --gpus or CUDA_VISIBLE_DEVICES it cannot honour
+    raises GpuChoiceError (one line, exit 2)."""
+    return Runner(db_path, cpu_slots=args.cpu_slots, grace_s=args.grace, log=_log,
+                  gpu_choice=args.gpus, use_busy_gpus=args.use_busy_gpus)
 
 
 # -- run / serve -------------------------------------------------------------
@@ -228,6 +241,7 @@ def _run(args, db_path: Path) -> int:
     from runner import launch  # scipy, via the search: imported here, not for every command
 
     spec = load(args.study_file)
+    check_choice(args.gpus)  # before the study is stored: a bad --gpus changes nothing
     for warning in capture_warnings(spec):
         print(printable_line(f"warning: {warning}"), file=sys.stderr)
     db = connect(db_path)
@@ -273,7 +287,7 @@ def _run_foreground(db_path: Path, args, study: Study) -> int:
     and that `run` takes over the database once this one has gone). SIGTERM leaves every
     trial running for the next runner to adopt.
     """
-    runner = Runner(db_path, cpu_slots=args.cpu_slots, grace_s=args.grace, log=_log)
+    runner = _runner(db_path, args)
     try:
         runner.start()  # Ctrl-C here is the caller's: the runner has not served yet
     except BaseException:
@@ -345,7 +359,7 @@ def cmd_serve(args, db_path: Path) -> int:
     owner = live_owner(db)
     if owner is not None:
         raise CliError(f"runner pid {owner.pid} on {owner.host} already owns this database")
-    runner = Runner(db_path, cpu_slots=args.cpu_slots, grace_s=args.grace, log=_log)
+    runner = _runner(db_path, args)
     try:
         runner.start()
         print(f"runner pid {os.getpid()} serving {db_path}"
@@ -370,6 +384,10 @@ def _start_detached(db_path: Path, args, until_idle: bool = True) -> None:
     if getattr(args, "cpu_slots", None):
         serve_args += ["--cpu-slots", str(args.cpu_slots)]
     serve_args += ["--grace", str(args.grace)]
+    if getattr(args, "gpus", None) is not None:
+        serve_args += ["--gpus", args.gpus]
+    if getattr(args, "use_busy_gpus", False):
+        serve_args.append("--use-busy-gpus")
     proc = start_detached(db_path, serve_args)
     print(f"runner started in the background (pid {proc.pid}); log: {db_path.parent / 'runner.log'}")
 

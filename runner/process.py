@@ -72,6 +72,10 @@ class TrialPaths:
     def lock(self) -> Path:
         return self.root / "attempt.lock"
 
+    @property
+    def placement(self) -> Path:
+        return self.root / "placement.json"
+
 
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
@@ -87,7 +91,8 @@ def _archive_previous_attempt(paths: TrialPaths) -> None:
     """
     logs = [paths.stdout, paths.stderr]
     rotated = [log.with_name(log.name + suffix) for log in logs for suffix in (".1", ".start")]
-    leftovers = [p for p in (paths.metrics, *logs, *rotated, paths.exit, paths.launch) if p.exists()]
+    marks = (paths.exit, paths.launch, paths.placement)
+    leftovers = [p for p in (paths.metrics, *logs, *rotated, *marks) if p.exists()]
     if not leftovers:
         return
     n = 1
@@ -299,6 +304,16 @@ def _read_json(path: Path) -> dict | None:
     except (OSError, ValueError):
         return None
     return record if isinstance(record, dict) else None
+
+
+def write_placement(paths: TrialPaths, record: dict) -> None:
+    """Where the attempt runs (executor, host, GPUs by index, UUID and name)."""
+    _write_atomic(paths.placement, json.dumps(record) + "\n")
+
+
+def read_placement(paths: TrialPaths) -> dict | None:
+    """Where the trial's latest attempt ran, as its executor recorded it (None: a CPU trial)."""
+    return _read_json(paths.placement)
 
 
 def read_exit(paths: TrialPaths, attempt: int | None = None) -> dict | None:

@@ -8,14 +8,20 @@ moved to a CPU slot, where a GPU study would crawl or fail far from the cause.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
 class Slot:
-    """Where a trial runs: `gpus` empty means a CPU slot."""
+    """Where a trial runs: `gpus` empty means a CPU slot.
+
+    `gpus` are nvidia-smi's numbers (stored in the label, shown in the TUI); `uuids` the same
+    GPUs by UUID where NVML gave them, which is what the trial's CUDA_VISIBLE_DEVICES names
+    (see runner.gpus for why).
+    """
 
     gpus: tuple[int, ...] = ()
+    uuids: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod
     def from_label(cls, label: str | None) -> Slot:
@@ -30,7 +36,14 @@ class Slot:
 
     @property
     def cuda_visible_devices(self) -> str:
-        return ",".join(map(str, self.gpus))
+        return ",".join(self.uuids) if self.uuids else ",".join(map(str, self.gpus))
+
+    def cuda_env(self) -> dict[str, str]:
+        """The CUDA variables a trial on this slot gets (a CPU slot: no visible GPU)."""
+        env = {"CUDA_VISIBLE_DEVICES": self.cuda_visible_devices}
+        if self.uuids:
+            env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # tools in the trial number GPUs as nvidia-smi does
+        return env
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ Nothing in a pass waits on a trial, so one stuck trial never stalls the others.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sqlite3
-import subprocess
 import time
 import uuid
 from collections.abc import Callable
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runner import failures, gpus, process, retention
+from runner.executors import AttemptRecord, Executor, Identity, LocalExecutor, TrialStart
 from runner.ingest import TailTarget, collect, dropped_lines_note
 from runner.process import TrialPaths
 from runner.scheduler import Slot, Waiting, plan_launches
@@ -32,6 +33,7 @@ DEFAULT_GRACE_S = 10.0
 # Test-only: seconds the runner sleeps between spawning a trial and recording it as running, to
 # widen on purpose the window a kill -9 of the runner must survive (tests/fault/test_lifecycle.py).
 PAUSE_BEFORE_RUNNING_ENV = "PLAYBOOK_TEST_PAUSE_BEFORE_RUNNING_S"
+GPU_READ_EVERY_S = 2.0  # how often GPUs another process may be using are read again (NVML)
 
 
 class LeaseLost(Exception):
@@ -45,41 +47,26 @@ class LiveTrial:
     trial_id: int
     study_id: int
     attempt: int
-    pid: int  # the shim's, also its process group; 0 until an adopted attempt's launch record is read
+    handle: object  # the executor's, for this attempt
     paths: TrialPaths
     slot: Slot
-    popen: subprocess.Popen | None  # None when adopted from a previous runner
-    proc_start: str | None
     deadline: float | None  # wall-clock time after which it is stopped as timed out
     oom_kills_at_start: int | None
     stop_reason: str | None = None  # 'user' | 'timeout' | 'diverged'
     term_sent_at: float | None = None
     kill_sent: bool = False
 
-    def returncode(self) -> tuple[bool, int | None]:
-        """(ended, return code of the command if known)."""
-        if self.popen is not None:
-            if self.popen.poll() is None:
-                return False, None
-        elif self.alive_unowned():
-            return False, None
-        record = process.read_exit(self.paths, self.attempt)
-        if record is not None:
-            return True, record.get("returncode")
-        return True, self.popen.returncode if self.popen is not None else None
-
-    def alive_unowned(self) -> bool:
-        """Alive, for a trial this runner did not start (its shim holds the trial's lock; a trial
-        launched before the lock existed is asked by pid)."""
-        return process.attempt_alive(self.paths) or process.is_alive(self.pid, self.proc_start)
-
 
 class Runner:
     """Runs the trials of active studies in one database until told to stop.
 
-    gpu_indices: GPUs to schedule on (None: discover through NVML).
+    gpu_indices: GPUs to schedule on (None: discover through NVML, within the runner's own
+    CUDA_VISIBLE_DEVICES and `gpu_choice`, the --gpus option; raises gpus.GpuChoiceError).
     cpu_slots: concurrent CPU trials (None: the number of CPU cores).
     schedule: False for a runner that only watches and stops (the CLI's direct stop).
+    use_busy_gpus: hand out GPUs another process is using (by default they wait, see gpus.busy_reason).
+    nvml: the pynvml module to read GPUs through (None: the real one; tests pass a stand-in).
+    executor: where trials run (None: this machine, runner.executors.LocalExecutor).
     """
 
     def __init__(
@@ -92,16 +79,33 @@ class Runner:
         poll_s: float = 0.2,
         schedule: bool = True,
         log: Callable[[str], None] = print,
+        gpu_choice: str | None = None,
+        use_busy_gpus: bool = False,
+        nvml=None,
+        executor: Executor | None = None,
     ) -> None:
         self.db_path = Path(db_path)
+        self._nvml = nvml
+        self.gpu_info: dict[int, gpus.Gpu] = {}  # by index, where NVML described them
+        if gpu_indices is None and not schedule:
+            gpu_indices = []  # it launches nothing: the GPUs, and how the environment names them, do not matter
+        if gpu_indices is None:
+            found = gpus.discover(runner_visible=os.environ.get("CUDA_VISIBLE_DEVICES"),
+                                  device_order=os.environ.get("CUDA_DEVICE_ORDER"),
+                                  requested=gpu_choice, nvml=nvml)
+            self.gpu_info = {g.index: g for g in found}
+            gpu_indices = list(self.gpu_info)
+        self.use_busy_gpus = use_busy_gpus
+        self.host = socket.gethostname()
+        self.executor: Executor = executor or LocalExecutor(
+            list(gpu_indices), cpu_slots or os.cpu_count() or 1, self.host)
+        capacity = self.executor.capacity()
+        self.gpus, self.cpu_slots = list(capacity.gpus), capacity.cpu_slots
         self.db = connect(self.db_path)
-        self.gpus = gpus.discover() if gpu_indices is None else list(gpu_indices)
-        self.cpu_slots = cpu_slots or os.cpu_count() or 1
         self.grace_s = grace_s
         self.poll_s = poll_s
         self.schedule = schedule
         self.log = log
-        self.host = socket.gethostname()
         self.token = uuid.uuid4().hex
         self.live: dict[int, LiveTrial] = {}
         self._specs: dict[int, StudySpec | SpecError] = {}
@@ -109,6 +113,8 @@ class Runner:
         self._owning = False
         self._told_bad_lines: set[int] = set()  # trials whose dropped lines the log has mentioned
         self._pause_before_running_s = _seconds_from_env(PAUSE_BEFORE_RUNNING_ENV)
+        self._gpus_in_other_use: dict[int, str] = {}  # index -> why, as last read
+        self._gpus_read_at = float("-inf")
 
     # -- ownership ---------------------------------------------------------
 
@@ -147,53 +153,43 @@ class Runner:
         A runner may have died anywhere between claiming the trial and recording its pid: the
         trial's lock and the shim's launch record tell what happened (see runner.process).
         """
-        paths = TrialPaths(Path(trial.trial_dir))
-        here = trial.host == self.host  # another machine's processes cannot be checked from here
-        launched = process.read_launch(paths, trial.attempt)
-        if here and (process.attempt_alive(paths) or process.is_alive(trial.pid, trial.proc_start)):
-            live = self._adopt(trial, launched)
+        found = self.executor.adopt(AttemptRecord(TrialPaths(Path(trial.trial_dir)), trial.attempt,
+                                                  trial.pid, trial.proc_start, trial.host))
+        if found.alive:
+            live = self._adopt(trial, found.identity, found.handle)
             self.live[trial.id] = live
-            self.log(f"adopted running trial {self._label(trial)} (pid {live.pid or 'not known yet'})")
+            who = self.executor.identity(live.handle)
+            self.log(f"adopted running trial {self._label(trial)} (pid {who.pid if who else 'not known yet'})")
             return
-        ended = process.read_exit(paths, trial.attempt)
-        if launched is None and trial.pid is None and ended is None:
+        if not found.started:
             if trials.unclaim(self.db, trial.id):
                 self.log(f"trial {self._label(trial)} had not started when its runner stopped: queued again")
             return
-        live = self._adopt(trial, launched)
-        if here:
-            self._kill_leftovers(live, launched)
-        if ended is not None:  # it ended while no runner watched: its exit file says how
+        live = self._adopt(trial, found.identity, found.handle)
+        self._kill_leftovers(live)
+        if found.exit is not None:  # it ended while no runner watched: its exit file says how
             self._ingest_to_the_end(live)
-            self._settle(live, ended.get("returncode"))
+            self._settle(live, found.exit.get("returncode"))
         else:
             self._lose(trial)
 
-    def _adopt(self, trial: Trial, launched: dict | None) -> LiveTrial:
+    def _adopt(self, trial: Trial, identity: Identity | None, handle: object) -> LiveTrial:
         """Watch a trial another runner started, recording the identity its shim left if the
         row has none yet (that runner died before it could)."""
-        if trial.state is TrialState.STARTING and launched is not None:
-            trials.mark_running(self.db, trial.id, launched["pid"], launched.get("proc_start"),
-                                launched.get("started_at"))
+        if trial.state is TrialState.STARTING and identity is not None:
+            trials.mark_running(self.db, trial.id, identity.pid, identity.proc_start, identity.started_at)
             trial = trials.get(self.db, trial.id)
-        return self._live_from_row(trial, popen=None)
+        return self._live_from_row(trial, handle)
 
     def _resolve_pending(self) -> None:
-        """Adopted attempts whose shim had not written its launch record yet: read it now."""
+        """Adopted attempts whose identity was not known yet (its launch record not written): ask again."""
         for live in self.live.values():
-            if live.pid or live.popen is not None:
-                continue
-            launched = process.read_launch(live.paths, live.attempt)
-            if launched is not None:
-                live.pid, live.proc_start = launched["pid"], launched.get("proc_start")
-                trials.mark_running(self.db, live.trial_id, live.pid, live.proc_start,
-                                    launched.get("started_at"))
+            if (learned := self.executor.resolve(live.handle)) is not None:
+                trials.mark_running(self.db, live.trial_id, learned.pid, learned.proc_start, learned.started_at)
 
-    def _kill_leftovers(self, live: LiveTrial, launched: dict | None) -> None:
-        """SIGKILL what is left of an ended or lost attempt (a command whose shim was killed,
-        forked workers): it must not write on, least of all into a re-run's files."""
-        record = launched or {"pgid": live.pid, "attempt": None}
-        if killed := process.kill_attempt(record, live.paths):
+    def _kill_leftovers(self, live: LiveTrial) -> None:
+        """Whatever an ended or lost attempt left running goes (the executor knows how)."""
+        if killed := self.executor.clean_up(live.handle):
             self.log(f"trial {self._label(trials.get(self.db, live.trial_id))}: "
                      f"killed {len(killed)} process(es) it left running (pids {killed})")
 
@@ -207,15 +203,15 @@ class Runner:
                           detail="its process was gone when a runner looked (runner or machine died)")
             self.log(f"trial {self._label(trial)} lost: no process behind it")
 
-    def _live_from_row(self, trial: Trial, popen) -> LiveTrial:
+    def _live_from_row(self, trial: Trial, handle: object) -> LiveTrial:
         spec = self._spec(trial.study_id)
         timeout = spec.timeout_s if isinstance(spec, StudySpec) else None
         started = trial.started_at or time.time()
         return LiveTrial(
-            trial_id=trial.id, study_id=trial.study_id, attempt=trial.attempt, pid=trial.pid or 0,
-            paths=TrialPaths(Path(trial.trial_dir)), slot=Slot.from_label(trial.slot), popen=popen,
-            proc_start=trial.proc_start, deadline=started + timeout if timeout else None,
-            oom_kills_at_start=process.host_oom_kills(),
+            trial_id=trial.id, study_id=trial.study_id, attempt=trial.attempt, handle=handle,
+            paths=TrialPaths(Path(trial.trial_dir)), slot=Slot.from_label(trial.slot),
+            deadline=started + timeout if timeout else None,
+            oom_kills_at_start=self.executor.oom_kills(),
         )
 
     # -- the loop ------------------------------------------------------------
@@ -385,32 +381,28 @@ class Runner:
     def _escalate_stops(self) -> None:
         now = time.monotonic()
         for live in self.live.values():
-            if not live.stop_reason or not live.pid:  # no pid: signalled once its launch record is read
+            if not live.stop_reason or not self.executor.signalable(live.handle):
                 continue
             if live.term_sent_at is None:
-                process.signal_group(live.pid, process.TERMINATE)
+                self.executor.signal(live.handle, signal.SIGTERM)
                 live.term_sent_at = now
             elif not live.kill_sent and now - live.term_sent_at >= self.grace_s:
-                process.signal_group(live.pid, process.KILL)
+                self.executor.signal(live.handle, signal.SIGKILL)
                 live.kill_sent = True
 
     def _reap(self) -> None:
         for live in list(self.live.values()):
-            ended, returncode = live.returncode()
+            ended, returncode = self.executor.poll(live.handle)
             if not ended:
                 continue
-            # Stragglers (children the command forked and left behind) go with it.
-            if live.popen is not None:
-                process.signal_group(live.pid, process.KILL)  # our child, just reaped: its group is ours
-            else:
-                self._kill_leftovers(live, process.read_launch(live.paths, live.attempt))
+            self._kill_leftovers(live)  # stragglers (children the command forked and left behind)
             self._ingest_to_the_end(live)  # the lines written just before the end
             self._settle(live, returncode)
             del self.live[live.trial_id]
 
     def _settle(self, live: LiveTrial, returncode: int | None) -> None:
         trial = trials.get(self.db, live.trial_id)
-        oom_now = process.host_oom_kills()
+        oom_now = self.executor.oom_kills()
         spec = self._spec(live.study_id)
         outcome = failures.classify(
             returncode,
@@ -455,9 +447,10 @@ class Runner:
         running: dict[int, int] = {}
         for live in self.live.values():
             running[live.study_id] = running.get(live.study_id, 0) + 1
+        ours = {g for lt in self.live.values() for g in lt.slot.gpus}
         launches, impossible = plan_launches(
             queue, all_gpus=self.gpus,
-            busy_gpus={g for lt in self.live.values() for g in lt.slot.gpus},
+            busy_gpus=ours | self._gpus_used_by_others(ours, queue),
             cpu_slots=self.cpu_slots,
             busy_cpu=sum(1 for lt in self.live.values() if not lt.slot.gpus),
             running_per_study=running,
@@ -466,6 +459,27 @@ class Runner:
             trials.finish(self.db, trial_id, TrialState.FAILED, reason="config", detail=why)
         for launch in launches:
             self._launch(launch.trial_id, launch.slot)
+
+    def _gpus_used_by_others(self, ours: set[int], queue: list[Waiting]) -> set[int]:
+        """GPUs none of our trials holds that another process is filling (see gpus.busy_reason).
+
+        Read through NVML at most every GPU_READ_EVERY_S, and only while a waiting trial wants a
+        GPU that looks free; a change is logged, so a waiting trial's reason is in the log.
+        """
+        free = [g for g in self.gpus if g not in ours]
+        if self.use_busy_gpus or not self.gpu_info or not free or not any(w.gpus_per_trial for w in queue):
+            return set()
+        now = time.monotonic()
+        if now - self._gpus_read_at >= GPU_READ_EVERY_S:
+            self._gpus_read_at = now
+            readings = gpus.current(free, nvml=self._nvml)
+            others = {i: why for i, g in readings.items() if (why := gpus.busy_reason(g))}
+            for i in sorted(others.keys() - self._gpus_in_other_use.keys()):
+                self.log(f"{others[i]}; trials wait for it (serve/run --use-busy-gpus to use it anyway)")
+            for i in sorted(self._gpus_in_other_use.keys() - others.keys() - ours):
+                self.log(f"{self.gpu_info[i].described} is free again")
+            self._gpus_in_other_use = others
+        return {i for i in self._gpus_in_other_use if i in free}
 
     def _retire_finished_studies(self) -> None:
         """A launched study with nothing left queued or running is no longer active."""
@@ -480,31 +494,35 @@ class Runner:
         trial = trials.get(self.db, trial_id)
         spec = self._spec(trial.study_id)
         paths = TrialPaths(Path(trial.trial_dir))
+        cards = tuple(self.gpu_info[g] for g in slot.gpus if g in self.gpu_info)
+        if cards and len(cards) == len(slot.gpus):
+            slot = Slot(slot.gpus, uuids=tuple(g.uuid for g in cards))
         env = {
-            "CUDA_VISIBLE_DEVICES": slot.cuda_visible_devices,
+            **slot.cuda_env(),
             "PLAYBOOK_MAX_TRAIN_STEPS": str(spec.max_train_steps),
             "PLAYBOOK_TRIAL_NUMBER": str(trial.number),
             "PLAYBOOK_STUDY": spec.name,
         }
         try:
-            popen = process.spawn(trial.argv, paths=paths, cwd=spec.workdir,
-                                  params=trial.params, extra_env=env, attempt=trial.attempt)
+            handle = self.executor.start(TrialStart(trial.argv, paths, spec.workdir, trial.params, env,
+                                                    trial.attempt, slot, cards))
         except OSError as exc:
             trials.finish(self.db, trial_id, TrialState.FAILED, reason="exit",
                           detail=f"cannot start: {exc}", feasible=None)
             return
         if self._pause_before_running_s:
             time.sleep(self._pause_before_running_s)  # test-only (see PAUSE_BEFORE_RUNNING_ENV)
-        proc_start = process.start_time(popen.pid)
-        trials.mark_running(self.db, trial_id, popen.pid, proc_start)
+        who = self.executor.identity(handle)
+        trials.mark_running(self.db, trial_id, who.pid, who.proc_start)
         self.live[trial_id] = LiveTrial(
-            trial_id=trial_id, study_id=trial.study_id, attempt=trial.attempt, pid=popen.pid, paths=paths,
+            trial_id=trial_id, study_id=trial.study_id, attempt=trial.attempt, handle=handle, paths=paths,
             slot=slot,
-            popen=popen, proc_start=proc_start,
             deadline=time.time() + spec.timeout_s if spec.timeout_s else None,
-            oom_kills_at_start=process.host_oom_kills(),
+            oom_kills_at_start=self.executor.oom_kills(),
         )
-        self.log(f"trial {self._label(trial)} started on {slot.label} (pid {popen.pid})")
+        where = " ".join(f"{g.name} {g.uuid}" for g in cards)
+        self.log(f"trial {self._label(trial)} started on {slot.label}{f' ({where})' if where else ''} "
+                 f"(pid {who.pid})")
 
     def _label(self, trial: Trial | None) -> str:
         if trial is None:

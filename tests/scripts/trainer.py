@@ -28,7 +28,7 @@ def main() -> int:
             json.dump(sys.argv[1:], f)
         with open(os.path.join(os.environ["PLAYBOOK_TRIAL_DIR"], "env.json"), "w") as f:
             json.dump({k: v for k, v in os.environ.items()
-                       if k.startswith("PLAYBOOK_") or k == "CUDA_VISIBLE_DEVICES"}, f)
+                       if k.startswith(("PLAYBOOK_", "CUDA_"))}, f)
     if args.mode == "ignore_term":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     report = Reporter(flush_every=8, flush_interval_s=0.05)
