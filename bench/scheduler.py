@@ -37,10 +37,12 @@ ROOT = Path(__file__).resolve().parents[1]
 GOAL_GAP_S = 1.0
 RUN_TIMEOUT_S = 120.0  # 10 instant trials take a few seconds; a hang must not stall the whole bench
 TRIAL = """\
-import sys, time
+import os, sys, time
 t = time.time()
 with open(sys.argv[sys.argv.index("--out") + 1] + "/started.txt", "w") as f:
     f.write(repr(t))
+with open(os.environ["PLAYBOOK_METRICS_FILE"], "a") as f:  # its objective: a clean exit without one fails
+    f.write('{"step": 1, "m": {"loss": 0.5}}\\n')
 """
 STUDY = """\
 [study]
