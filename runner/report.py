@@ -147,7 +147,7 @@ class Reporter:
         # same list in both places and takes it once (see _take_all).
         self._queue.append(self._buffer)
         self._buffer = []
-        if self._writer is None:  # a forked child's first hand-over
+        if self._writer is None:  # after close(), or a forked child's first hand-over
             self._start_writer()
         self._wake.set()
         behind = len(self._queue) * self._flush_every > self.max_queued_points
@@ -167,10 +167,13 @@ class Reporter:
 
     def _run_writer(self) -> None:
         interval = min(max(self._flush_interval_s, 1e-3), threading.TIMEOUT_MAX)
+        me = threading.current_thread()
         while True:
             woken = self._wake.wait(interval)
+            if self._writer is not me:  # closed (a later hand-over starts a new one), or forked
+                return
             self._wake.clear()
-            self._locked_write(take_buffer=not woken)  # every flush_interval_s, a slow loop's points too
+            self._locked_write(take_buffer=not woken, on_writer=True)  # on time: a slow loop's points too
 
     def flush(self) -> None:
         """Append every buffered point to the metrics file as whole lines, now, on this thread."""
@@ -178,12 +181,12 @@ class Reporter:
             return
         self._locked_write()
 
-    def _locked_write(self, take_buffer: bool = False) -> None:
+    def _locked_write(self, take_buffer: bool = False, on_writer: bool = False) -> None:
         with self._lock:
             self._writing_thread = threading.get_ident()
             try:
-                if take_buffer:
-                    self._write_buffered(take_buffer=True)
+                if on_writer:
+                    self._write_buffered(take_buffer, on_writer=True)
                 else:
                     self._write_buffered()
             finally:
@@ -191,7 +194,7 @@ class Reporter:
                 if self._terminate_after_flush:
                     _terminate()
 
-    def _take_all(self, take_buffer: bool) -> list[tuple | str]:
+    def _take_all(self, take_buffer: bool, on_writer: bool) -> list[tuple | str]:
         """Every queued point, oldest first; on log()'s thread also the buffer not yet handed over.
 
         The writer thread takes the buffer's points only with `take_buffer`, while log() may append
@@ -199,7 +202,6 @@ class Reporter:
         queue was empty, so every point it takes is newer than the batches before it.
         """
         batches = []
-        on_writer = threading.get_ident() == getattr(self._writer, "ident", None)
         while True:
             while self._queue:
                 batches.append(self._queue.popleft())
@@ -222,9 +224,9 @@ class Reporter:
             items.extend(batch)
         return items
 
-    def _write_buffered(self, take_buffer: bool = False) -> None:
-        items = self._take_all(take_buffer)
-        if threading.get_ident() == getattr(self._writer, "ident", None):
+    def _write_buffered(self, take_buffer: bool = False, on_writer: bool = False) -> None:
+        items = self._take_all(take_buffer, on_writer)
+        if on_writer:
             lines = _encode_yielding(items, self)
         else:
             lines = [item if type(item) is str else _encode(item) for item in items]
@@ -296,6 +298,8 @@ class Reporter:
             self.flush()
         finally:
             self._closing = False
+        self._writer = None  # its thread ends (a Reporter made per epoch leaves none behind)
+        self._wake.set()
         if self._failing and self._pending:
             _warn(f"{len(self._pending) + self._dropped:,} metric lines could not be written to {self._path} "
                   "and are lost")

@@ -136,3 +136,22 @@ def test_exit_writes_what_the_writer_thread_has_not(tmp_path):
     """, str(path))
     assert done.returncode == 0, done.stderr
     assert steps_in(path) == list(range(10_000))
+
+
+@pytest.mark.timeout(60)
+def test_close_ends_the_writer_thread_and_a_later_log_still_arrives(tmp_path):
+    """A script that makes a Reporter per epoch and closes it leaves no thread behind."""
+    path = tmp_path / "metrics.jsonl"
+    threads = []
+    for epoch in range(5):
+        rep = Reporter(path, flush_every=4, flush_interval_s=1e9)
+        threads.append(rep._writer)
+        for step in range(epoch * 10, epoch * 10 + 10):
+            rep.log(step, train_loss=1.0)
+        rep.close()
+    for thread in threads:
+        thread.join(30)
+        assert not thread.is_alive()
+    rep.log(50, train_loss=0.5)  # after close: written by a new writer at the next flush
+    rep.flush()
+    assert steps_in(path) == list(range(51))
