@@ -306,11 +306,18 @@ class Reporter:
             self._pending, self._dropped, self._failing = [], 0, False
 
     def _after_fork_in_child(self) -> None:
-        """A forked child has no writer thread, and a lock held at the fork would never be released."""
+        """A forked child has no writer thread, and a lock held at the fork would never be released.
+
+        The points buffered at the fork are the parent's to write: a child that exits normally (its
+        atexit runs) would otherwise write them a second time.
+        """
         self._writer = None
         self._writing_thread = None
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        self._buffer = []
+        self._queue = deque()
+        self._pending, self._dropped, self._failing = [], 0, False
 
 
 _LIVE: weakref.WeakSet[Reporter] = weakref.WeakSet()

@@ -155,3 +155,23 @@ def test_close_ends_the_writer_thread_and_a_later_log_still_arrives(tmp_path):
     rep.log(50, train_loss=0.5)  # after close: written by a new writer at the next flush
     rep.flush()
     assert steps_in(path) == list(range(51))
+
+
+@pytest.mark.timeout(60)
+def test_a_forked_child_that_exits_normally_does_not_write_the_parents_points_again(tmp_path):
+    """os.fork() workers (a DataLoader's, a script's own) inherit the buffer; only the parent writes it."""
+    path = tmp_path / "metrics.jsonl"
+    done = run_script("""
+        rep = Reporter(sys.argv[1], flush_every=1000, flush_interval_s=1e9)
+        for step in range(10):
+            rep.log(step, train_loss=1.0)
+        pid = os.fork()
+        if pid == 0:
+            sys.exit(0)  # a normal exit: atexit runs in the child
+        _, status = os.waitpid(pid, 0)
+        rep.log(10, train_loss=0.5)
+        rep.close()
+        print("child exit", os.waitstatus_to_exitcode(status))
+    """, str(path))
+    assert done.returncode == 0 and "child exit 0" in done.stdout, done.stderr
+    assert steps_in(path) == list(range(11))
