@@ -29,6 +29,7 @@ from pathlib import Path
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, BENCH_DIR)
 
+import cli_startup  # noqa: E402
 import hf_callback  # noqa: E402
 import ingest  # noqa: E402
 import peers  # noqa: E402
@@ -96,6 +97,7 @@ FULL: dict[str, Callable[[], dict]] = {
     "scheduler": lambda: scheduler.run(n_trials=10),
     "tui": lambda: tui(quick=False),
     "hf_callback": lambda: hf_callback.run(steps=400),
+    "cli_startup": lambda: cli_startup.run(n_trials=1000, repeats=7),
 }
 QUICK: dict[str, Callable[[], dict]] = {
     "reporter": lambda: reporter.run(calls=20_000),
@@ -105,11 +107,12 @@ QUICK: dict[str, Callable[[], dict]] = {
     "scheduler": lambda: scheduler.run(n_trials=4),
     "tui": lambda: tui(quick=True),
     "hf_callback": lambda: hf_callback.run(steps=40),
+    "cli_startup": lambda: cli_startup.run(n_trials=100, repeats=2),
 }
 ROWS: dict[str, Callable[[dict], list[tuple[str, ...]]]] = {
     "reporter": reporter.summary_rows, "ingest": ingest.summary_rows, "read": read.summary_rows,
     "read_study": read.study_rows, "scheduler": scheduler.summary_rows, "tui": tui_rows,
-    "hf_callback": hf_callback.summary_rows,
+    "hf_callback": hf_callback.summary_rows, "cli_startup": cli_startup.summary_rows,
 }
 
 

@@ -35,14 +35,16 @@ from _common import median, print_result  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 GOAL_GAP_S = 1.0
+GOAL_START_OVER_BARE_S = 0.2
 RUN_TIMEOUT_S = 120.0  # 10 instant trials take a few seconds; a hang must not stall the whole bench
 TRIAL = """\
 import os, sys, time
 t = time.time()
 with open(sys.argv[sys.argv.index("--out") + 1] + "/started.txt", "w") as f:
     f.write(repr(t))
-with open(os.environ["PLAYBOOK_METRICS_FILE"], "a") as f:  # its objective: a clean exit without one fails
-    f.write('{"step": 1, "m": {"loss": 0.5}}\\n')
+if os.environ.get("PLAYBOOK_METRICS_FILE"):  # the objective: a trial that reports none is no_objective
+    with open(os.environ["PLAYBOOK_METRICS_FILE"], "a") as f:
+        f.write('{"step": 0, "m": {"loss": 1.0}}\\n')
 """
 STUDY = """\
 [study]
@@ -107,6 +109,38 @@ def _baseline(tmp: Path, n: int) -> list[float]:
     return gaps
 
 
+SHIM_BY_MODULE = ("-m", "runner.shim")  # how the runner started the shim before it ran it isolated
+
+
+def _to_first_line(tmp: Path, variants: dict[str, list[str]], n: int) -> dict[str, list[float]]:
+    """Seconds from spawning `prefix + [python, trial.py]` to the script's first line, per variant;
+    the variants take turns, n rounds, so the machine's load falls on each alike."""
+    out: dict[str, list[float]] = {name: [] for name in variants}
+    for i in range(n):
+        for name, prefix in variants.items():
+            folder = tmp / f"start-{name}-{i}"
+            folder.mkdir()
+            argv = [*prefix, sys.executable, str(tmp / "trial.py"), "--out", str(folder)]
+            t0 = time.time()
+            subprocess.run(argv, check=True, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            out[name].append(float((folder / "started.txt").read_text()) - t0)
+    return out
+
+
+def _shim_start(tmp: Path, n: int) -> dict:
+    """What the shim adds to a trial's start: the runner's way (process.SHIM), the former `-m`, none."""
+    from runner.process import SHIM
+
+    def shim(*how: str) -> list[str]:
+        files = [str(tmp / f) for f in ("exit.json", "out.log", "err.log")]
+        return [sys.executable, *how, *files, "--"]
+
+    got = _to_first_line(tmp, {"bare": [], "shim": shim(*SHIM), "by_module": shim(*SHIM_BY_MODULE)}, n)
+    bare, ours, by_module = (median(got[k]) for k in ("bare", "shim", "by_module"))
+    return {"rounds": n, "bare_s": bare, "shim_s": ours, "shim_by_module_s": by_module,
+            "added_s": ours - bare, "added_by_module_s": by_module - bare}
+
+
 def _spread(xs: list[float]) -> dict:
     return {"median_s": median(xs), "max_s": max(xs), "min_s": min(xs)}
 
@@ -117,6 +151,7 @@ def run(n_trials: int = 10) -> dict:
         rows = _run_study(Path(tmp), n_trials)
         wall = time.perf_counter() - t0
         base = _baseline(Path(tmp), n_trials)
+        shim = _shim_start(Path(tmp), max(2 * n_trials, 10))
     pairs = list(zip(rows, rows[1:], strict=False))  # consecutive trials on the slot
     store_gaps = [b["started_at"] - a["ended"] for a, b in pairs]
     script_gaps = [b["script_start"] - a["ended"] for a, b in pairs]
@@ -129,6 +164,9 @@ def run(n_trials: int = 10) -> dict:
         "script_gap": script,
         "bare_loop_gap": bare,
         "store_gaps_s": store_gaps,
+        "shim_start": shim,
+        # A trial's start over a bare `python script`: the runner's share (store gap) and the shim's.
+        "trial_start_over_bare_s": script["median_s"] - bare["median_s"],
         "goal": f"idle gap (end -> next started_at) <= {GOAL_GAP_S:g} s, max",
         "goal_met": store["max_s"] <= GOAL_GAP_S,
     }
@@ -136,7 +174,7 @@ def run(n_trials: int = 10) -> dict:
 
 def summary_rows(res: dict) -> list[tuple[str, ...]]:
     """(figure, ours, baseline, ratio, goal, met?) rows for run_all's table."""
-    st, sc, b = res["store_gap"], res["script_gap"], res["bare_loop_gap"]
+    st, sc, b, sh = res["store_gap"], res["script_gap"], res["bare_loop_gap"], res["shim_start"]
     return [
         (f"slot idle gap, end -> next started_at ({res['params']['trials']} trials)",
          f"median {1e3 * st['median_s']:.0f} ms, max {1e3 * st['max_s']:.0f} ms", "", "",
@@ -144,6 +182,12 @@ def summary_rows(res: dict) -> list[tuple[str, ...]]:
         ("slot idle gap, end -> next script's first line",
          f"median {1e3 * sc['median_s']:.0f} ms, max {1e3 * sc['max_s']:.0f} ms",
          f"bare subprocess loop {1e3 * b['median_s']:.0f} ms", f"{sc['median_s'] / b['median_s']:.1f}x", "", ""),
+        ("trial start over a bare `python script` (the same two, difference of medians)",
+         f"{1e3 * res['trial_start_over_bare_s']:.0f} ms", "", "", f"<= {1e3 * GOAL_START_OVER_BARE_S:.0f} ms",
+         "yes" if res["trial_start_over_bare_s"] <= GOAL_START_OVER_BARE_S else "NO"),
+        ("the shim's share: spawn -> script's first line, over bare",
+         f"{1e3 * sh['added_s']:.0f} ms (-I -S shim.py)", f"`-m runner.shim` {1e3 * sh['added_by_module_s']:.0f} ms "
+         f"(bare {1e3 * sh['bare_s']:.0f} ms)", f"{sh['added_s'] / max(sh['added_by_module_s'], 1e-9):.2f}x", "", ""),
     ]
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib
 import io
 import json
 import os
@@ -28,6 +29,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from runner.gpus import GpuChoiceError, check_choice
 from runner.judging import StudyOutcomes, study_outcomes
@@ -35,10 +37,8 @@ from runner.limits import MAX_TRIALS
 from runner.owner import live_owner, start_detached
 from runner.playbook.outcome import infeasible_causes
 from runner.printed import capture_record
-from runner.service import DEFAULT_GRACE_S, LeaseLost, Runner
 from runner.spec import SpecError, capture_warnings, load
 from runner.text import printable_line
-from runner.wizards.substudy import WizardError
 from store import StoreError, commands, connect, lease, locate_db, metrics, studies, trials
 from store import capture as capture_store
 from store import wizards as wizard_store
@@ -46,6 +46,12 @@ from store.db import explain as explain_store_error
 from store.studies import Study, StudyConflict
 from store.trials import Trial, TrialState
 from store.wizards import WizardConflict
+
+if TYPE_CHECKING:
+    from runner.service import Runner
+
+# runner.service (the scheduler, and scipy through the playbook checks) is imported by the commands
+# that run trials, not by every command: a read-only one (status, export) starts in a fraction of it.
 
 EXIT_USAGE = 2
 
@@ -56,11 +62,18 @@ class CliError(Exception):
 
 EXIT_PIPE_CLOSED = 128 + signal.SIGPIPE  # what a shell reports for a reader that went away
 # Commands that only make sense on a database that exists: they never create one.
-NEEDS_EXISTING_DB = frozenset({"status", "watch", "stop", "add-trials", "export", "analyze", "wizards"})
+NEEDS_EXISTING_DB = frozenset({"status", "watch", "stop", "add-trials", "export", "analyze", "wizards", "refine"})
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    command = _command_word(argv)
+    args = _parser(with_wizards=command not in _OWN_COMMANDS).parse_args(argv)
+    try:
+        for module in _PRELOAD.get(command, ()):
+            importlib.import_module(module)
+    except KeyboardInterrupt:  # Ctrl-C while the libraries load: nothing has started yet
+        return EXIT_INTERRUPTED
     db_path, source = locate_db(args.db)
     print(f"database: {db_path} ({source})", file=sys.stderr)
     try:
@@ -72,13 +85,43 @@ def main(argv: list[str] | None = None) -> int:
         return status
     except BrokenPipeError:
         return _reader_went_away()
-    except (CliError, SpecError, StoreError, StudyConflict, lease.LeaseHeld, WizardError,
-            WizardConflict, GpuChoiceError) as exc:
+    except (CliError, SpecError, StoreError, StudyConflict, lease.LeaseHeld, WizardConflict,
+            GpuChoiceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except sqlite3.Error as exc:  # locked past the busy timeout, damaged after opening, disk full
         print(f"error: {explain_store_error(db_path, exc)}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as exc:
+        if not _is_wizard_error(exc):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _is_wizard_error(exc: Exception) -> bool:
+    """A WizardError can only come from a command that imported the wizards (they pull in scipy)."""
+    substudy = sys.modules.get("runner.wizards.substudy")
+    return substudy is not None and isinstance(exc, substudy.WizardError)
+
+
+def _grace(args) -> float:
+    """--grace, or the runner's default (the runner's module is imported only by the commands that run)."""
+    from runner.service import DEFAULT_GRACE_S
+
+    return DEFAULT_GRACE_S if args.grace is None else args.grace
+
+
+def _new_runner(db_path: Path, args, **kwargs) -> Runner:
+    from runner.service import Runner
+
+    return Runner(db_path, grace_s=_grace(args), log=_log, **kwargs)
+
+
+def _lease_lost() -> type[Exception]:
+    from runner.service import LeaseLost
+
+    return LeaseLost
 
 
 def _reader_went_away() -> int:
@@ -94,7 +137,27 @@ def _hint(db_path: Path, *args: str) -> str:
     return shlex.join(["playbook-runner", "--db", str(db_path), *map(str, args)])
 
 
-def _parser() -> argparse.ArgumentParser:
+# The commands this module defines: for these the wizards' subcommands (whose module imports the
+# scheduler and scipy) are left out of the parser. Help (no command word) still lists every command.
+_OWN_COMMANDS = frozenset({"run", "serve", "status", "watch", "stop", "add-trials", "export", "analyze"})
+# What the commands that start work import, loaded before the first line they print (as when every
+# command imported them): Ctrl-C after that line lands in the command's own handling, not in an import.
+_PRELOAD = {"run": ("runner.service", "runner.launch"), "serve": ("runner.service",),
+            "stop": ("runner.service",), "add-trials": ("runner.launch",)}
+
+
+def _command_word(argv: list[str]) -> str | None:
+    """The subcommand in argv: the first word that is not an option or --db's value."""
+    words = iter(argv)
+    for word in words:
+        if word == "--db":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def _parser(with_wizards: bool = True) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="playbook-runner",
         description="Headless run manager for playbook-tui studies.",
@@ -127,7 +190,7 @@ def _parser() -> argparse.ArgumentParser:
 
     stop = sub.add_parser("stop", help="stop a study or a trial (SIGTERM, then SIGKILL after a grace period)")
     stop.add_argument("target", help="STUDY, STUDY/NUMBER or a trial id")
-    stop.add_argument("--grace", type=float, default=DEFAULT_GRACE_S, help="seconds before SIGKILL")
+    stop.add_argument("--grace", type=float, default=None, help="seconds before SIGKILL (default 10)")
     stop.set_defaults(func=cmd_stop)
 
     add = sub.add_parser("add-trials", help="queue more quasi-random samples (each crossed with every scientific value)")
@@ -150,19 +213,20 @@ def _parser() -> argparse.ArgumentParser:
     analyze.add_argument("--json", action="store_true", help="every check with every number behind it")
     analyze.set_defaults(func=cmd_analyze)
 
-    from runner import wizard_cli
+    if with_wizards:
+        from runner import wizard_cli
 
-    wizard_cli.add_parsers(sub)
-    from runner import refine_cli
+        wizard_cli.add_parsers(sub)
+        from runner import refine_cli  # scipy, through the checks it reads: like the wizards
 
-    refine_cli.add_parser(sub)
+        refine_cli.add_parser(sub)
     return p
 
 
 def _slot_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cpu-slots", type=int, default=None,
                    help="trials running at once on CPU (default: number of cores)")
-    p.add_argument("--grace", type=float, default=DEFAULT_GRACE_S,
+    p.add_argument("--grace", type=float, default=None,
                    help="seconds between SIGTERM and SIGKILL when stopping a trial")
     p.add_argument("--gpus", default=None, metavar="LIST",
                    help="GPUs to use: nvidia-smi numbers or UUIDs (2,3), or 'none' (default: all the "
@@ -174,8 +238,8 @@ def _slot_args(p: argparse.ArgumentParser) -> None:
 def _runner(db_path: Path, args) -> Runner:
     """The runner `run`/`serve` asked for; a --gpus or CUDA_VISIBLE_DEVICES it cannot honour
     raises GpuChoiceError (one line, exit 2)."""
-    return Runner(db_path, cpu_slots=args.cpu_slots, grace_s=args.grace, log=_log,
-                  gpu_choice=args.gpus, use_busy_gpus=args.use_busy_gpus)
+    return _new_runner(db_path, args, cpu_slots=args.cpu_slots, gpu_choice=args.gpus,
+                       use_busy_gpus=args.use_busy_gpus)
 
 
 # -- run / serve -------------------------------------------------------------
@@ -310,7 +374,7 @@ def _run_foreground(db_path: Path, args, study: Study) -> int:
             if received == signal.SIGINT:
                 return _stop_own_study(runner, study, signals)
         progress.tick(force=True)
-    except LeaseLost as exc:
+    except _lease_lost() as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # pressed again while a pass was stuck
@@ -369,7 +433,7 @@ def cmd_serve(args, db_path: Path) -> int:
             runner.serve(until=runner.idle if args.until_idle else None, interrupted=signals.pending)
         if signals.received is not None:
             print("runner stopped; running trials continue and are adopted by the next runner")
-    except LeaseLost as exc:
+    except _lease_lost() as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -383,7 +447,7 @@ def _start_detached(db_path: Path, args, until_idle: bool = True) -> None:
     serve_args = ["--until-idle"] if until_idle else []
     if getattr(args, "cpu_slots", None):
         serve_args += ["--cpu-slots", str(args.cpu_slots)]
-    serve_args += ["--grace", str(args.grace)]
+    serve_args += ["--grace", str(_grace(args))]
     if getattr(args, "gpus", None) is not None:
         serve_args += ["--gpus", args.gpus]
     if getattr(args, "use_busy_gpus", False):
@@ -516,7 +580,7 @@ def _stop_without_runner(db_path: Path, args, target: Study | Trial) -> int:
     """Become a short-lived runner that only stops: it adopts every running trial (it owns the
     database meanwhile), stops the target's, waits for those alone, and hands the database back.
     Other trials keep running for the next runner; queued trials wait for one."""
-    runner = Runner(db_path, grace_s=args.grace, schedule=False, log=_log)
+    runner = _new_runner(db_path, args, schedule=False)
     try:
         runner.start()
         if isinstance(target, Study):

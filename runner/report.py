@@ -9,11 +9,13 @@
             report.log(step, val_error=err)
             report.checkpoint(step, path, objective=err)
 
-Points are buffered in memory and appended to the trial's metrics file (one
-JSON object per line) every `flush_every` points or `flush_interval_s` seconds,
-and at exit (also on SIGTERM, which the runner sends to stop a trial). The
-runner tails that file; nothing here talks to the runner or to SQLite, so a
-slow or dead runner never slows the training loop.
+Points are buffered in memory and handed to a background writer thread every
+`flush_every` points or `flush_interval_s` seconds; it encodes them and appends them
+to the trial's metrics file (one JSON object per line, one append write per batch),
+so `log()` never waits on encoding or the disk. Whatever is left is written at exit
+(also on SIGTERM, which the runner sends to stop a trial), and `flush()` writes
+everything at once on the caller's thread. The runner tails that file; nothing here
+talks to the runner or to SQLite, so a slow or dead runner never slows the training loop.
 
 Outside the runner (no PLAYBOOK_METRICS_FILE in the environment) every call is
 a no-op, so the same script runs alone too.
@@ -40,12 +42,16 @@ import signal
 import sys
 import threading
 import time
+import weakref
+from collections import deque
 from typing import Any
 
 METRICS_FILE_ENV = "PLAYBOOK_METRICS_FILE"
 PARAMS_ENV = "PLAYBOOK_PARAMS"
 RETRY_EVERY_S = 1.0  # while the metrics file cannot be written, flushes try again at most this often
 ALL_RANKS_ENV = "PLAYBOOK_ALL_RANKS"
+ENCODE_SLICE_S = 3e-4  # the writer encodes this long before letting the training thread have the GIL
+SIGTERM_WAIT_S = 5.0  # how long a SIGTERM waits for the writer thread's write in progress
 
 
 def params(defaults: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -61,6 +67,10 @@ class Reporter:
     """Buffered metric and checkpoint reporting to the runner's metrics file."""
 
     max_pending_lines = 200_000  # lines kept through a storage fault (about 100 bytes each)
+    # Points handed to the writer and not yet written, past which log() encodes each point itself
+    # (a couple of microseconds a call, no stall) until the writer catches up: it bounds memory when
+    # a loop logs faster than the writer thread gets the GIL.
+    max_queued_points = 100_000
     # Storage-fault state, set per instance when a write first fails.
     _pending: list[str] | tuple = ()  # encoded lines not yet written, oldest first
     _dropped = 0  # lines dropped past max_pending_lines during the current fault
@@ -68,6 +78,9 @@ class Reporter:
     _retry_at = 0.0  # monotonic time of the next write attempt while failing
     _warned = False
     _torn = False  # a failed write may have left a partial line at the end of the file
+    _writer: threading.Thread | None = None
+    _writing_thread: int | None = None  # ident of the thread inside a write (for the SIGTERM handler)
+    _closing = False  # close() waits: the writer thread stops yielding the GIL between slices
 
     def __init__(
         self,
@@ -82,54 +95,141 @@ class Reporter:
         if all_ranks is None:
             all_ranks = os.environ.get(ALL_RANKS_ENV, "").strip().lower() in ("1", "true", "yes")
         self.enabled = bool(path) and (self.rank == 0 or all_ranks)
+        self._plain_log = self._log_points = self.log  # whichever rank: see _fall_behind
+        self._behind = False
         if self.enabled and self.rank != 0:
             self._suffix = f"/rank{self.rank}"
             self.log = self._log_suffixed  # rank 0 keeps the plain, faster log()
             self.checkpoint = _ignore_checkpoint
         self._path = os.fspath(path) if path else None
-        self._buffer: list[tuple] = []
+        self._buffer: list[tuple | str] = []  # points not yet handed to the writer (log()'s thread only)
+        self._queue: deque[list[tuple | str]] = deque()  # batches handed over, oldest first
         self._flush_every = flush_every
         self._flush_interval_s = flush_interval_s
-        self._next_flush = time.monotonic() + flush_interval_s
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one write at a time, in order
+        self._wake = threading.Event()
         self._terminate_after_flush = False  # set by the SIGTERM handler during a flush
         if self.enabled:
             atexit.register(self.close)
             _flush_on_sigterm(self)
+            _LIVE.add(self)
+            self._start_writer()  # from the start: its clock hands over a slow loop's points too
 
     def log(self, step: int, **metrics: Any) -> None:
-        """Record metrics at a training step (numbers, or 0-d tensors: converted at flush)."""
+        """Record metrics at a training step (numbers, or 0-d tensors: converted by the writer)."""
         if not self.enabled:
             return
-        self._buffer.append((time.time(), step, metrics))
-        if len(self._buffer) >= self._flush_every or time.monotonic() >= self._next_flush:
-            self.flush()
+        buffer = self._buffer
+        buffer.append((time.time(), step, metrics))
+        if len(buffer) >= self._flush_every:
+            self._hand_off()
+
+    def _log_encoding(self, step: int, **metrics: Any) -> None:
+        """log() while the writer is behind: each point is encoded here, a little at a time."""
+        buffer = self._buffer
+        buffer.append(_encode((time.time(), step, metrics)))
+        if len(buffer) >= self._flush_every:
+            self._hand_off()
 
     def _log_suffixed(self, step: int, **metrics: Any) -> None:
-        Reporter.log(self, step, **{name + self._suffix: value for name, value in metrics.items()})
+        self._log_points(step, **{name + self._suffix: value for name, value in metrics.items()})
 
     def checkpoint(self, step: int, path: str | os.PathLike, objective: float | None = None) -> None:
         """Mark a saved checkpoint, with its objective, for retrospective best-checkpoint selection."""
         if not self.enabled:
             return
         self._buffer.append((time.time(), step, None, os.fspath(path), objective))
-        self.flush()
+        self._hand_off()
+
+    def _hand_off(self) -> None:
+        """Give the buffered points to the writer thread and wake it (log()'s thread only)."""
+        # Queued before the buffer is replaced: a SIGTERM handler running in between sees the
+        # same list in both places and takes it once (see _take_all).
+        self._queue.append(self._buffer)
+        self._buffer = []
+        if self._writer is None:  # after close(), or a forked child's first hand-over
+            self._start_writer()
+        self._wake.set()
+        behind = len(self._queue) * self._flush_every > self.max_queued_points
+        if behind != self._behind:
+            self._fall_behind(behind)
+
+    def _fall_behind(self, behind: bool) -> None:
+        """Switch log() to encoding each point itself while the writer is behind, and back."""
+        self._behind = behind
+        self._log_points = self._log_encoding if behind else self._plain_log
+        if self.rank == 0:
+            self.log = self._log_points
+
+    def _start_writer(self) -> None:
+        self._writer = threading.Thread(target=self._run_writer, name="playbook-reporter", daemon=True)
+        self._writer.start()
+
+    def _run_writer(self) -> None:
+        interval = min(max(self._flush_interval_s, 1e-3), threading.TIMEOUT_MAX)
+        me = threading.current_thread()
+        while True:
+            woken = self._wake.wait(interval)
+            if self._writer is not me:  # closed (a later hand-over starts a new one), or forked
+                return
+            self._wake.clear()
+            self._locked_write(take_buffer=not woken, on_writer=True)  # on time: a slow loop's points too
 
     def flush(self) -> None:
-        """Append buffered points to the metrics file as whole lines."""
+        """Append every buffered point to the metrics file as whole lines, now, on this thread."""
         if not self.enabled:
             return
+        self._locked_write()
+
+    def _locked_write(self, take_buffer: bool = False, on_writer: bool = False) -> None:
         with self._lock:
+            self._writing_thread = threading.get_ident()
             try:
-                self._write_buffered()
+                if on_writer:
+                    self._write_buffered(take_buffer, on_writer=True)
+                else:
+                    self._write_buffered()
             finally:
+                self._writing_thread = None
                 if self._terminate_after_flush:
                     _terminate()
 
-    def _write_buffered(self) -> None:
-        buffered, self._buffer = self._buffer, []
-        self._next_flush = time.monotonic() + self._flush_interval_s
-        lines = [_encode(item) for item in buffered]
+    def _take_all(self, take_buffer: bool, on_writer: bool) -> list[tuple | str]:
+        """Every queued point, oldest first; on log()'s thread also the buffer not yet handed over.
+
+        The writer thread takes the buffer's points only with `take_buffer`, while log() may append
+        to it: it takes what is there (appends go after) from the list that was current once the
+        queue was empty, so every point it takes is newer than the batches before it.
+        """
+        batches = []
+        while True:
+            while self._queue:
+                batches.append(self._queue.popleft())
+            if not on_writer:
+                buffer, self._buffer = self._buffer, []
+                if not batches or batches[-1] is not buffer:  # a signal between queueing and replacing
+                    batches.append(buffer)
+                break
+            if not take_buffer:
+                break
+            buffer = self._buffer
+            if self._queue:  # handed over meanwhile: that batch first
+                continue
+            count = len(buffer)
+            batches.append(buffer[:count])
+            del buffer[:count]  # the same list even if log() has queued it since: no point twice
+            break
+        items: list[tuple | str] = []
+        for batch in batches:
+            items.extend(batch)
+        return items
+
+    def _write_buffered(self, take_buffer: bool = False, on_writer: bool = False) -> None:
+        items = self._take_all(take_buffer, on_writer)
+        if on_writer:
+            lines = _encode_yielding(items, self)
+        else:
+            lines = [item if type(item) is str else _encode(item) for item in items]
         if self._failing:  # the kept lines go first, in order (extended in place: no copy per flush)
             self._pending.extend(lines)
             lines = self._pending
@@ -189,12 +289,66 @@ class Reporter:
         self._pending, self._dropped, self._failing, self._warned = [], 0, False, False
 
     def close(self) -> None:
+        """Write everything still buffered (at exit, registered with atexit)."""
+        if not self.enabled:
+            return
         self._retry_at = 0.0  # the last chance: try now, whenever the last attempt was
-        self.flush()
+        self._closing = True
+        try:
+            self.flush()
+        finally:
+            self._closing = False
+        self._writer = None  # its thread ends (a Reporter made per epoch leaves none behind)
+        self._wake.set()
         if self._failing and self._pending:
             _warn(f"{len(self._pending) + self._dropped:,} metric lines could not be written to {self._path} "
                   "and are lost")
             self._pending, self._dropped, self._failing = [], 0, False
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child has no writer thread, and a lock held at the fork would never be released.
+
+        The points buffered at the fork are the parent's to write: a child that exits normally (its
+        atexit runs) would otherwise write them a second time.
+        """
+        self._writer = None
+        self._writing_thread = None
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._buffer = []
+        self._queue = deque()
+        self._pending, self._dropped, self._failing = [], 0, False
+
+
+_LIVE: weakref.WeakSet[Reporter] = weakref.WeakSet()
+
+
+def _reporters_after_fork() -> None:
+    for reporter in list(_LIVE):
+        reporter._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_reporters_after_fork)
+
+
+def _encode_yielding(items: list[tuple | str], reporter: Reporter) -> list[str]:
+    """Encode on the writer thread in slices of about ENCODE_SLICE_S, letting the training thread run
+    between them.
+
+    Encoding holds the GIL: a whole batch at once would stall a log() call waiting for it by a
+    millisecond or more, while each hand-over of the GIL costs the training thread a wake-up (long on
+    a busy machine), so slices are as long as the stall allows. A real sleep hands the GIL over (a zero
+    sleep is often taken back at once). Once close() waits for this write there is no loop to yield to.
+    """
+    lines: list[str] = []
+    clock = time.perf_counter
+    slice_ends = clock() + ENCODE_SLICE_S
+    for start in range(0, len(items), 16):
+        lines.extend([item if type(item) is str else _encode(item) for item in items[start:start + 16]])
+        if clock() > slice_ends and not reporter._closing:
+            time.sleep(1e-5)
+            slice_ends = clock() + ENCODE_SLICE_S
+    return lines
 
 
 def _warn(message: str) -> None:
@@ -283,16 +437,20 @@ def _flush_on_sigterm(reporter: Reporter) -> None:
 
     def handler(signum, frame):
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        # The signal may land inside a flush (this thread's or another's): taking the
-        # lock again would deadlock, so that flush finishes and terminates instead.
-        if reporter._lock.acquire(blocking=False):
-            try:
-                reporter._write_buffered()
-            finally:
-                reporter._lock.release()
-            _terminate()
-        else:
+        # The signal may land inside this thread's own write: taking the lock again would deadlock,
+        # so that write finishes and terminates instead. The writer thread's write is waited for.
+        if reporter._writing_thread == threading.get_ident() or not reporter._lock.acquire(
+                timeout=SIGTERM_WAIT_S):
             reporter._terminate_after_flush = True
+            return
+        try:
+            reporter._writing_thread = threading.get_ident()
+            reporter._retry_at = 0.0
+            reporter._write_buffered()
+        finally:
+            reporter._writing_thread = None
+            reporter._lock.release()
+        _terminate()
 
     signal.signal(signal.SIGTERM, handler)
 

@@ -46,6 +46,9 @@ def test_the_trial_folder_removed_under_training(tmp_path):
         time.sleep(1.1)  # past the Reporter's retry interval: the next flush writes
         for step in range(150, 160):
             report.log(step, loss=1.0 / (step + 1))
+        deadline = time.monotonic() + 30  # the writer thread writes it, not close()
+        while not os.path.exists(os.path.join(folder, "metrics.jsonl")) and time.monotonic() < deadline:
+            time.sleep(0.01)
         print("written before exit:", os.path.exists(os.path.join(folder, "metrics.jsonl")))
         report.close()
         print("training finished")
@@ -68,6 +71,7 @@ def test_a_folder_that_cannot_be_written_then_can(tmp_path):
         report = Reporter(os.path.join(folder, "metrics.jsonl"), flush_every=5, flush_interval_s=1e9)
         for step in range(40):
             report.log(step, loss=1.0 / (step + 1))
+        report.flush()  # the writer thread's writes may not have come yet: one now, under the fault
         os.remove(folder)
         os.mkdir(folder)
         report.log(40, loss=0.1)
@@ -91,6 +95,7 @@ def test_a_file_size_limit_keeps_the_newest_lines_up_to_the_bound(tmp_path):
         resource.setrlimit(resource.RLIMIT_FSIZE, (os.path.getsize(sys.argv[1]) + 300, hard))  # EFBIG
         for step in range(20, 120):
             report.log(step, loss=1.0 / (step + 1))
+        report.flush()  # whatever the writer thread has not written yet: under the limit
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
         report.log(120, loss=0.5)
         report.close()
@@ -116,6 +121,7 @@ soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
 resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))  # the metrics file may not pass 4 KiB
 for step in range(400):
     report.log(step, train_loss=1.0 / (step + 1))
+report.flush()  # what the writer thread has not written yet: under the limit
 resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))  # the fault clears
 for step in range(400, 410):
     report.log(step, train_loss=1.0 / (step + 1))
