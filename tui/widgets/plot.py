@@ -22,6 +22,7 @@ from textual.message import Message
 from textual.widget import Widget
 
 from runner.text import printable_line
+from tui.ticks import nice_ticks
 
 # Series colors are Textual theme colors: plotext draws color N as ANSI code N+1,
 # and the built Text maps those codes back to the theme's value of the name.
@@ -145,8 +146,6 @@ def _plotext_string(spec: PlotSpec, width: int, height: int) -> str:
         xs = [x for s in spec.series for x in _finite(s.xs, s.ys, True)[0]]
         ticks = nice_ticks(min(xs), max(xs), kind="log")
     if points:  # round y ticks too (counts as whole numbers), about one every other row
-        from tui.ticks import nice_ticks
-
         kind = "int" if all(float(y).is_integer() for y in points) else "linear"
         fig.ruler("y").ticks(*map(list, nice_ticks(min(points), max(points), kind=kind,
                                                    count=max(2, min(5, height // 2)))))
