@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from textual.widgets import DataTable, Static
-from tui_helpers import SIZE, open_study, registered, run, wait_for, write_study
+from tui_helpers import SIZE, open_study, registered, run, screen_text, wait_for, write_study
 
 from runner.launch import register
 from runner.spec import load
@@ -50,11 +50,10 @@ def test_studies_list_marks_the_study_and_the_header_says_the_baseline(tmp_path)
             await wait_for(pilot, lambda: table.row_count == 2)
             names = [str(table.get_row_at(i)[0]) for i in range(2)]
             assert names == ["tiny ◆", "plain"], names
-            detail = app.screen.query_one("#study-detail", Static)
-            await wait_for(pilot, lambda: LINE in str(detail.render()))
+            await wait_for(pilot, lambda: f"◆ {LINE}" in screen_text(app))  # on screen, not cut off
             await open_study(pilot, app)
             info = app.screen.query_one("#study-info", Static)
-            await wait_for(pilot, lambda: LINE in str(info.render()))
+            await wait_for(pilot, lambda: LINE in screen_text(app))
             assert str(info.render()).startswith(f"tiny · val_loss (min) · ◆ {LINE} · sort:")
 
     run(scenario())
