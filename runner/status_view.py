@@ -8,7 +8,7 @@ from rich.text import Text
 
 from runner.ingest import out_of_order_note
 from runner.playbook.outcome import FAILED_TO_TRAIN, PARTIAL_MARK, counts_line
-from runner.text import printable_line
+from runner.text import baseline_line, printable_line
 
 
 def _t(value, style: str = "") -> Text:
@@ -53,8 +53,7 @@ def _render_study(console: Console, study: dict) -> None:
     console.print(_t(f"config: {study['config_path']}   reproduce: {study['reproduce_command']}"))
     if study.get("baseline"):
         b = study["baseline"]
-        params = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(b["params"].items()))
-        console.print(_t(f"baseline (adopted from {b['source']}): {params}", "green"))
+        console.print(_t(baseline_line(b["params"], b["source"], b["adopted_at"], b["objective_mean"]), "green"))
     trials = study["trials"]
     param_names = sorted({k for t in trials for k in t["params"]})
     varied = [n for n in param_names

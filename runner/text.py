@@ -29,3 +29,14 @@ def printable_line(text: str) -> str:
     """`text` as one line: like printable(), and a newline shown as \\x0a too. For names and
     values that sit inside a line (a metric in a progress line, a legend, a table cell)."""
     return _CONTROL_OR_NEWLINE.sub(_escape, text)
+
+
+def baseline_line(params: dict, source: str, adopted_at: float, objective_mean: float | None) -> str:
+    """The adopted baseline as every view says it (text `status`, the TUI's list and header):
+    'baseline: lr=0.01, width=128 (adopted 2026-12-02 from tiny/3, mean 0.091)'."""
+    import time
+
+    values = ", ".join(f"{k}={f'{v:.4g}' if isinstance(v, float) else v}" for k, v in sorted(params.items()))
+    when = time.strftime("%Y-%m-%d", time.localtime(adopted_at))
+    mean = f", mean {objective_mean:.4g}" if objective_mean is not None else ""
+    return printable_line(f"baseline: {values or '(defaults)'} (adopted {when} from {source}{mean})")

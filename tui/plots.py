@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from runner.text import printable_line
+from tui.ticks import Kind, Ticks, nice_ticks, short, value_kind
 from tui.trial_data import GradStats, Points
 from tui.widgets.plot import BARS, COLORS, LINE, POINTS, PlotSpec, Series
 
@@ -20,33 +21,10 @@ from tui.widgets.plot import BARS, COLORS, LINE, POINTS, PlotSpec, Series
 CURVE_COLORS = tuple(c for c in COLORS if c != "error")
 
 
-def nice_ticks(lo: float, hi: float, count: int = 5) -> tuple[tuple[float, ...], tuple[str, ...]]:
-    """Round tick positions over [lo, hi] with short labels (2.5k, 10k), for step axes."""
-    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
-        return (lo,), (short(lo),)
-    raw = (hi - lo) / max(count - 1, 1)
-    power = 10 ** math.floor(math.log10(raw))
-    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
-    first = math.ceil(lo / step) * step
-    ticks = []
-    x = first
-    while x <= hi + step * 1e-9:
-        ticks.append(x)
-        x = first + step * len(ticks)
-    return tuple(ticks), tuple(short(t) for t in ticks)
-
-
-def short(x: float) -> str:
-    """1500 -> '1.5k', 2000000 -> '2M', 0.25 -> '0.25'."""
-    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(x) >= scale:
-            return f"{x / scale:.3g}{suffix}"
-    return f"{x:.3g}"
-
-
-def _step_ticks(series: Sequence[Series]) -> tuple[tuple[float, ...], tuple[str, ...]] | None:
-    xs = [x for s in series for x in s.xs]
-    return nice_ticks(min(xs), max(xs)) if xs else None
+def _step_ticks(series: Sequence[Series], kind: Kind = "int") -> Ticks | None:
+    """Steps are whole numbers: never a tick at step 2.5."""
+    xs = [x for s in series for x in s.xs if math.isfinite(x)]
+    return nice_ticks(min(xs), max(xs), kind=kind) if xs else None
 
 
 def curves_spec(overlay: Sequence[Any], objective: str) -> PlotSpec:
@@ -90,9 +68,11 @@ def axis_spec(axis: Any, objective: str, mode: str) -> PlotSpec:
 
 
 def _x_positions(axis: Any):
-    """Numbers as themselves; categories at 1..n, labelled."""
+    """Numbers as themselves, on round ticks of the parameter's kind; categories at 1..n, labelled."""
     if not axis.categorical:
-        return (lambda x: float(x)), None
+        xs = [p.x for p in axis.points if isinstance(p.x, (int, float)) and math.isfinite(p.x)]
+        kind = value_kind(xs, log=axis.log)
+        return (lambda x: float(x)), nice_ticks(min(xs), max(xs), kind=kind) if xs else None
     values = {str(p.x): p.x for p in axis.points}
     labels = sorted(values, key=lambda label: _natural(values[label]))
     index = {label: i + 1 for i, label in enumerate(labels)}
@@ -113,11 +93,23 @@ def isolation_spec(scientific: str, rows: Sequence[Any], objective: str) -> Plot
     scored = [(i + 1, r) for i, r in enumerate(rows) if r.best_value is not None]
     xs = tuple(float(i) for i, _ in scored)
     ys = tuple(r.best_value for _, r in scored)
-    ticks = (tuple(float(i + 1) for i in range(len(rows))), tuple(r.label for r in rows))
+    ticks = (tuple(float(i + 1) for i in range(len(rows))), tuple(_value_label(r) for r in rows))
     series = (Series("", xs, ys, "success", LINE),
               Series(f"best {objective}", xs, ys, "success", POINTS, "dot"))
     return PlotSpec(f"isolation: best {objective} per {scientific}", series, xticks=ticks if rows else None,
                     empty=f"no feasible trial with a {objective} yet")
+
+
+def _value_label(row: Any) -> str:
+    """A scientific value as a tick label: numbers short (1k, 2.5e-4), a bucket as its two ends."""
+    value = row.value
+    if isinstance(value, tuple) and len(value) == 2 and all(_is_number(v) for v in value):
+        return f"{short(value[0])}..{short(value[1])}"
+    return short(value) if _is_number(value) and not isinstance(value, int) else printable_line(row.label)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def metric_spec(points: Points | None) -> PlotSpec:
@@ -152,7 +144,7 @@ def grad_hist_spec(stats: GradStats | None) -> PlotSpec:
     logs = [math.log10(e) for e in stats.edges]
     centers = tuple((a + b) / 2 for a, b in zip(logs, logs[1:], strict=False))
     decades = tuple(float(d) for d in range(math.ceil(logs[0]), math.floor(logs[-1]) + 1))
-    positions = decades if len(decades) >= 2 else nice_ticks(logs[0], logs[-1])[0]
+    positions = decades if len(decades) >= 2 else nice_ticks(logs[0], logs[-1])[0]  # log10(norm) units
     return PlotSpec(f"grad_norm histogram ({stats.sampled} steps, log bins)",
                     (Series("", centers, tuple(float(c) for c in stats.counts), "primary", BARS),),
                     xticks=(positions, tuple(f"{10 ** t:.3g}" for t in positions)),
@@ -184,7 +176,8 @@ def compute_spec(view: Any, objective: str) -> PlotSpec:
         fx, fy = staircase(view.frontier, max(xs, default=view.frontier[-1][0]))
         series.insert(0, Series("best by compute", fx, fy, "foreground"))
     unit = "no compute measure reported" if view.axis == "steps" else view.unit
-    return PlotSpec(f"{objective} vs {view.axis} ({unit})", tuple(series), xticks=_step_ticks(series),
+    return PlotSpec(f"{objective} vs {view.axis} ({unit})", tuple(series),
+                    xticks=_step_ticks(series, "int" if view.axis == "steps" else "linear"),
                     empty=view.note or f"no {objective} curves yet")
 
 

@@ -20,6 +20,7 @@ from sqlite_utils import Database
 from runner.judging import study_outcomes
 from runner.playbook.outcome import Outcome, infeasible_causes
 from runner.printed import progress_totals
+from runner.text import baseline_line
 from store import capture, connect, metrics, studies, trials
 from store import wizards as wizard_store
 from store.db import data_version
@@ -65,6 +66,7 @@ class StudyRow:
     reproduce_command: str = ""
     stage_of: str | None = None  # a wizard's stage: the study the wizard works on
     infeasible_by: dict[str, int] = dataclasses.field(default_factory=dict)  # cause -> trials (outcome.py)
+    baseline: str = ""  # the configuration `decide` adopted for this study, as one line (runner.text)
 
 
 @dataclass(frozen=True)
@@ -157,8 +159,14 @@ def read_studies(db: Database) -> tuple[StudyRow, ...]:
             notes=study.notes, reproduce_command=study.reproduce_command,
             stage_of=next((base for prefix, base in wizards.items() if study.name.startswith(prefix)), None),
             infeasible_by=infeasible_causes(s.outcomes.values()),
+            baseline=_baseline(db, study.name),
         ))
     return group_stages(rows)
+
+
+def _baseline(db: Database, study_name: str) -> str:
+    b = wizard_store.current_baseline(db, study_name)
+    return baseline_line(b.params, b.source, b.adopted_at, b.objective_mean) if b is not None else ""
 
 
 def group_stages(rows: list[StudyRow]) -> tuple[StudyRow, ...]:

@@ -77,8 +77,9 @@ def _best_study(row: StudyRow) -> Text:
 # "done" counts trials that ended on purpose (completed, or stopped by a user);
 # "failed" those that ended abnormally (failed, or lost with their runner).
 STUDY_COLUMNS = (
-    Column("name", "study", lambda r: r.name,
-           lambda r: cell(f"↳ {r.name}", "dim") if r.stage_of else cell(r.name)),  # a wizard's stage
+    Column("name", "study", lambda r: r.name,  # a wizard's stage indented; a study with a baseline marked
+           lambda r: cell(f"↳ {r.name}", "dim") if r.stage_of
+           else cell(f"{r.name} {BASELINE_MARK}" if r.baseline else r.name)),
     Column("best", "best (trial)", lambda r: r.best_value, _best_study),
     Column("queued", "queued", lambda r: _count(r, "queued")),
     Column("running", "running", lambda r: _count(r, "starting", "running")),
@@ -126,6 +127,7 @@ def _state(row: TrialRow) -> Text:
 
 
 BEST_MARK = "★"  # the best trial of its scientific value
+BASELINE_MARK = "◆"  # a study with an adopted baseline (`decide`)
 OVERLAY_MARK = "●"  # its curves are overlaid on the study plot
 
 

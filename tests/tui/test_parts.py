@@ -7,7 +7,7 @@ import os
 from rich.style import Style
 
 from tui.logtail import LogTail
-from tui.plots import nice_ticks, short
+from tui.ticks import nice_ticks, short
 from tui.trial_data import Checkpoint, best_checkpoint
 from tui.widgets.gpu import gpu_indices
 from tui.widgets.plot import POINTS, PlotSpec, Series, build_plot
@@ -87,7 +87,7 @@ def test_build_plot_drops_non_finite_points_and_thins_long_curves():
 
 
 def test_nice_ticks_are_round_and_short():
-    assert nice_ticks(0, 10_000) == ((0, 2500, 5000, 7500, 10000), ("0", "2.5k", "5k", "7.5k", "10k"))
+    assert nice_ticks(0, 10_000) == ((0, 2000, 4000, 6000, 8000, 10000), ("0", "2k", "4k", "6k", "8k", "10k"))
     assert nice_ticks(3, 3) == ((3,), ("3",))
     assert short(2_000_000) == "2M" and short(0.25) == "0.25"
 

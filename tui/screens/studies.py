@@ -93,6 +93,9 @@ class StudiesScreen(SnapshotScreen):
             text.append(printable(notes))
             text.append("\nreproduce ", style="bold")
             text.append(printable(study.reproduce_command or "—"))
+            if study.baseline:
+                text.append(f"\n{tables.BASELINE_MARK} ", style="bold green")
+                text.append(study.baseline)
         return text
 
     def _study(self) -> StudyRow | None:

@@ -166,7 +166,8 @@ class StudyScreen(SnapshotScreen):
         else:
             arrow = "▼" if self.sort_reverse else "▲"
             shown = f" ({len(self._shown_rows())} of {len(self.rows)})" if self.filter != "all" else ""
-            text = (f"{study.name} · {study.objective_metric} ({study.objective_mode}) · "
+            baseline = f"{tables.BASELINE_MARK} {study.baseline} · " if study.baseline else ""
+            text = (f"{study.name} · {study.objective_metric} ({study.objective_mode}) · {baseline}"
                     f"sort: {self._column(self.sort_column).label} {arrow} · filter: {self.filter}{shown}"
                     f" · {tables.BEST_MARK} best per scientific value · {study.goal}")
         self._put("#study-info", Text(printable_line(text), no_wrap=True, overflow="ellipsis"))

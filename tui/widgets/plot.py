@@ -22,6 +22,7 @@ from textual.message import Message
 from textual.widget import Widget
 
 from runner.text import printable_line
+from tui.ticks import nice_ticks
 
 # Series colors are Textual theme colors: plotext draws color N as ANSI code N+1,
 # and the built Text maps those codes back to the theme's value of the name.
@@ -112,10 +113,14 @@ def _plotext_string(spec: PlotSpec, width: int, height: int) -> str:
     fig.theme("simple")  # no frame colors: the frame takes the widget's own foreground
     fig.plot_size(width, height)
     points = []
+    # A log x axis is drawn over log10(x) with the ticks moved there too: plotext 6.1 given both
+    # explicit ticks and its own log scale logs the ticks but not the limits, and draws nothing.
+    to_x = math.log10 if spec.xlog else float
     for series in spec.series:
         xs, ys = _finite(series.xs, series.ys, spec.xlog)
         if not xs:
             continue
+        xs = [to_x(x) for x in xs]
         points += ys
         pixel = plotext.pixel(foreground=_code(series.color))
         if series.kind == BARS:
@@ -132,14 +137,21 @@ def _plotext_string(spec: PlotSpec, width: int, height: int) -> str:
         fig.draw(signal)
     for x, _, color in spec.vlines:
         if points and (x > 0 or not spec.xlog):
-            line = fig.signal([x, x], [min(points), max(points)],
+            line = fig.signal([to_x(x)] * 2, [min(points), max(points)],
                               marker=plotext.marker("hd", plotext.pixel(foreground=_code(color))))
             line.lines()
             fig.draw(line)
-    if spec.xlog:
-        fig.ruler("x").scale("log")
-    if spec.xticks is not None:
-        fig.ruler("x").ticks(list(spec.xticks[0]), list(spec.xticks[1]))
+    ticks = spec.xticks
+    if ticks is None and spec.xlog and points:  # a log axis always gets our ticks: plotext's would be log10s
+        xs = [x for s in spec.series for x in _finite(s.xs, s.ys, True)[0]]
+        ticks = nice_ticks(min(xs), max(xs), kind="log")
+    if points:  # round y ticks too (counts as whole numbers), about one every other row
+        kind = "int" if all(float(y).is_integer() for y in points) else "linear"
+        fig.ruler("y").ticks(*map(list, nice_ticks(min(points), max(points), kind=kind,
+                                                   count=max(2, min(5, height // 2)))))
+    if ticks is not None:
+        kept = [(to_x(p), label) for p, label in zip(*ticks, strict=False) if p > 0 or not spec.xlog]
+        fig.ruler("x").ticks([p for p, _ in kept], [label for _, label in kept])
     return fig.build().string()
 
 
