@@ -6,36 +6,11 @@ import json
 import socket
 from pathlib import Path
 
-import store
-from runner import launch
+from one_trial import registered
+
 from runner.service import Runner
-from runner.spec import load
 from store import studies, trials
 from store.trials import TrialState
-
-STUDY = """
-[study]
-name = "s"
-command = "python trainer.py --lr {lr} --steps {max_train_steps}"
-max_train_steps = 5
-objective = { metric = "val_loss", mode = "min" }
-trials = 0
-concurrency = 1
-
-[params.lr]
-role = "nuisance"
-values = [0.1]
-
-[[trial]]
-lr = 0.1
-"""
-
-
-def registered(make_study, db_path):
-    db = store.connect(db_path)
-    study, _ = launch.register(db, db_path, load(make_study(STUDY)))
-    (trial,) = trials.list_for_study(db, study.id)
-    return db, study, trial
 
 
 def recover(db_path) -> list[str]:

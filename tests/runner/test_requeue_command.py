@@ -4,35 +4,15 @@ from __future__ import annotations
 
 import socket
 
-import store
-from runner import launch
+from one_trial import registered
+
 from runner.service import Runner
-from runner.spec import load
 from store import commands, studies, trials
 from store.trials import TrialState
 
-STUDY = """
-[study]
-name = "s"
-command = "python trainer.py --lr {lr} --steps {max_train_steps}"
-max_train_steps = 5
-objective = { metric = "val_loss", mode = "min" }
-trials = 0
-concurrency = 1
-
-[params.lr]
-role = "nuisance"
-values = [0.1]
-
-[[trial]]
-lr = 0.1
-"""
-
 
 def test_a_stopped_trial_requeued_through_the_runner_runs_again_from_scratch(make_study, db_path):
-    db = store.connect(db_path)
-    study, _ = launch.register(db, db_path, load(make_study(STUDY)))
-    (trial,) = trials.list_for_study(db, study.id)
+    db, study, trial = registered(make_study, db_path)
     assert trials.claim(db, trial.id, "cpu", socket.gethostname())
     assert trials.finish(db, trial.id, TrialState.STOPPED, reason="user")
     commands.enqueue(db, "requeue_trial", trial_id=trial.id)
