@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import importlib
 import io
@@ -309,10 +310,15 @@ def _run(args, db_path: Path) -> int:
     for warning in capture_warnings(spec):
         print(printable_line(f"warning: {warning}"), file=sys.stderr)
     db = connect(db_path)
+    before = studies.by_name(db, spec.name)
     study, added = launch.register(db, db_path, spec)
+    if before is not None and study.version > before.version:
+        print(printable_line(f"{args.study_file} changed since {before.label} was registered: it is "
+                             f"{study.label}, a new version ({before.label} keeps its trials; "
+                             f"address it as {before.address})"))
     counts = trials.state_counts(db, study.id)
     total = sum(v for k, v in counts.items() if k != "infeasible")
-    print(printable_line(f"study {spec.name}: {total} trials ({added} new), "
+    print(printable_line(f"study {study.label}: {total} trials ({added} new), "
                          f"{counts.get('queued', 0)} queued; trial folders in {study.run_dir}"))
     studies.set_active(db, study.id, True)
     owner = live_owner(db)
@@ -488,7 +494,7 @@ def _summary_line(db, study: Study) -> str:
     best = (f"best {study.objective_metric} {s.best_value:.6g} (trial {s.best_trial})"
             if s.best_value is not None else f"no {study.objective_metric} yet")
     return printable_line(
-        f"[{study.name}] {done}/{total} finished: {c.get('completed', 0)} completed, "
+        f"[{study.label}] {done}/{total} finished: {c.get('completed', 0)} completed, "
         f"{c.get('failed', 0)} failed ({c['infeasible']} infeasible), "
         f"{c.get('running', 0) + c.get('starting', 0)} running, {c.get('queued', 0)} queued | {best}")
 
@@ -554,12 +560,12 @@ def resolve_target(db, text: str) -> Study | Trial:
         if not number.isdigit() or not (t := trials.get_by_number(db, study.id, int(number))):
             raise CliError(f"study {name!r} has no trial {number!r}")
         return t
-    study = studies.by_name(db, text)
-    if study is not None:
-        return study
+    with contextlib.suppress(studies.UnknownStudy):
+        return studies.require(db, text)
     if text.isdigit() and (t := trials.get(db, int(text))):
         return t
-    raise CliError(f"no study or trial {text!r} (studies: {studies.known_names(db)}; a trial is STUDY/NUMBER)")
+    raise CliError(f"no study or trial {text!r} (studies: {studies.known_names(db)}; a trial is STUDY/NUMBER, "
+                   "a version STUDY@N)")
 
 
 def cmd_stop(args, db_path: Path) -> int:
@@ -634,6 +640,10 @@ def _study_record(db, study: Study) -> dict:
     s = study_outcomes(db, study)
     return {
         "name": study.name,
+        "version": study.version,
+        "label": study.label,  # 'tiny v2' from version 2 on
+        "previous": _previous_address(db, study),
+        "refines": study.refines,
         "goal": study.goal,
         "notes": study.notes,
         "active": bool(study.active),
@@ -648,6 +658,12 @@ def _study_record(db, study: Study) -> dict:
         "baseline": _baseline_record(db, study),
         "trials": [_trial_record(db, study, t, s) for t in trials.list_for_study(db, study.id)],
     }
+
+
+def _previous_address(db, study: Study) -> str | None:
+    """The version before this one as a command addresses it (NAME@N), None for a first version."""
+    previous = studies.get(db, study.previous_id) if study.previous_id is not None else None
+    return previous.address if previous is not None else None
 
 
 def _baseline_record(db, study: Study) -> dict | None:
@@ -703,7 +719,7 @@ def cmd_add_trials(args, db_path: Path) -> int:
     from runner import launch
 
     added = launch.add_trials(db, study, args.samples)
-    print(printable_line(f"queued {added} new trial(s) in {study.name}; run them with: "
+    print(printable_line(f"queued {added} new trial(s) in {study.label}; run them with: "
                          f"{_hint(db_path, 'run', study.config_path)}"))
     return 0
 
@@ -765,7 +781,7 @@ def _export_points(db, study: Study, args) -> int:
             points = ([p for n in wanted for p in metrics.points(db, trial.id, n)] if wanted
                       else metrics.points(db, trial.id))
             for _, name, step, value, wall in points:
-                row = (study.name, trial.number, name, step, value, wall)
+                row = (study.label, trial.number, name, step, value, wall)
                 if writer:
                     writer.writerow(row)
                 else:
@@ -783,7 +799,7 @@ def _export_points(db, study: Study, args) -> int:
 
 def _export_row(study: Study, r: dict) -> dict:
     return {
-        "study": study.name, "trial": r["number"], "source": r["source"], "state": r["state"],
+        "study": study.label, "trial": r["number"], "source": r["source"], "state": r["state"],
         "outcome": r["outcome"], "outcome_why": r["outcome_why"], "partial": r["partial"],
         "reason": r["reason"], "detail": r["detail"], "feasible": r["feasible"],
         "params": r["params"], "objective": study.objective_metric, "best_value": r["best_value"],

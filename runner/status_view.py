@@ -44,7 +44,11 @@ def _render_study(console: Console, study: dict) -> None:
     best = (f"best {objective['metric']} = {_fmt(study['best_value'])} (trial {study['best_trial']})"
             if study["best_value"] is not None else "no objective reported yet")
     header = Text()
-    header.append(printable_line(study["name"]), style="bold")
+    header.append(printable_line(study.get("label") or study["name"]), style="bold")
+    if study.get("previous"):
+        header.append(printable_line(f" (after {study['previous']})"), style="dim")
+    if study.get("refines"):
+        header.append(printable_line(f" (refines {study['refines']})"), style="dim")
     header.append(f"  [{'active' if study['active'] else 'idle'}]  ")
     header.append(counts_line(c, study.get("infeasible_by") or {}) + f"  |  {printable_line(best)}")
     console.print(header)

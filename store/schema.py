@@ -251,3 +251,59 @@ def _out_of_order_points(db: Database) -> None:
     # counted per trial with the first one described, so no overwrite goes unseen.
     db.execute("ALTER TABLE trials ADD COLUMN out_of_order INTEGER NOT NULL DEFAULT 0")
     db.execute("ALTER TABLE trials ADD COLUMN out_of_order_sample TEXT")
+
+
+_STUDIES_V9 = """CREATE TABLE studies_v9 (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL DEFAULT 1,
+    previous_id INTEGER REFERENCES studies(id),
+    refines TEXT NOT NULL DEFAULT '',
+    goal TEXT NOT NULL DEFAULT '',
+    notes TEXT NOT NULL DEFAULT '',
+    config_path TEXT NOT NULL,
+    config_text TEXT NOT NULL,
+    config_hash TEXT NOT NULL,
+    command_template TEXT NOT NULL,
+    objective_metric TEXT NOT NULL,
+    objective_mode TEXT NOT NULL CHECK (objective_mode IN ('min', 'max')),
+    max_train_steps INTEGER NOT NULL,
+    run_dir TEXT NOT NULL,
+    reproduce_command TEXT NOT NULL,
+    active INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    UNIQUE (name, version)
+)"""
+_STUDIES_V1_COLUMNS = ("id, name, goal, notes, config_path, config_text, config_hash, command_template, "
+                       "objective_metric, objective_mode, max_train_steps, run_dir, reproduce_command, "
+                       "active, created_at")
+
+
+@MIGRATIONS(name="0009_study_versions", transactional=False)
+def _study_versions(db: Database) -> None:
+    """Versions of a study: a changed file under a stored name becomes the name's next version
+    (linked to the one before by previous_id), instead of being refused; `refines` is the study a
+    refined file names. The name's UNIQUE goes, so the table is rebuilt (SQLite's documented way):
+    with foreign keys off for the swap, which SQLite allows only outside a transaction, so this
+    migration makes its own; it checks the links after, and is skipped once the columns exist.
+    """
+    if "version" in {c.name for c in db["studies"].columns}:
+        return  # rebuilt by an earlier open that stopped before recording it
+    conn = db.conn
+    conn.execute("PRAGMA foreign_keys=OFF")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(_STUDIES_V9)
+            conn.execute(f"INSERT INTO studies_v9 ({_STUDIES_V1_COLUMNS}) "
+                         f"SELECT {_STUDIES_V1_COLUMNS} FROM studies")
+            conn.execute("DROP TABLE studies")
+            conn.execute("ALTER TABLE studies_v9 RENAME TO studies")
+            if conn.execute("PRAGMA foreign_key_check(trials)").fetchall():
+                raise RuntimeError("0009_study_versions: trials would lose their study; nothing changed")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.execute("PRAGMA foreign_keys=ON")
