@@ -8,6 +8,7 @@
     playbook-runner [--db PATH] add-trials STUDY SAMPLES
     playbook-runner [--db PATH] export STUDY --format csv|json
     playbook-runner [--db PATH] analyze STUDY [--json]
+    playbook-runner [--db PATH] compare A B [--json]      (a study is NAME, its latest version, or NAME@N)
     playbook-runner [--db PATH] probe-batch STUDY | --command CMD [--start 8 --cap 4096 --steps 30]
     playbook-runner [--db PATH] warmup STUDY [--low --high --points --early-check --also-100x]
     playbook-runner [--db PATH] decide BASELINE CANDIDATE [--seeds 5 --complexity none|some|"a lot"]
@@ -63,7 +64,8 @@ class CliError(Exception):
 
 EXIT_PIPE_CLOSED = 128 + signal.SIGPIPE  # what a shell reports for a reader that went away
 # Commands that only make sense on a database that exists: they never create one.
-NEEDS_EXISTING_DB = frozenset({"status", "watch", "stop", "add-trials", "export", "analyze", "wizards", "refine"})
+NEEDS_EXISTING_DB = frozenset({"status", "watch", "stop", "add-trials", "export", "analyze", "wizards", "refine",
+                               "compare"})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -214,6 +216,9 @@ def _parser(with_wizards: bool = True) -> argparse.ArgumentParser:
     analyze.add_argument("--json", action="store_true", help="every check with every number behind it")
     analyze.set_defaults(func=cmd_analyze)
 
+    from runner import compare_cli
+
+    compare_cli.add_parser(sub)
     if with_wizards:
         from runner import wizard_cli
 

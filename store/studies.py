@@ -151,6 +151,13 @@ def by_version(db: Database, name: str, version: int) -> Study | None:
     return Study.from_row(rows[0]) if rows else None
 
 
+def distinct_label(db: Database, study: Study) -> str:
+    """Its label, 'tiny v1' rather than 'tiny' when later versions exist (two versions side by side)."""
+    latest = by_name(db, study.name)
+    several = latest is not None and latest.version > 1
+    return f"{study.name} v{study.version}" if several else study.label
+
+
 class UnknownStudy(LookupError):
     """No study of that name; the message names the ones there are."""
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from tests.e2e.test_runner_e2e import runner_cli, study_text
-
 import store
 from store import studies, trials
 from store.schema import MIGRATIONS
+from tests.e2e.test_runner_e2e import runner_cli, study_text
 
 
 def _status(db_path, *study: str) -> dict:
