@@ -56,7 +56,7 @@ class Actions:
                 study, added = register(db, self.db_path, load(study_file))
             except (SpecError, StudyConflict) as exc:
                 return Note(printable(str(exc)), "error")
-        return Note(f"registered study {printable(study.name)}: {added} new trial(s) queued; "
+        return Note(f"registered study {printable(study.label)}: {added} new trial(s) queued; "
                     "enter opens it, l launches it")
 
     def launch(self, study_id: int) -> Note:

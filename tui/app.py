@@ -30,6 +30,7 @@ from store.db import check_readable
 from tui.actions import Actions, Note
 from tui.checklist import ChecklistReader, ChecklistResult
 from tui.screens import SnapshotScreen, StudiesScreen, StudyScreen
+from tui.screens.studies import CompareWanted, OpenFileWanted, RefineWanted
 from tui.snapshot import Snapshot, StorePoller, View
 
 POLL_S = 0.75  # sets the report-to-screen delay; a poll with no change costs one PRAGMA
@@ -224,6 +225,44 @@ class PlaybookApp(App):
     def add_trials(self, study_id: int, samples: int) -> None:
         self._act(self.actions.add_trials, study_id, samples)
 
+    # -- study files: open, refine, compare (messages from the studies screen) ---
+
+    def on_open_file_wanted(self, message: OpenFileWanted) -> None:
+        from tui.screens.open_file import OpenFileScreen
+
+        self.push_screen(OpenFileScreen(Path.cwd()), self._register_chosen)
+
+    def _register_chosen(self, chosen: tuple[Path, bool] | None) -> None:
+        if chosen is not None:
+            self._act(self._register_file, *chosen)
+
+    def _register_file(self, path: Path, launch: bool) -> Note:
+        from tui.study_files import register_file
+
+        done = register_file(self.db_path, path)
+        if not launch or done.study_id is None:
+            return done.note
+        launched = self.actions.launch(done.study_id)
+        return Note(f"{done.note.text}; {launched.text}", launched.severity)
+
+    def on_refine_wanted(self, message: RefineWanted) -> None:
+        from tui.screens.refine import RefineScreen
+
+        self.push_screen(RefineScreen(self.db_path, message.study_id, message.label),
+                         lambda new_id: self.launch_study(new_id) if new_id is not None else None)
+
+    def action_refine_study(self) -> None:
+        """The study screen's R: refine the study it shows."""
+        study_id = getattr(self.screen, "study_id", None)
+        row = self.snapshot.study(study_id) if self.snapshot is not None else None
+        if row is not None:
+            self.post_message(RefineWanted(row.id, row.shown))
+
+    def on_compare_wanted(self, message: CompareWanted) -> None:
+        from tui.screens.compare import CompareScreen
+
+        self.push_screen(CompareScreen(self.db_path, message.first_id, message.second_id))
+
     @work(thread=True, group="actions")
     def _act(self, action: Callable[..., Note], *args) -> None:
         try:
@@ -275,8 +314,9 @@ The header shows the path and where it came from.
 
 KEYS_EPILOG = """\
 keys: enter opens · esc goes back · q quits · ? or f1 lists every key of the screen you are on
-  studies: n sample study · l launch · X stop (asks) · e notes · g GPUs · W wizards
-  study:   p plots · c checklist · f filter · s sort · a add trials · x/X stop · r re-queue
+  studies: n sample study · o open a study file · l launch · X stop (asks) · e notes · g GPUs · W wizards
+           m mark, C compare with the marked one · R refine into a BO study
+  study:   p plots · c checklist · f filter · s sort · a add trials · x/X stop · r re-queue · R refine
   ctrl+p: the command palette, every action of the app and of the screen by name
 
 without the TUI: playbook-runner --help

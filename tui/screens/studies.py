@@ -32,9 +32,38 @@ class GpusRead(Message):
         self.error = error
 
 
+class OpenFileWanted(Message):
+    """The user asked to open a study file (the app shows the path prompt and registers the file)."""
+
+
+class RefineWanted(Message):
+    """The user asked to refine a study into a Bayesian-optimization study (#14)."""
+
+    def __init__(self, study_id: int, label: str):
+        super().__init__()
+        self.study_id = study_id
+        self.label = label
+
+
+class CompareWanted(Message):
+    """The user picked two studies (or versions) to see side by side."""
+
+    def __init__(self, first_id: int, second_id: int):
+        super().__init__()
+        self.first_id = first_id
+        self.second_id = second_id
+
+
 class StudiesScreen(SnapshotScreen):
     BINDINGS = [
         Binding("n", "register_sample", "Sample study", tooltip="Register the bundled sample study"),
+        Binding("o", "open_file", "Open file", tooltip="Register a study file (a changed file under a "
+                "registered name becomes its next version), and launch it if you like"),
+        Binding("m", "mark", "Mark", tooltip="Mark the highlighted study to compare it with another (C)"),
+        Binding("C", "compare", "Compare", tooltip="Compare the marked study with the highlighted one: "
+                "best per scientific value, isolation and axis plots overlaid"),
+        Binding("R", "refine", "Refine", tooltip="Refine the highlighted exploration into a Bayesian-"
+                "optimization study beside its file (the checklist may refuse)"),
         Binding("l", "launch", "Launch", tooltip="Launch or resume the highlighted study"),
         Binding("X", "stop_study", "Stop study", tooltip="Stop the highlighted study (asks first)"),
         Binding("e", "edit_notes", "Notes", tooltip="Edit the highlighted study's notes"),
@@ -42,6 +71,8 @@ class StudiesScreen(SnapshotScreen):
     ]
 
     _detail_shown: Text | None = None  # what #study-detail shows
+    _marked: int | None = None  # the study marked (m) to compare with the highlighted one (C)
+    _shown: Snapshot | None = None  # the last snapshot shown
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -63,6 +94,7 @@ class StudiesScreen(SnapshotScreen):
         self._poll_gpus()
 
     def show(self, snap: Snapshot) -> None:
+        self._shown = snap
         self.query_one(RunnerStatus).show(snap)
         table = self.query_one(DataTable)
         empty = not snap.studies
@@ -71,6 +103,7 @@ class StudiesScreen(SnapshotScreen):
             self.query_one("#empty", Static).update(Text(
                 "No studies in this database yet.\n\n"
                 f"Press n to register the bundled sample study:\n  {self.app.sample_study}\n\n"
+                "or press o to open a study file of your own,\n\n"
                 f"or register one from a shell:\n  playbook-runner --db {shlex.quote(str(self.app.db_path))} run STUDY.toml"))
         tables.sync_rows(table, tables.STUDY_COLUMNS, snap.studies, key=lambda r: str(r.id))
         self._show_detail()
@@ -96,6 +129,9 @@ class StudiesScreen(SnapshotScreen):
             if study.baseline:
                 text.append(f"\n{tables.BASELINE_MARK} ", style="bold green")
                 text.append(study.baseline)
+            if lineage := _lineage(study):
+                text.append("\nversion ", style="bold")
+                text.append(printable(lineage))
         return text
 
     def _study(self) -> StudyRow | None:
@@ -117,6 +153,36 @@ class StudiesScreen(SnapshotScreen):
 
     def action_register_sample(self) -> None:
         self.app.register_sample()
+
+    def action_open_file(self) -> None:
+        self.post_message(OpenFileWanted())
+
+    def action_refine(self) -> None:
+        study = self._study()
+        if study is None:
+            self.notify("no study highlighted", severity="warning")
+            return
+        self.post_message(RefineWanted(study.id, study.shown))
+
+    def action_mark(self) -> None:
+        study = self._study()
+        if study is None:
+            self.notify("no study highlighted", severity="warning")
+            return
+        self._marked = None if self._marked == study.id else study.id
+        self.notify(f"marked {printable(study.shown)}: highlight another study or version and press C"
+                    if self._marked is not None else f"unmarked {printable(study.shown)}", markup=False)
+
+    def action_compare(self) -> None:
+        study = self._study()
+        marked = self._shown.study(self._marked) if self._shown is not None else None
+        if marked is None:
+            self.notify("press m on the first study, then C on the second", severity="warning")
+        elif study is None or study.id == marked.id:
+            self.notify(f"{printable(marked.shown)} is marked: highlight another study or version to compare "
+                        "it with", severity="warning", markup=False)
+        else:
+            self.post_message(CompareWanted(marked.id, study.id))
 
     def action_launch(self) -> None:
         if (study_id := self._highlighted()) is not None:
@@ -171,3 +237,14 @@ class StudiesScreen(SnapshotScreen):
         panel.show(readings=message.readings)
         if message.error:
             panel.show_error(message.error)
+
+
+def _lineage(study: StudyRow) -> str:
+    """'v2 (tiny@2) · refines explore': where this version sits, empty for a study with one version."""
+    parts = []
+    if study.version > 1 or study.earlier:
+        parts.append(f"v{study.version} ({study.address})" + (", a later version is listed above it"
+                                                                if study.earlier else ", the latest"))
+    if study.refines:
+        parts.append(f"refines {study.refines}")
+    return " · ".join(parts)

@@ -60,6 +60,7 @@ class StudyScreen(SnapshotScreen):
                 "trial again from scratch (asks first)"),
         Binding("s", "cycle_sort", "Sort", tooltip="Sort by the next column"),
         Binding("S", "reverse_sort", "Reverse sort", show=False),
+        Binding("R", "app.refine_study", "Refine", tooltip="Refine this exploration into a Bayesian-optimization study"),
     ]
 
     def __init__(self, study_id: int):
