@@ -323,7 +323,7 @@ def _run(args, db_path: Path) -> int:
                              f"address it as {before.address})"))
     counts = trials.state_counts(db, study.id)
     total = sum(v for k, v in counts.items() if k != "infeasible")
-    print(printable_line(f"study {study.label}: {total} trials ({added} new), "
+    print(printable_line(f"study {studies.distinct_label(db, study)}: {total} trials ({added} new), "
                          f"{counts.get('queued', 0)} queued; trial folders in {study.run_dir}"))
     studies.set_active(db, study.id, True)
     owner = live_owner(db)
