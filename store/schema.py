@@ -6,6 +6,7 @@ Each migration is applied once per database file (sqlite-utils records it in
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 
@@ -253,52 +254,48 @@ def _out_of_order_points(db: Database) -> None:
     db.execute("ALTER TABLE trials ADD COLUMN out_of_order_sample TEXT")
 
 
-_STUDIES_V9 = """CREATE TABLE studies_v9 (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL,
+# What migration 0009 adds to the studies table (and the name's UNIQUE it turns into UNIQUE (name, version)).
+_VERSION_COLUMNS = """,
     version INTEGER NOT NULL DEFAULT 1,
     previous_id INTEGER REFERENCES studies(id),
     refines TEXT NOT NULL DEFAULT '',
-    goal TEXT NOT NULL DEFAULT '',
-    notes TEXT NOT NULL DEFAULT '',
-    config_path TEXT NOT NULL,
-    config_text TEXT NOT NULL,
-    config_hash TEXT NOT NULL,
-    command_template TEXT NOT NULL,
-    objective_metric TEXT NOT NULL,
-    objective_mode TEXT NOT NULL CHECK (objective_mode IN ('min', 'max')),
-    max_train_steps INTEGER NOT NULL,
-    run_dir TEXT NOT NULL,
-    reproduce_command TEXT NOT NULL,
-    active INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL,
     UNIQUE (name, version)
 )"""
-_STUDIES_V1_COLUMNS = ("id, name, goal, notes, config_path, config_text, config_hash, command_template, "
-                       "objective_metric, objective_mode, max_train_steps, run_dir, reproduce_command, "
-                       "active, created_at")
 
 
 @MIGRATIONS(name="0009_study_versions", transactional=False)
 def _study_versions(db: Database) -> None:
     """Versions of a study: a changed file under a stored name becomes the name's next version
     (linked to the one before by previous_id), instead of being refused; `refines` is the study a
-    refined file names. The name's UNIQUE goes, so the table is rebuilt (SQLite's documented way):
-    with foreign keys off for the swap, which SQLite allows only outside a transaction, so this
-    migration makes its own; it checks the links after, and is skipped once the columns exist.
+    refined file names. The name's UNIQUE goes, so the table is rebuilt (SQLite's documented way),
+    from its stored definition: columns a migration before this one added are kept, as are its
+    indexes. Foreign keys are off for the swap, which SQLite allows only outside a transaction, so
+    this migration makes its own; it checks the trials' links before committing, and is skipped
+    once the columns exist (an open that stopped between its commit and its record).
     """
     if "version" in {c.name for c in db["studies"].columns}:
-        return  # rebuilt by an earlier open that stopped before recording it
+        return
     conn = db.conn
+    (create,) = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'studies'").fetchone()
+    unique_name = re.compile(r"\bname\s+TEXT\s+NOT\s+NULL\s+UNIQUE\b", re.IGNORECASE)
+    if not unique_name.search(create):
+        raise RuntimeError(f"0009_study_versions: unexpected studies table, nothing changed: {create}")
+    rebuilt = unique_name.sub("name TEXT NOT NULL", create, count=1)
+    rebuilt = re.sub(r"^CREATE TABLE\s+\"?studies\"?", "CREATE TABLE studies_v9", rebuilt, count=1)
+    rebuilt = rebuilt[: rebuilt.rindex(")")].rstrip() + _VERSION_COLUMNS
+    columns = ", ".join(f'"{c.name}"' for c in db["studies"].columns)
+    indexes = [r[0] for r in conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'studies' AND sql IS NOT NULL")]
     conn.execute("PRAGMA foreign_keys=OFF")
     try:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute(_STUDIES_V9)
-            conn.execute(f"INSERT INTO studies_v9 ({_STUDIES_V1_COLUMNS}) "
-                         f"SELECT {_STUDIES_V1_COLUMNS} FROM studies")
+            conn.execute(rebuilt)
+            conn.execute(f"INSERT INTO studies_v9 ({columns}) SELECT {columns} FROM studies")
             conn.execute("DROP TABLE studies")
             conn.execute("ALTER TABLE studies_v9 RENAME TO studies")
+            for index in indexes:
+                conn.execute(index)
             if conn.execute("PRAGMA foreign_key_check(trials)").fetchall():
                 raise RuntimeError("0009_study_versions: trials would lose their study; nothing changed")
             conn.execute("COMMIT")

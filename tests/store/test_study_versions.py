@@ -59,6 +59,10 @@ def test_a_database_from_before_versions_is_migrated_with_its_studies_and_trials
         run_dir="/tmp/runs", reproduce_command="playbook-runner run x", active=1, created_at=1.0))
     old.conn.execute("INSERT INTO trials (study_id, number, source, state, params_json, argv_json, trial_dir, "
                      "created_at) VALUES (1, 1, 'search', 'completed', '{}', '[]', '/tmp/t1', 1.0)")
+    # What another migration before this one may have added to the table: kept by the rebuild.
+    old.conn.execute("ALTER TABLE studies ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
+    old.conn.execute("UPDATE studies SET owner = 'ana'")
+    old.conn.execute("CREATE INDEX studies_by_owner ON studies(owner)")
     old.conn.close()
 
     db = store.connect(db_path)
@@ -66,6 +70,8 @@ def test_a_database_from_before_versions_is_migrated_with_its_studies_and_trials
     assert (study.id, study.version, study.previous_id, study.refines, study.notes, study.active) == \
         (1, 1, None, "", "n", 1)
     assert [t.number for t in trials.list_for_study(db, 1)] == [1]
+    assert db.execute("SELECT owner FROM studies").fetchall() == [("ana",)]
+    assert "studies_by_owner" in {i.name for i in db["studies"].indexes}
     assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1  # back on after the rebuild
     assert db.execute("PRAGMA foreign_key_check").fetchall() == []
     with pytest.raises(sqlite3.IntegrityError):  # the links are still enforced

@@ -7,13 +7,13 @@ import tomllib
 import pytest
 from test_app import _stop_runner
 from textual.widgets import Checkbox, DataTable, Input, Static
-from tui_helpers import SIZE, Notes, finish, registered, run, screen_text, wait_for, write_study
+from tui_helpers import SIZE, Notes, finish, open_study, registered, run, screen_text, wait_for, write_study
 
 from store import connect, studies, trials
 from store.trials import TrialState
 from tests.e2e.test_compare_e2e import two_versions
 from tui.app import make_app
-from tui.screens import StudiesScreen
+from tui.screens import StudiesScreen, StudyScreen
 from tui.screens.compare import CompareScreen
 from tui.screens.open_file import OpenFileScreen, path_completions
 from tui.screens.refine import RefineScreen
@@ -197,5 +197,23 @@ def test_compare_two_versions_side_by_side(tmp_path):
             assert "isolation: best val_loss per width" in shown
             await pilot.press("escape")
             await wait_for(pilot, lambda: isinstance(app.screen, StudiesScreen))
+
+    run(scenario())
+
+
+def test_refine_from_the_study_screen(tmp_path):
+    db, db_path, study = _edge_exploration(tmp_path)
+
+    async def scenario():
+        app = make_app(db_path)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await open_study(pilot, app, rows=6)
+            await pilot.press("R")
+            await wait_for(pilot, lambda: isinstance(app.screen, RefineScreen) and bool(app.screen.query("#refine-body")))
+            assert "Refine tiny" in str(app.screen.query_one("#refine-title", Static).render())
+            body = app.screen.query_one("#refine-body", Static)
+            await wait_for(pilot, lambda: "refused" in str(body.render()))
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: isinstance(app.screen, StudyScreen))
 
     run(scenario())
