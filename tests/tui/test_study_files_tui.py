@@ -150,7 +150,7 @@ def test_refine_from_the_studies_screen_refuses_then_writes_and_registers_a_link
 
 
 def test_refine_never_overwrites_and_a_second_refine_is_the_next_version(tmp_path):
-    from tui.study_files import refine_and_register
+    from tui.data.study_files import refine_and_register
 
     db, db_path, study = _edge_exploration(tmp_path)
     first = refine_and_register(db_path, study.id, force=True)

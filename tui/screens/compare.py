@@ -1,7 +1,7 @@
 """Two studies (or two versions of one) side by side: the best trial per scientific value of each,
 and their isolation and axis plots overlaid, a colour and a marker per study (the legend names them).
 
-Read in a worker thread (tui.compare_data), again every few seconds while the screen is shown, so
+Read in a worker thread (tui.data.compare_data), again every few seconds while the screen is shown, so
 studies still running keep moving; the plots are built off the event loop by PlotWidget.
 """
 
@@ -19,19 +19,19 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
 from runner.text import printable_line
-from tui.tables import cell
 from tui.widgets.footer import KeyFooter
 from tui.widgets.plot import PlotWidget
+from tui.widgets.tables import cell
 
 REFRESH_S = 3.0
-STYLE_NAMES = ("•", "+")  # each study's marker in the plots (tui.compare_data.STYLES)
+STYLE_NAMES = ("•", "+")  # each study's marker in the plots (tui.data.compare_data.STYLES)
 PLOT_HEIGHT = 14
 
 
 class ComparisonRead(Message):
     def __init__(self, comparison):
         super().__init__()
-        self.comparison = comparison  # tui.compare_data.Comparison
+        self.comparison = comparison  # tui.data.compare_data.Comparison
 
 
 class CompareScreen(Screen):
@@ -61,7 +61,7 @@ class CompareScreen(Screen):
 
     @work(thread=True, exclusive=True, group="compare", exit_on_error=False)
     def _read(self) -> None:
-        from tui.compare_data import Comparison, read_comparison
+        from tui.data.compare_data import Comparison, read_comparison
 
         try:
             comparison = read_comparison(self.db_path, *self.ids)

@@ -129,7 +129,7 @@ class OpenFileScreen(ModalScreen[tuple[Path, bool] | None]):
 
     @work(thread=True, exclusive=True, group="check-file", exit_on_error=False)
     def _check(self, path: Path) -> None:
-        from tui.study_files import check_study_file
+        from tui.data.study_files import check_study_file
 
         try:
             problem = check_study_file(path)

@@ -24,7 +24,7 @@ from runner.text import printable
 class Refined(Message):
     def __init__(self, outcome):
         super().__init__()
-        self.outcome = outcome  # tui.study_files.RefineOutcome
+        self.outcome = outcome  # tui.data.study_files.RefineOutcome
 
 
 class RefineScreen(ModalScreen[int | None]):
@@ -64,7 +64,7 @@ class RefineScreen(ModalScreen[int | None]):
 
     @work(thread=True, exclusive=True, group="refine", exit_on_error=False)
     def _refine(self, force: bool) -> None:
-        from tui.study_files import RefineOutcome, refine_and_register
+        from tui.data.study_files import RefineOutcome, refine_and_register
 
         try:
             outcome = refine_and_register(self.db_path, self.study_id, force)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 
 from rich.text import Text
 from textual import work
@@ -13,9 +14,21 @@ from textual.widgets import DataTable, Header, Static
 
 from runner.playbook.outcome import counts_line
 from runner.text import printable
-from tui import tables
+from tui.data.snapshot import Snapshot, StudyRow
+from tui.messages import (
+    CompareStudies,
+    Confirm,
+    LaunchStudy,
+    OpenStudy,
+    OpenStudyFile,
+    PushScreen,
+    RefineStudy,
+    RegisterSample,
+    SetNotes,
+    StopStudy,
+)
 from tui.screens.base import RunnerStatus, SnapshotScreen
-from tui.snapshot import Snapshot, StudyRow
+from tui.widgets import tables
 from tui.widgets.footer import KeyFooter
 from tui.widgets.gpu import GpuPanel
 from tui.widgets.table import TextTable
@@ -30,28 +43,6 @@ class GpusRead(Message):
         super().__init__()
         self.readings = readings
         self.error = error
-
-
-class OpenFileWanted(Message):
-    """The user asked to open a study file (the app shows the path prompt and registers the file)."""
-
-
-class RefineWanted(Message):
-    """The user asked to refine a study into a Bayesian-optimization study (#14)."""
-
-    def __init__(self, study_id: int, label: str):
-        super().__init__()
-        self.study_id = study_id
-        self.label = label
-
-
-class CompareWanted(Message):
-    """The user picked two studies (or versions) to see side by side."""
-
-    def __init__(self, first_id: int, second_id: int):
-        super().__init__()
-        self.first_id = first_id
-        self.second_id = second_id
 
 
 class StudiesScreen(SnapshotScreen):
@@ -73,7 +64,10 @@ class StudiesScreen(SnapshotScreen):
 
     _detail_shown: Text | None = None  # what #study-detail shows
     _marked: int | None = None  # the study marked (m) to compare with the highlighted one (C)
-    _shown: Snapshot | None = None  # the last snapshot shown
+
+    def __init__(self, db_path: Path, sample_study: Path):
+        super().__init__()
+        self.db_path, self.sample_study = db_path, sample_study  # for the empty database's hint
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -95,7 +89,6 @@ class StudiesScreen(SnapshotScreen):
         self._poll_gpus()
 
     def show(self, snap: Snapshot) -> None:
-        self._shown = snap
         self.query_one(RunnerStatus).show(snap)
         table = self.query_one(DataTable)
         empty = not snap.studies
@@ -103,9 +96,9 @@ class StudiesScreen(SnapshotScreen):
         if empty:
             self.query_one("#empty", Static).update(Text(
                 "No studies in this database yet.\n\n"
-                f"Press n to register the bundled sample study:\n  {self.app.sample_study}\n\n"
+                f"Press n to register the bundled sample study:\n  {self.sample_study}\n\n"
                 "or press o to open a study file of your own,\n\n"
-                f"or register one from a shell:\n  playbook-runner --db {shlex.quote(str(self.app.db_path))} run STUDY.toml"))
+                f"or register one from a shell:\n  playbook-runner --db {shlex.quote(str(self.db_path))} run STUDY.toml"))
         tables.sync_rows(table, tables.STUDY_COLUMNS, snap.studies, key=lambda r: str(r.id))
         self._show_detail()
         self.query_one(GpuPanel).show(slots=snap.slots)
@@ -137,14 +130,14 @@ class StudiesScreen(SnapshotScreen):
 
     def _study(self) -> StudyRow | None:
         key = tables.current_key(self.query_one(DataTable))
-        snap = self.app.snapshot
+        snap = self.snapshot
         return snap.study(int(key)) if snap is not None and key is not None else None
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._show_detail()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        self.app.open_study(int(event.row_key.value))
+        self.post_message(OpenStudy(int(event.row_key.value)))
 
     def _highlighted(self) -> int | None:
         key = tables.current_key(self.query_one(DataTable))
@@ -153,17 +146,17 @@ class StudiesScreen(SnapshotScreen):
         return int(key) if key is not None else None
 
     def action_register_sample(self) -> None:
-        self.app.register_sample()
+        self.post_message(RegisterSample())
 
     def action_open_file(self) -> None:
-        self.post_message(OpenFileWanted())
+        self.post_message(OpenStudyFile())
 
     def action_refine(self) -> None:
         study = self._study()
         if study is None:
             self.notify("no study highlighted", severity="warning")
             return
-        self.post_message(RefineWanted(study.id, study.shown))
+        self.post_message(RefineStudy(study.id, study.shown))
 
     def action_mark(self) -> None:
         study = self._study()
@@ -176,18 +169,18 @@ class StudiesScreen(SnapshotScreen):
 
     def action_compare(self) -> None:
         study = self._study()
-        marked = self._shown.study(self._marked) if self._shown is not None else None
+        marked = self.snapshot.study(self._marked) if self.snapshot is not None else None
         if marked is None:
             self.notify("press m on the first study, then C on the second", severity="warning")
         elif study is None or study.id == marked.id:
             self.notify(f"{printable(marked.shown)} is marked: highlight another study or version to compare "
                         "it with", severity="warning", markup=False)
         else:
-            self.post_message(CompareWanted(marked.id, study.id))
+            self.post_message(CompareStudies(marked.id, study.id))
 
     def action_launch(self) -> None:
         if (study_id := self._highlighted()) is not None:
-            self.app.launch_study(study_id)
+            self.post_message(LaunchStudy(study_id))
 
     def action_stop_study(self) -> None:
         study = self._study()  # now, at the key press
@@ -195,8 +188,8 @@ class StudiesScreen(SnapshotScreen):
             self.notify("no study highlighted", severity="warning")
             return
         study_id = study.id
-        self.app.confirm(f"Stop study {printable(study.name)}? Its running trials stop; "
-                         "its queued trials wait for the next launch.", lambda: self.app.stop_study(study_id))
+        self.post_message(Confirm(f"Stop study {printable(study.name)}? Its running trials stop; "
+                                  "its queued trials wait for the next launch.", StopStudy(study_id)))
 
     def action_edit_notes(self) -> None:
         from tui.screens.notes import NotesScreen  # the text editor loads when first needed
@@ -208,9 +201,9 @@ class StudiesScreen(SnapshotScreen):
 
         def save(notes: str | None) -> None:
             if notes is not None and notes != study.notes:
-                self.app.set_notes(study.id, notes)
+                self.post_message(SetNotes(study.id, notes))
 
-        self.app.push_screen(NotesScreen(study.name, study.notes), save)
+        self.post_message(PushScreen(NotesScreen(study.name, study.notes), save))
 
     # -- the GPU panel: NVML read in a worker every GPU_POLL_S, while it is shown ---
 
@@ -220,8 +213,8 @@ class StudiesScreen(SnapshotScreen):
         self._poll_gpus()
 
     def _poll_gpus(self) -> None:
-        # is_current stays true for the screen just under the top one (Textual 8): ask the app.
-        if self.app.screen is self and self.query_one(GpuPanel).display:
+        # is_current stays true for the screen just under the top one (Textual 8); is_active does not.
+        if self.is_active and self.query_one(GpuPanel).display:
             self._read_gpus()
 
     @work(thread=True, exclusive=True, group="gpus", exit_on_error=False)

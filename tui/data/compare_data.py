@@ -11,9 +11,9 @@ from typing import Any
 
 from runner.text import printable_line
 from store import connect, studies
-from tui.plots import _natural, _value_label
-from tui.ticks import nice_ticks, value_kind
-from tui.widgets.plot import LINE, POINTS, PlotSpec, Series
+from tui.data.plots import _natural, _value_label
+from tui.data.plotspec import LINE, POINTS, PlotSpec, Series
+from tui.data.ticks import nice_ticks, value_kind
 
 # Each study's colour and marker, the same in every plot (the legend names them).
 STYLES = (("primary", "dot"), ("warning", "+"))

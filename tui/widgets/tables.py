@@ -12,7 +12,7 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, ColumnKey
 
 from runner.text import printable_line
-from tui.snapshot import StudyRow, TrialRow
+from tui.data.snapshot import StudyRow, TrialRow
 
 
 def cell(value: Any, style: str = "") -> Text:

@@ -13,7 +13,7 @@ from sqlite_utils import Database
 
 from runner.text import printable
 from store import connect, studies
-from tui.actions import Note
+from tui.data.actions import Note
 
 
 @contextlib.contextmanager
