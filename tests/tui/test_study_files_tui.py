@@ -13,6 +13,7 @@ from store import connect, studies, trials
 from store.trials import TrialState
 from tests.e2e.test_compare_e2e import two_versions
 from tui.app import make_app
+from tui.data.actions import Actions
 from tui.screens import StudiesScreen, StudyScreen
 from tui.screens.compare import CompareScreen
 from tui.screens.open_file import OpenFileScreen, path_completions
@@ -217,3 +218,16 @@ def test_refine_from_the_study_screen(tmp_path):
             await wait_for(pilot, lambda: isinstance(app.screen, StudyScreen))
 
     run(scenario())
+
+
+def test_refining_an_earlier_version_links_it_as_name_at_n(tmp_path):
+    from tui.data.study_files import refine_and_register
+
+    db, db_path, v1 = _edge_exploration(tmp_path)
+    path = tmp_path / "study" / "study.toml"
+    path.write_text(path.read_text().replace("timeout = 60", "timeout = 61"))
+    assert "registered study tiny v2" in Actions(db_path).register(path).text
+    done = refine_and_register(db_path, v1.id, force=True)
+    assert done.study == "tiny v1"
+    assert tomllib.loads(done.output.read_text())["study"]["refines"] == "tiny@1"  # not the latest: NAME@N
+    assert studies.by_name(db, "tiny-refined").refines == "tiny@1"
