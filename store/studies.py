@@ -146,11 +146,6 @@ def versions(db: Database, name: str) -> list[Study]:
     return [Study.from_row(r) for r in db["studies"].rows_where("name = ?", [name], order_by="version")]
 
 
-def by_version(db: Database, name: str, version: int) -> Study | None:
-    rows = list(db["studies"].rows_where("name = ? AND version = ?", [name, version]))
-    return Study.from_row(rows[0]) if rows else None
-
-
 def distinct_label(db: Database, study: Study) -> str:
     """Its label, 'tiny v1' rather than 'tiny' when later versions exist (two versions side by side)."""
     latest = by_name(db, study.name)
