@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import InitVar, dataclass, field
 
+import numpy as np
 from sqlite_utils import Database
 
 from store import series_blocks as sb
@@ -228,14 +229,14 @@ def _extend_series(conn, trial_id: int, name: str, steps: list[int], values: lis
         return
     if pending:
         tail = _take_tail(conn, trial_id, name)
-        steps = [*tail.steps.tolist(), *steps]
-        values = [*tail.values.tolist(), *values]
-        walls = [*tail.walls.tolist(), *walls]
+        steps, values, walls = (np.concatenate((old, np.asarray(new, dtype=old.dtype))) for old, new in
+                                ((tail.steps, steps), (tail.values, values), (tail.walls, walls)))
     sealed = len(steps) - len(steps) % sb.SEAL_POINTS
     rows = sb.block_rows(trial_id, name, steps[:sealed], values[:sealed], walls[:sealed])
     if sealed < len(steps):
-        rows.append(sb.block_row(trial_id, name, steps[sealed:], values[sealed:], walls[sealed:], sb.RAW,
-                                 len(steps) - sealed))
+        rest = [list(col[sealed:]) if isinstance(col, list) else col[sealed:].tolist()
+                for col in (steps, values, walls)]
+        rows.append(sb.block_row(trial_id, name, *rest, sb.RAW, len(steps) - sealed))
     conn.executemany(_INSERT, rows)
 
 
@@ -270,8 +271,7 @@ def seal_tails(db: Database, trial_id: int) -> int:
         for name in names:
             tail = _take_tail(conn, trial_id, name)
             if len(tail.steps):
-                conn.executemany(_INSERT, sb.block_rows(trial_id, name, tail.steps.tolist(),
-                                                        tail.values.tolist(), tail.walls.tolist()))
+                conn.executemany(_INSERT, sb.block_rows(trial_id, name, tail.steps, tail.values, tail.walls))
                 sealed += len(tail.steps)
     return sealed
 
