@@ -86,7 +86,7 @@ def ingest_full() -> dict:
 
 def ingest_quick() -> dict:
     return ingest.run_sizes(sizes=(1, 4), points=8_000, repeats=1, mlflow_points=400, log_metric_calls=20,
-                            tb_points=2_000)
+                            tb_points=2_000, write_rates=((1, 1, 50), (1, 150, 4)))
 
 
 FULL: dict[str, Callable[[], dict]] = {
