@@ -16,6 +16,7 @@ import json
 import math
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from itertools import groupby
@@ -23,7 +24,8 @@ from itertools import groupby
 import msgspec
 
 from runner.printed import CaptureState, NoStep, check_order, drop, step_of, update_progress_total, values_of
-from runner.spec import MetricPattern
+from runner.spec import MetricPattern, StudySpec
+from store import metrics, trials
 from store.metrics import TrialUpdate
 from store.series_blocks import NAN
 
@@ -482,3 +484,40 @@ def file_size(path: str) -> int:
     except OSError:
         return 0
     return st.st_size if stat.S_ISREG(st.st_mode) else 0
+
+
+def ingested_to_the_end(db, trial_id: int, metrics_path: str | os.PathLike, spec: StudySpec | object,
+                        log: Callable[[str], None]) -> None:
+    """An ended trial whose every line has been ingested: its series' open tails are sealed (no
+    pass will add to them), and with `keep_metrics_jsonl = false` its metrics.jsonl is deleted.
+
+    The file goes only when the store has every byte of it (the saved offset is at its end:
+    a trial ingest skipped, or a store that refused a write, keeps it) and those points are
+    on disk, not only committed (synchronous=NORMAL leaves the last commits in the WAL,
+    unsynced, until a checkpoint): the WAL is fsync'd first. Nothing reads the file
+    afterwards: recovery and adoption start from the stored offset, which is at its end.
+    """
+    metrics.seal_tails(db, trial_id)
+    if not isinstance(spec, StudySpec) or spec.keep_metrics_jsonl:
+        return
+    size = file_size(os.fspath(metrics_path))
+    trial = trials.get(db, trial_id)
+    if trial is None or size == 0 or trial.metrics_offset < size:
+        return
+    try:
+        _sync_store(db)
+        os.unlink(metrics_path)
+    except OSError as exc:
+        log(f"trial {trial_id}: kept metrics.jsonl ({exc})")
+
+
+def _sync_store(db) -> None:
+    """fsync the database file and its WAL: what is committed survives a power cut."""
+    path = db.conn.execute("PRAGMA database_list").fetchone()[2]
+    for name in (f"{path}-wal", path):
+        if os.path.exists(name):
+            fd = os.open(name, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)

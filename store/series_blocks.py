@@ -88,7 +88,8 @@ def _pack(steps: np.ndarray, values: np.ndarray, walls: np.ndarray) -> bytes:
     if _even_stride(steps) is None:
         flags |= _STEPS_EXPLICIT
         parts.append(_shuffle(np.diff(steps).astype("<i8")))
-    as32 = values.astype(np.float32)
+    with np.errstate(over="ignore"):  # a value beyond float32's range: then it is not one
+        as32 = values.astype(np.float32)
     if np.array_equal(as32.astype(np.float64), values, equal_nan=True):
         flags |= _VALUES_F32
         bits = as32.astype("<f4").view("<u4")
