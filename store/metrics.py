@@ -240,8 +240,8 @@ def _extend_series(conn, trial_id: int, name: str, steps: list[int], values: lis
     conn.executemany(_INSERT, rows)
 
 
-def _take_tail(conn, trial_id: int, name: str) -> sb.Block:
-    """The series' open tail (its raw rows, newest last), deleted from the table."""
+def _tail_rows(conn, trial_id: int, name: str) -> list[tuple]:
+    """The series' open tail: its raw rows at the end, newest first ({_BLOB_COLS})."""
     rows = []
     cursor = conn.execute(f"SELECT {_BLOB_COLS} FROM metric_blocks WHERE trial_id = ? AND name = ? "
                           "ORDER BY first_step DESC", [trial_id, name])
@@ -252,6 +252,12 @@ def _take_tail(conn, trial_id: int, name: str) -> sb.Block:
             rows.append(row)
     finally:
         cursor.close()
+    return rows
+
+
+def _take_tail(conn, trial_id: int, name: str) -> sb.Block:
+    """The series' open tail (its raw rows, in step order), deleted from the table."""
+    rows = _tail_rows(conn, trial_id, name)
     if rows:
         conn.execute("DELETE FROM metric_blocks WHERE trial_id = ? AND name = ? AND first_step >= ?",
                      [trial_id, name, rows[-1][0]])
@@ -284,6 +290,9 @@ def _merge_series(conn, trial_id: int, name: str, steps: list[int], values: list
     before = conn.execute(f"SELECT first_step FROM metric_blocks WHERE {where} AND first_step <= ? "
                           "ORDER BY first_step DESC LIMIT 1", [trial_id, name, steps[0]]).fetchone()
     start = before[0] if before else steps[0]
+    tail = _tail_rows(conn, trial_id, name)
+    if tail:  # the open tail is rewritten too, so that raw rows stay only at the series' end
+        start = min(start, tail[-1][0])
     old = conn.execute(f"SELECT {_BLOB_COLS} FROM metric_blocks WHERE {where} "
                        "AND first_step >= ? ORDER BY first_step", [trial_id, name, start]).fetchall()
     conn.execute(f"DELETE FROM metric_blocks WHERE {where} AND first_step >= ?", [trial_id, name, start])

@@ -110,6 +110,23 @@ def test_a_full_tail_is_sealed_and_sealing_an_ended_trial_keeps_every_point(db, 
     assert stored(db, trial.id)[-1] == (len(points), 7.0, None)
 
 
+def test_a_point_back_in_step_rewrites_the_open_tail_too(db, trial):
+    """A resumed trial logging an early step again while its series has an open tail: the merged run
+    is sealed whole, so no raw row is left stranded before a sealed one (it would never be sealed)."""
+    points = [(s, float(s), None) for s in range(SEAL_POINTS + 200)]
+    write(db, trial.id, points[:SEAL_POINTS + 100])  # seals 1,024, leaves a raw row of 100
+    write(db, trial.id, points[SEAL_POINTS + 100:])  # a second raw row of 100
+    write(db, trial.id, [(SEAL_POINTS + 150, -1.0, None)])  # back in step, into the second raw row
+    rows = db.execute("SELECT codec FROM metric_blocks WHERE trial_id = ? ORDER BY first_step",
+                      [trial.id]).fetchall()
+    assert [c for (c,) in rows] == sorted((c for (c,) in rows), reverse=True)  # packed, then raw
+    expected = dict((s, v) for s, v, _ in points)
+    expected[SEAL_POINTS + 150] = -1.0
+    assert [(s, v) for s, v, _ in stored(db, trial.id)] == sorted(expected.items())
+    metrics.seal_tails(db, trial.id)
+    assert db.execute("SELECT COUNT(*) FROM metric_blocks WHERE codec = 0").fetchone()[0] == 0
+
+
 # -- migration 0008 from the first block layout ------------------------------------------------
 
 def v3_rows(trial_id, name, points, size=128):
