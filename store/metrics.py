@@ -1,10 +1,11 @@
 """Metric points: batched block writes from ingest, downsampled reads for curves.
 
-Points live in `metric_blocks` (see store.series_blocks): one row per run of up to
-BLOCK_POINTS consecutive points of one series, keyed (trial, name, first step).
-Blocks of a series never overlap in steps. Ingest appends to a series' last block
-until it is full; a step at or below one already stored (a repeat, a resumed trial)
-merges into the blocks it overlaps, and the reported value replaces the stored one.
+Points live in `metric_blocks` (see store.series_blocks): one row per run of consecutive
+points of one series, unique on (trial, name, first step). Blocks of a series never overlap
+in steps. Ingest appends each pass's new points of a series as a raw row (its open tail, never
+rewritten) and seals the tail into packed blocks of SEAL_POINTS when it fills, or when the trial
+ends (seal_tails); a step at or below one already stored (a repeat, a resumed trial) merges
+into the blocks it overlaps, and the reported value replaces the stored one.
 Such a point is never merged in silence: it is counted on the trial (`out_of_order`),
 with the first one described (`out_of_order_sample`).
 """
@@ -241,7 +242,7 @@ def _extend_series(conn, trial_id: int, name: str, steps: list[int], values: lis
 
 
 def _tail_rows(conn, trial_id: int, name: str) -> list[tuple]:
-    """The series' open tail: its raw rows at the end, newest first ({_BLOB_COLS})."""
+    """The series' open tail: its raw rows at the end, newest first (as _BLOB_COLS)."""
     rows = []
     cursor = conn.execute(f"SELECT {_BLOB_COLS} FROM metric_blocks WHERE trial_id = ? AND name = ? "
                           "ORDER BY first_step DESC", [trial_id, name])
