@@ -19,7 +19,7 @@ from pathlib import Path
 
 from runner import failures, gpus, process, retention
 from runner.executors import AttemptRecord, Executor, Identity, LocalExecutor, TrialStart
-from runner.ingest import TailTarget, collect, dropped_lines_note
+from runner.ingest import TailTarget, collect, dropped_lines_note, ingested_to_the_end
 from runner.process import TrialPaths
 from runner.scheduler import Slot, Waiting, plan_launches
 from runner.spec import SpecError, StudySpec, epoch_steps
@@ -401,6 +401,7 @@ class Runner:
             del self.live[live.trial_id]
 
     def _settle(self, live: LiveTrial, returncode: int | None) -> None:
+        ingested_to_the_end(self.db, live.trial_id, live.paths.metrics, self._spec(live.study_id), self.log)
         trial = trials.get(self.db, live.trial_id)
         oom_now = self.executor.oom_kills()
         spec = self._spec(live.study_id)

@@ -68,6 +68,7 @@ STUDY_FIELDS = {
     "name", "goal", "notes", "command", "workdir", "max_train_steps", "objective", "trials",
     "seed", "concurrency", "gpus_per_trial", "timeout", "metrics", "requeue_lost",
     "stop_on_divergence", "halt_on_failure", "step_unit", "search", "keep_checkpoints", "refines",
+    "keep_metrics_jsonl",
 }
 SEARCH_KINDS = ("quasi-random", "bayes")
 BAYES_SAMPLERS = ("tpe", "gp")
@@ -186,6 +187,7 @@ class StudySpec:
     search: SearchSpec = SearchSpec()
     keep_checkpoints: int | None = None  # the N best checkpoint files kept per trial; None keeps all
     refines: str = ""  # the study this one refines (`playbook-runner refine` writes it)
+    keep_metrics_jsonl: bool = True  # False: an ended trial's metrics.jsonl goes once its points are stored
 
     def param(self, name: str) -> ParamSpec:
         return next(p for p in self.params if p.name == name)
@@ -278,6 +280,7 @@ def parse(data: dict, *, path: Path, text: str = "") -> StudySpec:
         search=_search(study.get("search", "quasi-random"), study.get("trials", 1), problems),
         keep_checkpoints=check.integer("keep_checkpoints", default=None, minimum=1),
         refines=check.string("refines", default=""),
+        keep_metrics_jsonl=check.boolean("keep_metrics_jsonl", default=True),
         config_text=text,
         config_hash=hashlib.sha256(
             json.dumps(data, sort_keys=True, default=str).encode()
