@@ -312,3 +312,18 @@ def state_counts(db: Database, study_id: int) -> dict[str, int]:
         "SELECT COUNT(*) FROM trials WHERE study_id = ? AND feasible = 0", [study_id]
     ).fetchone()[0]
     return counts
+
+
+def set_waiting(db: Database, reasons: dict[int, str | None]) -> None:
+    """Why queued trials wait (None: clear it), as their `detail`; a trial that left the queue
+    meanwhile is not touched (claim clears the detail of the trial it starts)."""
+    if reasons:
+        with transaction(db):
+            db.conn.executemany("UPDATE trials SET detail = ? WHERE id = ? AND state = 'queued'",
+                                [(why, trial_id) for trial_id, why in reasons.items()])
+
+
+def clear_waiting(db: Database) -> None:
+    """Forget every queued trial's waiting reason (no runner schedules them, or a new one starts)."""
+    with transaction(db):
+        db.execute("UPDATE trials SET detail = NULL WHERE state = 'queued' AND detail IS NOT NULL")

@@ -143,7 +143,7 @@ def test_gpus_option_picks_within_what_the_runner_may_see():
         choose(t, runner_visible=f"{H200_A},{A100}", device_order=None, requested="1")
     with pytest.raises(GpuChoiceError, match="--gpus 7: '7' names no GPU .GPUs here: 0=GPU-1111"):
         choose(t, runner_visible=None, device_order=None, requested="7")
-    with pytest.raises(GpuChoiceError, match="'MIG-1234' is a MIG instance; MIG instances are not scheduled"):
+    with pytest.raises(GpuChoiceError, match="CUDA_VISIBLE_DEVICES=MIG-1234: 'MIG-1234' names no GPU"):
         choose(t, runner_visible="MIG-1234", device_order=None, requested=None)
     with pytest.raises(GpuChoiceError, match="'GPU-' matches several GPUs"):
         choose(t, runner_visible=None, device_order=None, requested="GPU-")
