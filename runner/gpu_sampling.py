@@ -58,12 +58,12 @@ class GpuSampler:
     nvml: the pynvml module (None: the real one, initialised on first use); tests pass a stand-in.
     """
 
-    def __init__(self, nvml: Any = None, *, every_s: float = SAMPLE_EVERY_S,
+    def __init__(self, nvml: Any = None, *, every_s: float | None = None,
                  log: Callable[[str], None] = print) -> None:
         self._given = nvml
         self._nvml: Any = nvml
         self._handles: dict[GpuKey, Any] | None = None
-        self._every_s = every_s
+        self._every_s = SAMPLE_EVERY_S if every_s is None else every_s
         self._log = log
         self._last = float("-inf")  # monotonic time of the last round
         self._disabled = False  # no NVML here: nothing more to try
@@ -138,8 +138,8 @@ def read_device(nvml: Any, handle: Any, pids: set[int], window_s: float) -> tupl
     device's where NVML lists none of them."""
     mem = _process_memory(nvml, handle, pids)
     util = _process_util(nvml, handle, pids, window_s) if mem is not None else None
-    if mem is None:
-        mem = _try(lambda: nvml.nvmlDeviceGetMemoryInfo(handle).used / 2**20, nvml)
+    if mem is None:  # every GPU and MIG instance has a memory reading: an error here is the round's
+        mem = nvml.nvmlDeviceGetMemoryInfo(handle).used / 2**20
     if util is None:
         util = _try(lambda: float(nvml.nvmlDeviceGetUtilizationRates(handle).gpu), nvml)
     return util, mem
@@ -168,7 +168,8 @@ def _process_util(nvml: Any, handle: Any, pids: set[int], window_s: float) -> fl
 
 
 def _try(read: Callable[[], Any], nvml: Any) -> Any:
-    """One NVML reading, None where the device does not support it (a MIG instance's utilisation)."""
+    """An optional NVML reading, None where the device does not support it (a MIG instance's
+    utilisation, a consumer card's process list) or has nothing (no utilisation sample yet)."""
     try:
         return read()
     except nvml.NVMLError:
