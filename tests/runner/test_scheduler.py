@@ -78,3 +78,50 @@ def test_every_trial_left_waiting_is_told_why():
     assert why(q(1, gpus=2), busy_gpus={1}) == {1: "waiting: needs 2 whole GPUs free, 1 of 2 are"}
     assert why(q(3, gpus=0), busy_cpu=1) == {2: "waiting: all 2 CPU slots in use",
                                              3: "waiting: all 2 CPU slots in use"}
+
+
+# -- a freed slot is refilled when its trial exits, not at the next poll ----------------------
+
+BACK_TO_BACK = """
+[study]
+name = "b2b"
+command = "python trainer.py --lr {lr} --steps 3"
+max_train_steps = 3
+objective = { metric = "val_loss", mode = "min" }
+trials = 3
+concurrency = 1
+
+[params.lr]
+role = "nuisance"
+low = 0.01
+high = 0.5
+scale = "log"
+"""
+
+
+def test_the_next_trial_starts_when_the_previous_one_exits_however_long_the_poll(make_study, db_path):
+    """With a poll of 60 s, three trials on one slot would take minutes if the runner slept it out
+    between them; it wakes when a trial's process ends (a pidfd), reaps it and starts the next."""
+    import json
+    from pathlib import Path
+
+    import store
+    from runner import launch
+    from runner.service import Runner
+    from runner.spec import load
+    from store import studies, trials
+
+    db = store.connect(db_path)
+    study, _ = launch.register(db, db_path, load(make_study(BACK_TO_BACK)))
+    studies.set_active(db, study.id, True)
+    runner = Runner(db_path, cpu_slots=1, poll_s=60.0, log=lambda _: None)
+    runner.start()
+    try:
+        runner.serve(until=runner.idle)
+    finally:
+        runner.close()
+    rows = sorted(trials.list_for_study(db, study.id), key=lambda t: t.started_at)
+    assert [t.state.value for t in rows] == ["completed"] * 3
+    for before, after in zip(rows, rows[1:], strict=False):
+        ended = json.loads((Path(before.trial_dir) / "exit.json").read_text())["ended_at"]
+        assert after.started_at - ended < 30  # well inside one 60 s poll, however loaded the machine
