@@ -121,6 +121,8 @@ class GpuSampler:
         for w in watched:
             step = max(int(wall - w.started_at), self._last_step.get(w.trial_id, -1) + 1)
             pids = groups.get(w.pgid, set()) if w.pgid else set()
+            if w.pgid and not pids:
+                continue  # it has ended (reaped in this pass): the device is no longer its
             readings = [read_device(nvml, self._handles[g], pids, self._every_s)
                         for g in w.gpus if g in self._handles]
             utils = [u for u, _ in readings if u is not None]

@@ -119,8 +119,9 @@ class Runner:
         self._gpus_in_other_use: dict[gpus.GpuKey, gpus.Gpu] = {}  # slot key -> its reading, as last read
         self._gpus_read_at = float("-inf")
         self._waiting: dict[int, str] = {}  # queued trial -> why it waits, as stored on it
-        # Each trial's GPU use as metrics; only where NVML described the GPUs (nothing to do without)
-        self._sampler = gpu_sampling.GpuSampler(nvml, log=log) if self.gpu_info else None
+        # Each trial's GPU use as metrics: where NVML described the GPUs, for trials on this machine
+        local = isinstance(self.executor, LocalExecutor)
+        self._sampler = gpu_sampling.GpuSampler(nvml, log=log) if self.gpu_info and local else None
         self._fired: set[int] = set()  # exit descriptors that woke a wait (see _wait)
 
     # -- ownership ---------------------------------------------------------

@@ -444,7 +444,8 @@ def _own_group() -> subprocess.Popen:
 
 
 def test_sampler_reads_the_trials_own_processes_and_falls_back_to_the_whole_device():
-    trial = _own_group()
+    trial, unlisted, ended = _own_group(), _own_group(), subprocess.Popen(["true"], start_new_session=True)
+    ended.wait()
     try:
         stranger = 4_000_000  # a pid of someone else's, on the same card
         card = Card(H200_A, "NVIDIA H200", used_mib=13000, util=95, pids={trial.pid: 3072, stranger: 9000},
@@ -452,8 +453,9 @@ def test_sampler_reads_the_trials_own_processes_and_falls_back_to_the_whole_devi
         box = FakeNvml([card, *mig_box().cards[1:]])
         sampler = gpu_sampling.GpuSampler(box, every_s=5, log=pytest.fail)
         watched = [gpu_sampling.Watched(1, (0,), trial.pid, time.time() - 12.4),
-                   gpu_sampling.Watched(2, ("1:2",), 4_000_001, time.time() - 3),  # NVML lists none of its pids
-                   gpu_sampling.Watched(3, (), 4_000_002, time.time())]  # a CPU trial: nothing to read
+                   gpu_sampling.Watched(2, ("1:2",), unlisted.pid, time.time() - 3),  # NVML lists none of its pids
+                   gpu_sampling.Watched(3, (), 4_000_002, time.time()),  # a CPU trial: nothing to read
+                   gpu_sampling.Watched(4, (0,), ended.pid, time.time())]  # ended: its card is not its any more
         first = sampler.sample(watched, now=100.0)
         assert [(s.trial_id, s.step, s.util_pct, s.mem_mib) for s in first] == [
             (1, 12, 50.0, 3072.0),  # its own memory and SM share, not the card's 13000 MiB and 95 %
@@ -462,8 +464,9 @@ def test_sampler_reads_the_trials_own_processes_and_falls_back_to_the_whole_devi
         again = sampler.sample(watched, now=105.0)
         assert [s.trial_id for s in again] == [1, 2] and again[0].step > first[0].step  # steps only go up
     finally:
-        trial.kill()
-        trial.wait()
+        for p in (trial, unlisted):
+            p.kill()
+            p.wait()
 
 
 def test_sampler_errors_skip_a_round_and_no_nvml_turns_it_off(monkeypatch):
