@@ -1,8 +1,10 @@
 """The runner: owns a database (lease), launches queued trials, watches them, ingests metrics.
 
-One loop, one thread. Each pass: heartbeat, commands from the store, reap ended
-trials, enforce stops and timeouts, ingest new metric lines, fill free slots.
+One loop, one thread. Each pass: heartbeat, commands from the store, ingest new
+metric lines, sample the trials' GPU use (every few seconds), enforce stops and
+timeouts, reap ended trials, fill free slots (each trial left queued is told why).
 Nothing in a pass waits on a trial, so one stuck trial never stalls the others.
+Between passes the runner sleeps the poll interval, or less: a trial's exit wakes it.
 """
 
 from __future__ import annotations
