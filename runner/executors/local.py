@@ -40,7 +40,9 @@ class LocalExecutor:
         if request.gpus:  # which cards, by UUID and name: slot numbers alone are not the card
             process.write_placement(request.paths, {
                 "executor": self.name, "host": self.host, "attempt": request.attempt,
-                "gpus": [{"index": g.index, "uuid": g.uuid, "name": g.name} for g in request.gpus]})
+                "gpus": [{"index": g.index, "uuid": g.uuid, "name": g.name,
+                          **({"mig": g.mig, "parent_uuid": g.parent_uuid} if g.mig is not None else {})}
+                         for g in request.gpus]})
         return LocalHandle(request.paths, request.attempt, popen.pid, process.start_time(popen.pid), popen)
 
     def identity(self, handle: LocalHandle) -> Identity | None:
@@ -71,6 +73,11 @@ class LocalExecutor:
         """Alive, for an attempt this runner did not start (its shim holds the trial's lock; one
         launched before the lock existed is asked by pid)."""
         return process.attempt_alive(handle.paths) or process.is_alive(handle.pid, handle.proc_start)
+
+    def exit_fd(self, handle: LocalHandle) -> int | None:
+        """A descriptor readable once the attempt's shim has exited, for the runner to wait on
+        (the caller closes it); None where there is none (pid not known yet, another machine)."""
+        return process.exit_fd(handle.pid) if handle.here and handle.pid else None
 
     def signalable(self, handle: LocalHandle) -> bool:
         return bool(handle.pid)  # no pid: signalled once its launch record is read
