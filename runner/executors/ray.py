@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from runner.shim import RotatingLog
 
 CLOSE_WAIT_S = 5.0  # how long clean-up waits for an actor to kill its attempt and remove its scratch folder
 CUDA_KEYS = ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER")
+REACH_TIMEOUT_S = 5.0
 
 
 class RayUnavailable(Exception):
@@ -78,6 +80,18 @@ def _append(path: Path, data: bytes, rotate: bool) -> None:
         os.close(fd)
 
 
+def _check_reachable(address: str) -> None:
+    """A HOST:PORT with nothing listening fails here in seconds (ray.init would retry for minutes)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "://" in address:
+        return  # 'auto', or a ray:// client address: ray.init says what is wrong
+    try:
+        socket.create_connection((host, int(port)), timeout=REACH_TIMEOUT_S).close()
+    except OSError as exc:
+        raise RayUnavailable(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc} "
+                             "(start one with `ray start --head`, see README: Running on a cluster)") from None
+
+
 def _write_json(path: Path, record: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(record) + "\n")
@@ -112,6 +126,7 @@ class RayExecutor:
         self.address = address or os.environ.get("RAY_ADDRESS") or "auto"
         self.namespace = namespace_for(db_path)
         self.cpus_per_trial = cpus_per_trial
+        _check_reachable(self.address)
         try:
             ray.init(address=self.address, namespace=self.namespace, log_to_driver=False,
                      logging_level=logging.WARNING, configure_logging=True)

@@ -136,7 +136,10 @@ def stored_points(work: Path, study: str) -> dict[int, list[int]]:
     done = subprocess.run([sys.executable, "-m", "runner", "--db", str(work / "pb.db"), "export", study,
                            "--metrics", "loss", "--format", "json"], capture_output=True, text=True, cwd=work,
                           timeout=120)
-    rows = json.loads(done.stdout)
+    try:
+        rows = json.loads(done.stdout)
+    except ValueError:  # the runner has not registered the study yet
+        return {}
     out: dict[int, list[int]] = {}
     for row in rows:
         out.setdefault(int(row["trial"]), []).append(int(row["step"]))
@@ -147,6 +150,8 @@ def trial_rows(work: Path, study: str) -> list[dict]:
     db = store.connect(work / "pb.db")
     try:
         found = studies.by_name(db, study)
+        if found is None:  # not registered yet
+            return []
         rows = []
         for t in trials.list_for_study(db, found.id):
             folder = Path(t.trial_dir)
