@@ -46,11 +46,11 @@ from runner.report import Reporter
 with open(sys.argv[1] + "/first_line.txt", "w") as f:
     f.write(repr(t0))
 report = Reporter(flush_every=1)
-for step in range(%d):
+for step in range(POINTS):
     time.sleep(0.3)
     report.log(step, at=time.time())
 report.flush()
-""" % POINTS
+""".replace("POINTS", str(POINTS))
 STUDY = """\
 [study]
 name = "{name}"
@@ -156,6 +156,20 @@ def summary_rows(res: dict) -> list[tuple[str, ...]]:
         rows.append((f"Ray vs local, {label} (median)", f"ray {f['ray'] * ms:.0f} ms",
                      f"local {f['local'] * ms:.0f} ms", f"{f['ratio']:.1f}x" if f["ratio"] else "", "", ""))
     return rows
+
+
+def available() -> bool:
+    """Ray installed, and the namespaces this needs (root, unshare)."""
+    import importlib.util
+    import shutil
+
+    return importlib.util.find_spec("ray") is not None and os.geteuid() == 0 and shutil.which("unshare") is not None
+
+
+def register(full: dict, quick: dict, rows: dict) -> None:
+    """bench/run_all.py's entries, where this can run."""
+    if available():
+        full["ray"], quick["ray"], rows["ray"] = (lambda: run(5)), (lambda: run(2)), summary_rows
 
 
 def main() -> None:

@@ -115,7 +115,25 @@ def _grace(args) -> float:
 def _new_runner(db_path: Path, args, **kwargs) -> Runner:
     from runner.service import Runner
 
+    if "executor" not in kwargs and _on_a_cluster(db_path, getattr(args, "executor", None)):
+        kwargs.update(gpu_indices=[], executor=_ray_executor(db_path, args))  # e.g. `stop` with no runner
     return Runner(db_path, grace_s=_grace(args), log=_log, **kwargs)
+
+
+def _on_a_cluster(db_path: Path, chosen: str | None) -> bool:
+    """Whether trials of this database run on a Ray cluster: a local runner would take them for lost."""
+    from runner.executors.where import ran_on_ray
+
+    db = connect(db_path)
+    try:
+        live = trials.in_states(db, {TrialState.STARTING, TrialState.RUNNING})
+    finally:
+        db.conn.close()
+    on_ray = sum(ran_on_ray(t.trial_dir, t.attempt) for t in live)
+    if on_ray and chosen == "local":
+        raise CliError(f"{on_ray} running trial(s) of this database run on a Ray cluster; "
+                       "run this with --executor ray (and --address HOST:PORT)")
+    return bool(on_ray)
 
 
 def _lease_lost() -> type[Exception]:
@@ -254,7 +272,7 @@ def _ray_executor(db_path: Path, args):
     from runner.executors.ray import RayExecutor, RayUnavailable
 
     try:
-        return RayExecutor(db_path, address=args.address)
+        return RayExecutor(db_path, address=getattr(args, "address", None))
     except RayUnavailable as exc:
         raise CliError(str(exc)) from None
 

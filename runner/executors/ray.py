@@ -34,6 +34,9 @@ from runner.shim import RotatingLog
 CLOSE_WAIT_S = 5.0  # how long clean-up waits for an actor to kill its attempt and remove its scratch folder
 CUDA_KEYS = ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER")
 REACH_TIMEOUT_S = 5.0
+READ_WAIT_S = 1.0  # a read waits this long on the node for new bytes: ready as soon as the trial writes
+# A read may be waiting when a signal or the clean-up comes: the actor takes them on other threads.
+ACTOR_THREADS = 4
 
 
 class RayUnavailable(Exception):
@@ -148,10 +151,14 @@ class RayExecutor:
         env = dict(request.env)
         if request.slot.gpus:  # the runner's slot numbers are not the node's cards: Ray's are
             env = {k: v for k, v in env.items() if k not in CUDA_KEYS}
+        # Where it runs is known once its node answers; until then the record says "on Ray", so a
+        # runner started without --executor ray knows not to take the trial for lost (runner.cli).
+        _write_json(paths.placement, {"executor": self.name, "attempt": request.attempt, "node_id": None})
         name = actor_name(paths, request.attempt)
         try:
             actor = self._actor.options(
                 name=name, namespace=self.namespace, lifetime="detached", max_restarts=0,
+                max_concurrency=ACTOR_THREADS,
                 num_cpus=self.cpus_per_trial, num_gpus=len(request.slot.gpus), scheduling_strategy="SPREAD",
             ).remote(name, list(request.argv), str(request.cwd), request.params, env, request.attempt)
         except ValueError as exc:  # a live actor has this attempt's name
@@ -173,7 +180,7 @@ class RayExecutor:
         if handle.lost is not None:
             return True, None
         if handle.pending is None:
-            handle.pending = handle.actor.read.remote(dict(handle.positions))
+            handle.pending = handle.actor.read.remote(dict(handle.positions), READ_WAIT_S)
         ready, _ = self._ray.wait([handle.pending], timeout=0)
         if not ready:
             return False, None
@@ -187,7 +194,7 @@ class RayExecutor:
         self._take(handle, reply)
         if handle.exit is not None:
             return True, handle.exit.get("returncode")
-        handle.pending = handle.actor.read.remote(dict(handle.positions))  # under way by the next pass
+        handle.pending = handle.actor.read.remote(dict(handle.positions), READ_WAIT_S)  # under way by the next pass
         return False, None
 
     def _actor_gone(self, handle: RayHandle, exc: Exception) -> tuple[bool, int | None]:
@@ -260,13 +267,14 @@ class RayExecutor:
             actor = None
         positions = {s: _stream_position(getattr(paths, s)) if s != "metrics" else _file_size(paths.metrics)
                      for s in STREAMS}
+        placed = bool((process.read_placement(paths) or {}).get("node_id"))
         handle = RayHandle(paths, record.attempt, actor, positions, identity=identity,
-                           identity_told=identity is not None, placed=paths.placement.exists(), exit=ended)
+                           identity_told=identity is not None, placed=placed, exit=ended)
         if actor is not None and ended is None:
             return Adopted(handle, alive=True, started=True, exit=None, identity=identity)
         if actor is None and ended is None:
             handle.lost = "its Ray actor was gone when the runner came back"
-        started = launched is not None or ended is not None or paths.placement.exists()
+        started = launched is not None or ended is not None or placed
         return Adopted(handle, alive=False, started=started, exit=ended, identity=identity)
 
     def lost(self, handle: RayHandle) -> str | None:

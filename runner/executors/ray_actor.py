@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import tempfile
+import time
 from pathlib import Path
 
 from runner import process
@@ -22,6 +23,7 @@ from runner.process import TrialPaths
 SCRATCH_ENV = "PLAYBOOK_RAY_SCRATCH"  # where a node keeps its trials' files (default: $TMPDIR/playbook-ray)
 CHUNK_BYTES = 1 << 20  # per stream and read: bounds one reply, the next pass asks for the rest
 STREAMS = ("metrics", "stdout", "stderr")
+NEWS_POLL_S = 0.02  # how often a waiting read looks at the files' sizes
 
 
 def scratch_root() -> Path:
@@ -94,9 +96,16 @@ class TrialActor:
         self.popen = process.spawn(argv, paths=self.paths, cwd=Path(cwd), params=params, extra_env=env,
                                    attempt=attempt)
 
-    def read(self, positions: dict[str, int]) -> dict:
+    def read(self, positions: dict[str, int], wait_s: float = 0.0) -> dict:
         """What the attempt wrote past `positions` (by stream), its launch record, where it runs, and
-        its exit record once every byte before it has been handed out."""
+        its exit record once every byte before it has been handed out.
+
+        With `wait_s`, it first waits that long for something new (a long poll): the reply is ready
+        as soon as the trial writes, and the runner takes it on its next pass.
+        """
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline and not self._news(positions):
+            time.sleep(NEWS_POLL_S)
         self.popen.poll()  # reap the shim once it ends (it is this process's child)
         ended = process.read_exit(self.paths)  # read before the streams: nothing is written after it
         chunks, more = {}, False
@@ -106,6 +115,12 @@ class TrialActor:
             more = more or left
         return {"chunks": chunks, "launch": process.read_launch(self.paths), "placement": self.placement,
                 "exit": None if more else ended}
+
+    def _news(self, positions: dict[str, int]) -> bool:
+        if self.paths.exit.exists():
+            return True
+        return any(_stream_start(p) + _size(p) > positions.get(stream, 0)
+                   for stream in STREAMS if (p := getattr(self.paths, stream)))
 
     def signal(self, sig: int) -> bool:
         return process.signal_group(self.popen.pid, sig)

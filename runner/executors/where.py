@@ -18,6 +18,14 @@ def placement_note(trial_dir: str | None) -> str | None:
     gpus = [str(g.get("index", g)) if isinstance(g, dict) else str(g) for g in record.get("gpus") or []]
     on_gpus = f"GPU {','.join(gpus)}" if gpus else "CPU"
     if record.get("executor") == "ray":
-        node = str(record.get("node_id") or "?")[:8]
+        if not record.get("node_id"):
+            return "ray: waiting for a node"
+        node = str(record["node_id"])[:8]
         return f"ray node {node} ({record.get('ip', '?')}, {record.get('host', '?')}), {on_gpus}"
     return None  # a local trial: the slot already says which GPUs
+
+
+def ran_on_ray(trial_dir: str | None, attempt: int) -> bool:
+    """Whether this attempt of the trial was placed on a Ray cluster (its placement record says so)."""
+    record = read_placement(TrialPaths(Path(trial_dir))) if trial_dir else None
+    return bool(record) and record.get("executor") == "ray" and record.get("attempt") == attempt

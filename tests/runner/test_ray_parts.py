@@ -142,3 +142,24 @@ def test_the_trial_screen_header_says_which_node_and_cards_run_the_trial(tmp_pat
     assert "ray node 01234567 (10.0.0.7, gpu-box-2), GPU 0,1" in title_text(detail, None).plain
     (tmp_path / "placement.json").unlink()
     assert "ray node" not in title_text(detail, None).plain
+
+
+def test_a_local_runner_refuses_a_database_whose_trials_run_on_a_ray_cluster(tmp_path):
+    """It would find no process of theirs on this machine and take them for lost."""
+    from runner.launch import register
+    from store import connect, trials
+
+    (tmp_path / "study.toml").write_text(STUDY + PARAMS)
+    db_path = tmp_path / "pb.db"
+    db = connect(db_path)
+    register(db, db_path, load(tmp_path / "study.toml"))
+    (trial,) = trials.list_for_study(db, 1)
+    assert trials.claim(db, trial.id, "cpu", "runner-box")
+    trials.mark_running(db, trial.id, 4242, "1")
+    folder = Path(trials.get(db, trial.id).trial_dir)
+    folder.mkdir(parents=True)
+    (folder / "placement.json").write_text(json.dumps({"executor": "ray", "attempt": 1, "node_id": "ab12"}))
+    done = run_cli("--db", str(db_path), "serve", "--until-idle", "--executor", "local", cwd=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "1 running trial(s) of this database run on a Ray cluster" in done.stderr
+    assert trials.get(db, trial.id).state.value == "running"  # not lost, not touched
