@@ -396,6 +396,8 @@ def _run_foreground(db_path: Path, args, study: Study) -> int:
         raise
     try:
         gpus_note = f"{len(runner.gpus)} GPU slot(s)" if runner.gpus else "no GPU found, CPU slots"
+        if runner.executor.name != "local":  # the slots are the cluster's
+            gpus_note = f"{runner.executor.name} cluster: {len(runner.gpus)} GPU slot(s)"
         print(f"runner pid {os.getpid()}: {gpus_note}, {runner.cpu_slots} CPU slot(s)", flush=True)
         progress = _Progress(runner.db, study)
 

@@ -217,7 +217,7 @@ def scenario_node_death(work: Path) -> dict:
     proc = runner(folder, "run", "study.toml", log="runner.log")
 
     def on_b():
-        return any(r["placement"] and "scratch-b" in r["placement"]["scratch"] and r["number"] in
+        return any(r["placement"] and "scratch-b" in r["placement"].get("scratch", "") and r["number"] in
                    points_now(folder, "death") for r in trial_rows(folder, "death"))
     until(on_b, "a trial running on node b with stored points")
     killed = kill_node("b")
