@@ -82,6 +82,7 @@ class TrialActor:
             raise FileNotFoundError(f"the study folder {cwd} does not exist on node {socket.gethostname()}: "
                                     "every node needs the study's code (and Python environment) at the same path")
         self.paths = TrialPaths(scratch_root() / folder)
+        self.attempt = attempt
         context = ray.get_runtime_context()
         self.placement = {
             "executor": "ray", "node_id": context.get_node_id(), "ip": ray.util.get_node_ip_address(),
@@ -106,8 +107,10 @@ class TrialActor:
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline and not self._news(positions):
             time.sleep(NEWS_POLL_S)
-        self.popen.poll()  # reap the shim once it ends (it is this process's child)
+        shim_code = self.popen.poll()  # the shim is this process's child: reaped here
         ended = process.read_exit(self.paths)  # read before the streams: nothing is written after it
+        if ended is None and shim_code is not None:  # the shim itself was killed (SIGKILL after the grace)
+            ended = {"returncode": shim_code, "ended_at": time.time(), "attempt": self.attempt}
         chunks, more = {}, False
         for stream in STREAMS:
             begin, data, left = read_stream(getattr(self.paths, stream), positions.get(stream, 0))

@@ -30,7 +30,7 @@ from store import studies, trials  # noqa: E402
 PORT = 6380
 ADDRESS = f"127.0.0.1:{PORT}"
 RAY = str(Path(sys.executable).with_name("ray"))
-WAIT_S = 150.0
+WAIT_S = float(os.environ.get("RAY_DRIVER_WAIT_S", 150))
 # Fast node-death detection (the defaults take ~15 s): the GCS checks each raylet every 0.5 s.
 FAST_HEALTH = {"RAY_health_check_period_ms": "500", "RAY_health_check_failure_threshold": "3",
                "RAY_health_check_timeout_ms": "500", "RAY_health_check_initial_delay_ms": "0"}
@@ -227,7 +227,44 @@ def scenario_node_death(work: Path) -> dict:
             "node_b_left": len(kill_node("b"))}
 
 
-SCENARIOS = {"spread": scenario_spread, "restart": scenario_restart, "node_death": scenario_node_death}
+STUBBORN = """\
+import signal, sys, time
+from runner.report import Reporter
+
+if sys.argv[3] == "2":  # this one ignores SIGTERM: only the SIGKILL after the grace ends it
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+report = Reporter(flush_interval_s=0.05)
+for step in range(1000):
+    report.log(step, loss=1.0 / (step + 1))
+    time.sleep(0.2)
+"""
+
+
+def scenario_stop(work: Path) -> dict:
+    """`stop` with no runner alive: it serves the database's Ray trials through Ray, SIGTERM then SIGKILL."""
+    folder = setup(work, "stopme", study_text("stopme", [1, 2], steps=1000, pause=0.2))
+    (folder / "trial.py").write_text(STUBBORN)
+    first = runner(folder, "run", "study.toml", log="runner1.log")
+    until(lambda: (p := points_now(folder, "stopme")) and len(p) == 2 and min(p.values()) >= 2,
+          "both trials' first points stored")
+    first.kill()
+    first.wait()
+    os.environ["RAY_ADDRESS"] = ADDRESS  # where `stop` finds the cluster
+    try:
+        stop = runner(folder, "stop", "stopme", "--grace", "1", log="stop.log")
+    finally:
+        del os.environ["RAY_ADDRESS"]
+    try:
+        code = stop.wait(timeout=WAIT_S)
+    except subprocess.TimeoutExpired:
+        stop.kill()
+        code = "timed out"
+    return {"code": code, "log": (folder / "stop.log").read_text(), "trials": trial_rows(folder, "stopme"),
+            "scratch_left": _scratch_left(work)}
+
+
+SCENARIOS = {"spread": scenario_spread, "restart": scenario_restart, "stop": scenario_stop,
+             "node_death": scenario_node_death}
 
 
 def main(which: str, work: Path) -> int:

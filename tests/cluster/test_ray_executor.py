@@ -2,7 +2,7 @@
 
 The cluster and the runners live in a network and PID namespace of their own (unshare): Ray
 binds only loopback there, and everything it started dies with the namespace. One cluster
-serves the three scenarios (tests/cluster/ray_driver.py), about a minute in all.
+serves the four scenarios (tests/cluster/ray_driver.py), about a minute in all.
 """
 
 from __future__ import annotations
@@ -64,6 +64,16 @@ def test_a_runner_killed_mid_trial_is_replaced_and_nothing_is_lost_or_run_twice(
     # Every point reported, before, during and after the runner's death, is stored exactly once.
     assert run["points"] == {"1": list(range(30)), "2": list(range(30))}
     assert all(r["metric_lines"] == 30 for r in rows)
+
+
+def test_stop_with_no_runner_reaches_the_trials_through_ray_sigterm_then_sigkill(cluster_run):
+    run = scenario(cluster_run, "stop")
+    assert run["code"] == 0, run["log"]
+    rows = {r["number"]: r for r in run["trials"]}
+    assert [rows[n]["state"] for n in (1, 2)] == ["stopped", "stopped"], run["log"]
+    assert rows[1]["exit"]["returncode"] == -15  # ended on SIGTERM
+    assert rows[2]["exit"]["returncode"] == -9  # ignored it: SIGKILL after the 1 s grace
+    assert run["scratch_left"] == []
 
 
 def test_a_trial_on_a_node_that_dies_is_lost_and_requeued_onto_a_live_node(cluster_run):
