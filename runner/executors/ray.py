@@ -37,6 +37,7 @@ REACH_TIMEOUT_S = 5.0
 READ_WAIT_S = 1.0  # a read waits this long on the node for new bytes: ready as soon as the trial writes
 # A read may be waiting when a signal or the clean-up comes: the actor takes them on other threads.
 ACTOR_THREADS = 4
+MAX_FAILED_READS = 5
 
 
 class RayUnavailable(Exception):
@@ -115,6 +116,7 @@ class RayHandle:
     placed: bool = False
     exit: dict | None = None
     lost: str | None = None  # why, once its actor or node is gone
+    failed_reads: int = 0  # in a row
 
 
 class RayExecutor:
@@ -191,10 +193,17 @@ class RayExecutor:
             return False, None  # a hiccup (its node restarting a connection): asked again next pass
         except self._ray.exceptions.RayActorError as exc:
             return self._actor_gone(handle, exc)
+        except self._ray.exceptions.RayError as exc:  # the read itself failed on the node: try again
+            handle.failed_reads += 1
+            if handle.failed_reads >= MAX_FAILED_READS:  # it will not get better: give the attempt up
+                handle.lost = f"its node cannot read its files: {str(exc).splitlines()[-1]}"
+                return True, None
+            return False, None
+        handle.failed_reads = 0
         self._take(handle, reply)
         if handle.exit is not None:
             return True, handle.exit.get("returncode")
-        handle.pending = handle.actor.read.remote(dict(handle.positions), READ_WAIT_S)  # under way by the next pass
+        handle.pending = handle.actor.read.remote(dict(handle.positions), READ_WAIT_S)  # ready by the next pass
         return False, None
 
     def _actor_gone(self, handle: RayHandle, exc: Exception) -> tuple[bool, int | None]:
