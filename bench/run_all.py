@@ -33,6 +33,7 @@ import cli_startup  # noqa: E402
 import hf_callback  # noqa: E402
 import ingest  # noqa: E402
 import peers  # noqa: E402
+import ray_latency  # noqa: E402
 import read  # noqa: E402
 import reporter  # noqa: E402
 import scheduler  # noqa: E402
@@ -116,6 +117,8 @@ ROWS: dict[str, Callable[[dict], list[tuple[str, ...]]]] = {
     "read_study": read.study_rows, "read_long": read.long_rows, "scheduler": scheduler.summary_rows, "tui": tui_rows,
     "hf_callback": hf_callback.summary_rows, "cli_startup": cli_startup.summary_rows,
 }
+
+ray_latency.register(FULL, QUICK, ROWS)  # where Ray, root and unshare are there
 
 
 def _quick_study() -> dict:

@@ -115,7 +115,25 @@ def _grace(args) -> float:
 def _new_runner(db_path: Path, args, **kwargs) -> Runner:
     from runner.service import Runner
 
+    if "executor" not in kwargs and _on_a_cluster(db_path, getattr(args, "executor", None)):
+        kwargs.update(gpu_indices=[], executor=_ray_executor(db_path, args))  # e.g. `stop` with no runner
     return Runner(db_path, grace_s=_grace(args), log=_log, **kwargs)
+
+
+def _on_a_cluster(db_path: Path, chosen: str | None) -> bool:
+    """Whether trials of this database run on a Ray cluster: a local runner would take them for lost."""
+    from runner.executors.where import ran_on_ray
+
+    db = connect(db_path)
+    try:
+        live = trials.in_states(db, {TrialState.STARTING, TrialState.RUNNING})
+    finally:
+        db.conn.close()
+    on_ray = sum(ran_on_ray(t.trial_dir, t.attempt) for t in live)
+    if on_ray and chosen == "local":
+        raise CliError(f"{on_ray} running trial(s) of this database run on a Ray cluster; "
+                       "run this with --executor ray (and --address HOST:PORT)")
+    return bool(on_ray)
 
 
 def _lease_lost() -> type[Exception]:
@@ -235,13 +253,30 @@ def _slot_args(p: argparse.ArgumentParser) -> None:
                         "runner's CUDA_VISIBLE_DEVICES allows)")
     p.add_argument("--use-busy-gpus", action="store_true",
                    help="also hand out GPUs another process is using (default: trials wait for them)")
+    p.add_argument("--executor", choices=("local", "ray"), default=None,
+                   help="where trials run: this machine, or a Ray cluster (default: the study file's "
+                        "executor, else local)")
+    p.add_argument("--address", default=None, metavar="HOST:PORT",
+                   help="the Ray cluster (default: the study file's ray_address, else $RAY_ADDRESS, else auto)")
 
 
 def _runner(db_path: Path, args) -> Runner:
     """The runner `run`/`serve` asked for; a --gpus or CUDA_VISIBLE_DEVICES it cannot honour
     raises GpuChoiceError (one line, exit 2)."""
+    if args.executor == "ray":  # GPUs and CPUs are the cluster's: none of this machine's is read
+        return _new_runner(db_path, args, gpu_indices=[], executor=_ray_executor(db_path, args))
     return _new_runner(db_path, args, cpu_slots=args.cpu_slots, gpu_choice=args.gpus,
                        use_busy_gpus=args.use_busy_gpus)
+
+
+def _ray_executor(db_path: Path, args):
+    """Connected to the cluster (Ray is imported only here); one line and exit 2 if it cannot be."""
+    from runner.executors.ray import RayExecutor, RayUnavailable
+
+    try:
+        return RayExecutor(db_path, address=getattr(args, "address", None))
+    except RayUnavailable as exc:
+        raise CliError(str(exc)) from None
 
 
 # -- run / serve -------------------------------------------------------------
@@ -307,6 +342,8 @@ def _run(args, db_path: Path) -> int:
     from runner import launch  # scipy, via the search: imported here, not for every command
 
     spec = load(args.study_file)
+    args.executor = args.executor or spec.executor  # the command line over the study file
+    args.address = args.address or spec.ray_address or None
     check_choice(args.gpus)  # before the study is stored: a bad --gpus changes nothing
     for warning in capture_warnings(spec):
         print(printable_line(f"warning: {warning}"), file=sys.stderr)
@@ -361,6 +398,8 @@ def _run_foreground(db_path: Path, args, study: Study) -> int:
         raise
     try:
         gpus_note = f"{len(runner.gpus)} GPU slot(s)" if runner.gpus else "no GPU found, CPU slots"
+        if runner.executor.name != "local":  # the slots are the cluster's
+            gpus_note = f"{runner.executor.name} cluster: {len(runner.gpus)} GPU slot(s)"
         print(f"runner pid {os.getpid()}: {gpus_note}, {runner.cpu_slots} CPU slot(s)", flush=True)
         progress = _Progress(runner.db, study)
 
@@ -454,6 +493,8 @@ def _start_detached(db_path: Path, args, until_idle: bool = True) -> None:
         serve_args += ["--gpus", args.gpus]
     if getattr(args, "use_busy_gpus", False):
         serve_args.append("--use-busy-gpus")
+    if getattr(args, "executor", None):
+        serve_args += ["--executor", args.executor] + (["--address", args.address] if args.address else [])
     proc = start_detached(db_path, serve_args)
     print(f"runner started in the background (pid {proc.pid}); log: {db_path.parent / 'runner.log'}")
 

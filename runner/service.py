@@ -190,7 +190,7 @@ class Runner:
             self._ingest_to_the_end(live)
             self._settle(live, found.exit.get("returncode"))
         else:
-            self._lose(trial)
+            self._lose(trial, self.executor.lost(live.handle))
 
     def _adopt(self, trial: Trial, identity: Identity | None, handle: object) -> LiveTrial:
         """Watch a trial another runner started, recording the identity its shim left if the
@@ -212,15 +212,15 @@ class Runner:
             self.log(f"trial {self._label(trials.get(self.db, live.trial_id))}: "
                      f"killed {len(killed)} process(es) it left running (pids {killed})")
 
-    def _lose(self, trial: Trial) -> None:
+    def _lose(self, trial: Trial, why: str | None = None) -> None:
         spec = self._spec(trial.study_id)
         if isinstance(spec, StudySpec) and spec.requeue_lost:
             trials.requeue(self.db, trial.id)
-            self.log(f"re-queued lost trial {self._label(trial)}")
+            self.log(f"re-queued lost trial {self._label(trial)}" + (f" ({why})" if why else ""))
         else:
             trials.finish(self.db, trial.id, TrialState.LOST,
-                          detail="its process was gone when a runner looked (runner or machine died)")
-            self.log(f"trial {self._label(trial)} lost: no process behind it")
+                          detail=why or "its process was gone when a runner looked (runner or machine died)")
+            self.log(f"trial {self._label(trial)} lost: {why or 'no process behind it'}")
 
     def _live_from_row(self, trial: Trial, handle: object) -> LiveTrial:
         spec = self._spec(trial.study_id)
@@ -445,7 +445,10 @@ class Runner:
                 continue
             self._kill_leftovers(live)  # stragglers (children the command forked and left behind)
             self._ingest_to_the_end(live)  # the lines written just before the end
-            self._settle(live, returncode)
+            if (why := self.executor.lost(live.handle)) is not None:  # its machine died under it
+                self._lose(trials.get(self.db, live.trial_id), why)
+            else:
+                self._settle(live, returncode)
             self._close_exit_fd(live)
             del self.live[live.trial_id]
 
@@ -603,8 +606,9 @@ class Runner:
             return
         if self._pause_before_running_s:
             time.sleep(self._pause_before_running_s)  # test-only (see PAUSE_BEFORE_RUNNING_ENV)
-        who = self.executor.identity(handle)
-        trials.mark_running(self.db, trial_id, who.pid, who.proc_start)
+        who = self.executor.identity(handle)  # None: 'starting' until a remote node says (resolve)
+        if who is not None:
+            trials.mark_running(self.db, trial_id, who.pid, who.proc_start)
         self.live[trial_id] = LiveTrial(
             trial_id=trial_id, study_id=trial.study_id, attempt=trial.attempt, handle=handle, paths=paths,
             slot=slot,
@@ -613,7 +617,7 @@ class Runner:
         )
         where = " ".join(f"{g.name} {g.uuid}" for g in cards)
         self.log(f"trial {self._label(trial)} started on {slot.label}{f' ({where})' if where else ''} "
-                 f"(pid {who.pid})")
+                 f"(pid {who.pid if who else 'not known yet'})")
 
     def _label(self, trial: Trial | None) -> str:
         if trial is None:

@@ -110,6 +110,9 @@ class LocalExecutor:
         started = launched is not None or record.pid is not None or ended is not None
         return Adopted(handle, alive=False, started=started, exit=ended, identity=identity)
 
+    def lost(self, handle: LocalHandle) -> str | None:
+        return None  # this machine is the runner's: a shim killed here ends as failed, by its signal
+
     def oom_kills(self) -> int | None:
         return process.host_oom_kills()
 

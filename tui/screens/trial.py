@@ -15,6 +15,7 @@ from textual.message import Message
 from textual.widgets import Header, Select, Static, TabbedContent, TabPane
 
 from runner.gpu_sampling import SERIES as GPU_SERIES
+from runner.executors.where import placement_note
 from runner.ingest import out_of_order_note
 from runner.process import TrialPaths
 from runner.text import printable, printable_line
@@ -218,6 +219,8 @@ def title_text(detail: TrialDetail, study: StudyRow | None) -> Text:
                 and detail.outcome.infeasible else tables.STATE_STYLE.get(detail.state, ""))
     if detail.slot:
         text.append(printable_line(f" · {detail.slot}"))
+    if where := placement_note(detail.trial_dir):  # a trial on a cluster: which node, which cards
+        text.append(printable_line(f" · {where}"))
     return text
 
 
