@@ -486,8 +486,9 @@ def test_sampler_errors_skip_a_round_and_no_nvml_turns_it_off(monkeypatch):
 
 
 def test_runner_stores_each_trials_gpu_use_as_metrics_the_trial_screen_plots(make_study, db_path, monkeypatch):
-    from tui.screens.trial import metric_plot
     from tui.trial_data import read_trial_detail
+
+    from tui.screens.trial import metric_plot
 
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     monkeypatch.setattr(gpu_sampling, "SAMPLE_EVERY_S", 0.05)

@@ -128,8 +128,9 @@ def test_read_only_commands_do_not_import_ray(tmp_path):
 
 
 def test_the_trial_screen_header_says_which_node_and_cards_run_the_trial(tmp_path):
-    from tui.screens.trial import title_text
     from tui.trial_data import TrialDetail
+
+    from tui.screens.trial import title_text
 
     (tmp_path / "placement.json").write_text(json.dumps({
         "executor": "ray", "node_id": "0123456789abcdef", "ip": "10.0.0.7", "host": "gpu-box-2",

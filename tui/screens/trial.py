@@ -14,8 +14,8 @@ from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Header, Select, Static, TabbedContent, TabPane
 
-from runner.gpu_sampling import SERIES as GPU_SERIES
 from runner.executors.where import placement_note
+from runner.gpu_sampling import SERIES as GPU_SERIES
 from runner.ingest import out_of_order_note
 from runner.process import TrialPaths
 from runner.text import printable, printable_line
