@@ -80,6 +80,7 @@ def _mixed_summary(early: float, late: float, median: float) -> str:
 
 SMOOTH_POINTS = 5  # trailing points averaged before comparing with the target: one lucky batch is not a fit
 TARGET_MARGIN = 0.10  # proposed target: this much above the lowest final training loss of the sweep
+FIT_TARGET_SHARE = 0.01  # proposed target when the best run fits: this share of its first loss
 FIT_SHARE = 0.05  # a final loss under this share of the first loss counts as fitting the training set
 
 
@@ -128,19 +129,26 @@ def final_loss(curve: LossCurve, window: int = SMOOTH_POINTS) -> float | None:
 
 
 def propose_target(runs: list[SweepCurve], window: int = SMOOTH_POINTS) -> Target | None:
-    """TARGET_MARGIN above the lowest final (smoothed) training loss of the runs that finished.
+    """The training loss that counts as "fitted", from the runs that finished.
 
-    The best run's final loss is what this sweep can fit; a target a little above it is the
-    point where a run has essentially got there, so the steps to it are the steps a fit needs."""
+    FIT_TARGET_SHARE of the first loss when the best run got below it (the training set is
+    fitted: a loss falling towards 0 would otherwise put a target near its own final value
+    at the very end of every run); else TARGET_MARGIN above the best run's final loss, what
+    this sweep can fit, where a run has essentially arrived."""
     finals = [(final_loss(r.curve, window), r) for r in runs if r.outcome == "ok"]
     finals = [(v, r) for v, r in finals if v is not None]
     if not finals:
         return None
     best, run = min(finals, key=lambda p: p[0])
-    value = best * (1 + TARGET_MARGIN)
-    return Target(value, f"{TARGET_MARGIN:.0%} above the lowest final training loss of the sweep "
-                         f"({fmt(best)} at lr {fmt(run.learning_rate)}): where the best run had "
-                         "essentially arrived", proposed=True)
+    first = float(run.curve.finite()[1][0])
+    fitted = FIT_TARGET_SHARE * first
+    if best * (1 + TARGET_MARGIN) < fitted:
+        return Target(fitted, f"{FIT_TARGET_SHARE:.0%} of the first training loss ({fmt(first)}): the best run "
+                              f"(lr {fmt(run.learning_rate)}) ends below it at {fmt(best)}, so the training set "
+                              "is fitted; the steps to it are the steps a fit needs", proposed=True)
+    return Target(best * (1 + TARGET_MARGIN),
+                  f"{TARGET_MARGIN:.0%} above the lowest final training loss of the sweep ({fmt(best)} at lr "
+                  f"{fmt(run.learning_rate)}): where the best run had essentially arrived", proposed=True)
 
 
 @dataclass(frozen=True)
@@ -172,9 +180,13 @@ def initial_steps(runs: list[SweepCurve], horizon: int, target: float | None = N
         else propose_target(runs, window)
     rows = []
     for r in sorted(runs, key=lambda r: r.learning_rate):
-        reach = steps_to_target(r.curve, chosen.value, window) if chosen and r.outcome == "ok" else None
-        rows.append({"learning_rate": r.learning_rate, "outcome": r.outcome,
-                     "final_loss": final_loss(r.curve, window), "steps_to_target": reach})
+        touched = steps_to_target(r.curve, chosen.value, window) if chosen and r.outcome == "ok" else None
+        last = final_loss(r.curve, window)
+        # A run that got to the target and then left it (an lr on the edge of instability) has not
+        # fitted: it does not count, and the row says where it had been.
+        reach = touched if touched is not None and last is not None and last <= chosen.value else None
+        rows.append({"learning_rate": r.learning_rate, "outcome": r.outcome, "final_loss": last,
+                     "steps_to_target": reach, "left_target_after": touched if reach is None else None})
     reached = [row for row in rows if row["steps_to_target"] is not None]
     if chosen is None or not reached:
         why = "no run finished" if chosen is None else f"no run reached {fmt(chosen.value)} in {horizon} steps"

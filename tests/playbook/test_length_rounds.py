@@ -9,6 +9,7 @@ import pytest
 
 from runner.playbook.rounds import best_configurations, stretch_schedule, transfer
 from runner.playbook.training_length import (
+    FIT_TARGET_SHARE,
     TARGET_MARGIN,
     SweepCurve,
     initial_steps,
@@ -148,3 +149,23 @@ def test_rank_correlation_of_a_constructed_pair_of_rounds():
 def test_rank_correlation_needs_three_configurations_run_in_both_rounds():
     out = transfer({"a": 1.0, "b": 2.0, "c": 3.0}, {"a": 1.0, "b": None}, "min")
     assert out.verdict == "too few" and out.spearman is None and out.pairs == 1
+
+
+def test_proposed_target_for_a_run_that_fits_is_a_share_of_its_first_loss():
+    # a loss falling towards 0: "10% above its final value" would sit at the end of every run
+    runs = [SweepCurve(0.1, exp_curve(0.05)), SweepCurve(0.01, exp_curve(0.01))]
+    target = propose_target(runs, window=1)
+    assert target.value == pytest.approx(FIT_TARGET_SHARE * math.exp(-0.05))
+    assert "fitted" in target.why
+    out = initial_steps(runs, horizon=400, window=1)
+    assert out.max_train_steps == crossing(0.05, target.value)  # about 93 steps, far from the end
+
+
+def test_a_run_that_reaches_the_target_and_leaves_it_has_not_fitted():
+    steady = exp_curve(0.03)
+    # faster at first, then blows up: below 0.01 from step 47 to 199, back at 1.0 from step 200
+    unstable = LossCurve(STEPS, tuple(math.exp(-0.1 * s) if s < 200 else 1.0 for s in STEPS))
+    out = initial_steps([SweepCurve(0.1, steady), SweepCurve(1.0, unstable)], horizon=400, target=0.01, window=1)
+    assert out.fastest_lr == 0.1 and out.max_train_steps == crossing(0.03, 0.01)
+    row = next(r for r in out.rows if r["learning_rate"] == 1.0)
+    assert row["steps_to_target"] is None and row["left_target_after"] == crossing(0.1, 0.01)
