@@ -21,6 +21,7 @@ from textual.widgets import DataTable, Header, Input, Static
 from textual.worker import get_current_worker
 
 from runner.text import printable
+from runner.wizards.options import USAGE, proposal
 from tui.widgets.footer import KeyFooter
 from tui.widgets.plot import PlotWidget
 from tui.wizard_data import WizardReader, WizardRow, WizardView
@@ -30,24 +31,6 @@ if TYPE_CHECKING:
 
 REFRESH_S = 1.0
 MARKS = {"done": "✓", "current": "▶", "later": "·", "skipped": "–"}
-KIND_HELP = {
-    "probe-batch": "STUDY [--start 8] [--cap 4096] [--steps 30] [--set NAME=VALUE] | --command 'CMD {batch_size}'",
-    "warmup": "STUDY [--low LR] [--high LR] [--points 7] [--horizon STEPS] [--early-check] [--also-100x]",
-    "decide": "BASELINE CANDIDATE [--seeds 5] [--complexity none|some|'a lot'] (STUDY, STUDY/N or STUDY:P=V)",
-}
-
-
-def default_args(kind: str, study_names: list[str]) -> str:
-    """What the start dialog proposes: the first sensible study, with the usual options."""
-    first = study_names[0] if study_names else "STUDY"
-    if kind == "warmup":
-        first = next((n for n in study_names if "transformer" in n), first)
-        return f"{first} --points 6"
-    if kind == "decide":
-        return f"{first}/1 {first}/2 --seeds 5"
-    return f"{first} --start 16 --cap 1024 --steps 30"
-
-
 class WizardsChanged(Message):
     def __init__(self, rows: tuple[WizardRow, ...]):
         super().__init__()
@@ -55,7 +38,7 @@ class WizardsChanged(Message):
 
 
 class WizardsScreen(Screen):
-    """Every stored wizard; b / w / d start a new one."""
+    """Every stored wizard; b / w / d / l start a new one."""
 
     app: PlaybookApp
     BINDINGS = [
@@ -64,12 +47,13 @@ class WizardsScreen(Screen):
         Binding("b", "new('probe-batch')", "Batch-size probe"),
         Binding("w", "new('warmup')", "Warmup sweep"),
         Binding("d", "new('decide')", "Adopt or not"),
+        Binding("l", "new('length')", "Training length"),
     ]
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(Text("Guided wizards: the playbook's hard calls. b batch-size probe · w warmup · "
-                          "d adopt-or-not · enter opens one"), id="wiz-help")
+                          "d adopt-or-not · l training length · enter opens one"), id="wiz-help")
         yield DataTable(id="wizards", cursor_type="row", zebra_stripes=True)
         yield KeyFooter()
 
@@ -113,7 +97,7 @@ class WizardsScreen(Screen):
 
     def action_new(self, kind: str) -> None:
         names = [s.name for s in self.app.snapshot.studies] if self.app.snapshot else []
-        self.app.push_screen(StartWizardScreen(kind, default_args(kind, names)), self._started)
+        self.app.push_screen(StartWizardScreen(kind, proposal(kind, names)), self._started)
 
     def _started(self, wizard_id: int | None) -> None:
         if wizard_id is not None:
@@ -145,7 +129,7 @@ class StartWizardScreen(ModalScreen[int | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="add-dialog"):
             yield Static(Text(f"Start a {self.kind} wizard", style="bold"))
-            yield Static(Text(f"Options, as for playbook-runner {self.kind}: {KIND_HELP[self.kind]}. "
+            yield Static(Text(f"Options, as for playbook-runner {self.kind}: {USAGE[self.kind]}. "
                               "The same name resumes a stored wizard."), id="add-help")
             yield Input(self.proposal, id="wiz-args")
             yield Static(id="add-error")
