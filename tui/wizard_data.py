@@ -227,10 +227,10 @@ def with_target(plot: PlotSpec, sweep: dict) -> PlotSpec:
 def length_rank_plot(r2: dict) -> PlotSpec:
     """Round 1's objective (x) against round 2's (y) per configuration: the transfer at a glance."""
     short = r2["round1_objective"]
-    pts = [(short.get(str(r["learning_rate"])), r["objective"]) for r in r2["rows"]]
+    pts = [(short.get(r["config"]), r["objective"]) for r in r2["rows"]]
     pts = sorted((float(a), float(b)) for a, b in pts if a is not None and b is not None)
     t = r2["transfer"]
-    return PlotSpec(f"round 2 vs round 1 objective per lr · {t['verdict']}, Spearman rho "
+    return PlotSpec(f"round 2 vs round 1 objective per configuration · {t['verdict']}, Spearman rho "
                     f"{text_view.fmt(t['spearman'])}",
                     (Series("configuration", tuple(p[0] for p in pts), tuple(p[1] for p in pts), "primary",
                             POINTS, "dot"),), empty="no configuration finished both rounds")
@@ -252,7 +252,8 @@ def _varied_label(params: dict, kind) -> str:
     elif kind.kind == "decide":
         name = "seed"
     elif kind.kind == "length":
-        name = o["lr_param"]
+        varied = {k: params.get(k) for k in (o["lr_param"], *o.get("vary", {}))}
+        return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in varied.items())
     else:
         name = o["warmup_param"] if params.get(o["warmup_param"]) else o["lr_param"]
     value = params.get(name)

@@ -25,8 +25,19 @@ TRANSFER_ORDER = (
     "optimizer hyperparameters, augmentation, regularization",
     "the learning-rate schedule",
 )
+# How a parameter's name reads in the playbook's order (first matching rule wins): a name part
+# (split at _ - .) or the whole name. Regularization before the schedule: weight_decay is not a
+# decay schedule.
+_CLASS_RULES = (
+    (2, ("weight_decay", "wd", "l2", "dropout", "label_smoothing"), ("dropout", "augment", "augmentation", "mixup")),
+    (0, (), ("warmup", "init", "initialization")),
+    (3, ("schedule", "lr_schedule"), ("schedule", "decay", "cosine", "anneal", "annealing")),
+    (1, (), ("width", "depth", "layers", "layer", "heads", "hidden", "dim", "channels", "blocks", "embed", "units")),
+    (2, ("lr", "learning_rate"), ("lr", "momentum", "beta1", "beta2", "eps", "optimizer", "batch")),
+)
 TRANSFERRED_RHO = 0.8  # Spearman rho at or above: the short runs ranked the configurations as the long ones
 PARTLY_RHO = 0.4  # at or above: the order roughly holds; below: it did not carry over
+_EPS = 1e-9
 MIN_PAIRS = 3  # fewer configurations than this in both rounds: no ranking to compare
 
 
@@ -116,8 +127,9 @@ def transfer(short: dict[Hashable, float | None], long: dict[Hashable, float | N
     best_short = best_configurations({k: short[k] for k in keys}, 1, mode)[0]
     best_long = best_configurations({k: long[k] for k in keys}, 1, mode)[0]
     rho = None if not math.isfinite(rho) else float(rho)  # constant scores have no ranks
-    verdict = ("too few" if rho is None else "transferred" if rho >= TRANSFERRED_RHO
-               else "partly" if rho >= PARTLY_RHO else "did not transfer")
+    # rho from ranks is a ratio of small integers: 0.4 may come out as 0.39999999999999997
+    verdict = ("too few" if rho is None else "transferred" if rho >= TRANSFERRED_RHO - _EPS
+               else "partly" if rho >= PARTLY_RHO - _EPS else "did not transfer")
     kept = "round 1's best stayed the best" if best_short == best_long else "round 1's best was not round 2's best"
     summary = (f"{verdict}: Spearman rho {fmt(rho)}, Kendall tau {fmt(float(tau))} over {len(keys)} "
                f"configurations; {kept}")
@@ -131,3 +143,25 @@ def _finite(v: float | None) -> bool:
 def _num(v) -> float | None:
     v = float(v)
     return v if math.isfinite(v) else None
+
+
+def transfer_class(name: str) -> tuple[int, str] | None:
+    """(rank in TRANSFER_ORDER, its words) of a hyperparameter by its name; None when the name says nothing."""
+    lower = name.lower()
+    parts = set(lower.replace("-", "_").replace(".", "_").split("_"))
+    for rank, whole, words in _CLASS_RULES:
+        if lower in whole or parts & set(words):
+            return rank, TRANSFER_ORDER[rank]
+    return None
+
+
+def param_transfer(name: str, short_best, long_best) -> dict:
+    """Whether round 1's best value of one parameter stayed round 2's best, with the playbook's expectation."""
+    cls = transfer_class(name)
+    expect = ("the playbook does not rank it" if cls is None else
+              f"{cls[1]}: {['most likely', 'likely', 'less likely', 'least likely'][cls[0]]} to transfer")
+    kept = short_best == long_best
+    return {"param": name, "round1_best": short_best, "round2_best": long_best, "kept": kept,
+            "class": None if cls is None else cls[1], "expected": expect,
+            "summary": f"{name}: round 1's best {short_best}, round 2's best {long_best} "
+                       f"({'kept' if kept else 'changed'}; {expect})"}

@@ -15,18 +15,20 @@ final decay's length (peak lr until then); cosine: the cosine's period from the 
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 from sqlite_utils import Database
 
 from runner.playbook import rounds, training_length, warmup
 from runner.playbook.check import fmt
-from runner.wizards.engine import Kind
+from runner.wizards.engine import Kind, config_label
 from runner.wizards.substudy import (
     StagePlan,
     WizardError,
     base_spec,
     outcome,
+    parse_assignments,
     reference_values,
     series,
     stage_trials,
@@ -42,7 +44,7 @@ class Length(Kind):
     stages = ("sweep", "round-1", "round-2")
     titles = {
         "sweep": "constant-lr sweep: steps to a training-loss target",
-        "round-1": "round 1: many short runs over the learning rate",
+        "round-1": "round 1: many short runs (the lr grid, crossed with --vary)",
         "round-2": "round 2: the best of round 1, long, schedule stretched",
     }
 
@@ -57,14 +59,16 @@ class Length(Kind):
                               concurrency=o["concurrency"])]
         if stage == "round-1":
             fixed = {**o["fixed"], o["schedule_param"]: o["schedule"], o["decay_param"]: o["decay_steps"]}
-            grid = tuple(warmup.lr_grid(o["low"], o["high"], o["round1_points"]))
+            configs = round1_configurations(o)
             return [StagePlan(name, f"{self.titles[stage]} ({o['round1_steps']} steps, {o['schedule']})",
-                              (o["lr_param"], grid), fixed, o["round1_steps"], concurrency=o["concurrency"])]
+                              (o["lr_param"], tuple(c[o["lr_param"]] for c in configs)), fixed, o["round1_steps"],
+                              concurrency=o["concurrency"], configurations=configs)]
         stretch = self.stretch()
         fixed = {**o["fixed"], o["schedule_param"]: stretch.schedule, o["decay_param"]: stretch.decay_steps}
         chosen = tuple(results["round-1"]["chosen"])
-        return [StagePlan(name, f"{self.titles[stage]} ({stretch.why})", (o["lr_param"], chosen), fixed,
-                          stretch.max_train_steps, concurrency=o["concurrency"])]
+        return [StagePlan(name, f"{self.titles[stage]} ({stretch.why})",
+                          (o["lr_param"], tuple(c[o["lr_param"]] for c in chosen)), fixed,
+                          stretch.max_train_steps, concurrency=o["concurrency"], configurations=chosen)]
 
     def stretch(self) -> rounds.Stretch:
         o = self.options
@@ -96,20 +100,41 @@ class Length(Kind):
             out = training_length.initial_steps(runs, o["horizon"], o["target"]).to_json()
             out["trials"] = {str(self._lr(t)): t.number for t in ts}
             return out
-        rows = [{"learning_rate": self._lr(t), "objective": _score(t), "outcome": outcome(t), "trial": t.number}
-                for t in sorted(ts, key=self._lr)]
-        scores = {r["learning_rate"]: r["objective"] for r in rows}
+        rows = [{"config": config_label(self._config(t)), "params": self._config(t), "objective": _score(t),
+                 "outcome": outcome(t), "trial": t.number} for t in sorted(ts, key=lambda t: t.number)]
         if stage == "round-1":
-            chosen = rounds.best_configurations(scores, o["keep"], self.base_study().objective_mode)
-            return {"rows": rows, "chosen": chosen, "steps": o["round1_steps"],
-                    "schedule": o["schedule"], "decay_steps": o["decay_steps"],
-                    "stretch": self.stretch().to_json() if chosen else None}
-        short = {r["learning_rate"]: r["objective"] for r in results["round-1"]["rows"]}
-        moved = rounds.transfer({lr: short.get(lr) for lr in scores}, scores, self.base_study().objective_mode)
-        best = rounds.best_configurations(scores, 1, self.base_study().objective_mode)
-        return {"rows": rows, "steps": o["round2_steps"], "stretch": self.stretch().to_json(),
-                "transfer": moved.to_json(), "best_learning_rate": best[0] if best else None,
-                "round1_objective": {str(lr): short.get(lr) for lr in scores}}
+            return self._round1(rows)
+        return self._round2(rows, results["round-1"]["rows"])
+
+    def _round1(self, rows: list[dict]) -> dict:
+        """Round 1's configurations and the --keep best of them, best first, for round 2."""
+        o = self.options
+        best = rounds.best_configurations({r["config"]: r["objective"] for r in rows}, o["keep"],
+                                          self.base_study().objective_mode)
+        chosen = [_by_label(rows)[label] for label in best]
+        return {"rows": rows, "chosen": chosen, "steps": o["round1_steps"], "schedule": o["schedule"],
+                "decay_steps": o["decay_steps"], "stretch": self.stretch().to_json() if chosen else None}
+
+    def _round2(self, rows: list[dict], short_rows: list[dict]) -> dict:
+        """Round 2 against round 1: the rank correlation, and whether each varied parameter's best held."""
+        mode = self.base_study().objective_mode
+        long = {r["config"]: r["objective"] for r in rows}
+        short = {r["config"]: r["objective"] for r in short_rows if r["config"] in long}
+        best_long = rounds.best_configurations(long, 1, mode)
+        best_short = rounds.best_configurations(short, 1, mode)
+        params = _by_label(rows)
+        per_param = [rounds.param_transfer(name, params[best_short[0]][name], params[best_long[0]][name])
+                     for name in self._varied()] if best_short and best_long else []
+        return {"rows": rows, "steps": self.options["round2_steps"], "stretch": self.stretch().to_json(),
+                "transfer": rounds.transfer(short, long, mode).to_json(),
+                "best": params[best_long[0]] if best_long else None, "params": per_param,
+                "round1_objective": {k: short.get(k) for k in long}}
+
+    def _config(self, t: Trial) -> dict:
+        return {name: t.params[name] for name in self._varied()}
+
+    def _varied(self) -> list[str]:
+        return [self.options["lr_param"], *self.options["vary"]]
 
     def finish(self, results):
         parts = []
@@ -120,10 +145,22 @@ class Length(Kind):
         r2 = results.get("round-2")
         if r2:
             t = r2["transfer"]
-            parts.append(f"rounds: {t['verdict']} (rho {fmt(t['spearman'])}); round 2's best lr "
-                         f"{fmt(r2['best_learning_rate'])}")
+            parts.append(f"rounds: {t['verdict']} (rho {fmt(t['spearman'])}); round 2's best "
+                         f"{config_label(r2['best']) if r2.get('best') else 'none'}")
         verdict = "; ".join(parts) or "nothing run"
         return verdict, {"verdict": verdict, "stages": results}
+
+
+def round1_configurations(o: dict) -> tuple[dict, ...]:
+    """Round 1's points: the lr grid crossed with every --vary parameter's values, lr first."""
+    grid = warmup.lr_grid(o["low"], o["high"], o["round1_points"])
+    names = [o["lr_param"], *o["vary"]]
+    return tuple(dict(zip(names, values, strict=True))
+                 for values in itertools.product(grid, *o["vary"].values()))
+
+
+def _by_label(rows: list[dict]) -> dict[str, dict]:
+    return {r["config"]: r["params"] for r in rows}
 
 
 def _score(t: Trial) -> float | None:
@@ -144,7 +181,8 @@ def start_length(db: Database, db_path: Path, *, study: str, name: str | None = 
                  points: int = 5, horizon: int | None = None, target: float | None = None,
                  loss_metric: str = "train_loss", sweep_overrides: dict | None = None,
                  round1_steps: int | None = None, round2_steps: int | None = None, round1_points: int = 6,
-                 keep: int = 3, schedule: str | None = None, decay_steps: int | None = None,
+                 keep: int = 3, vary: dict[str, list] | None = None, schedule: str | None = None,
+                 decay_steps: int | None = None,
                  concurrency: int = 2, overrides: dict | None = None, from_trial: int | None = None) -> Kind:
     """Create (or resume) a training-length wizard; every option is checked before anything is stored."""
     from runner.wizards.start import _create, _need_param, _study
@@ -168,8 +206,14 @@ def start_length(db: Database, db_path: Path, *, study: str, name: str | None = 
     if keep < 2:
         raise WizardError(f"--keep {keep}: round 2 needs at least 2 configurations to compare ranks (3 or more "
                           "for a rank correlation)")
+    vary = vary or {}
+    for param, values in vary.items():
+        _need_param(spec, param, "--vary", "round 1's grid")
+        if param in (lr_param, schedule_param, decay_param) or not values:
+            raise WizardError(f"--vary {param}: a parameter other than the lr and the schedule's, with at least "
+                              "one value (--vary NAME=V1,V2)")
     fixed = reference_values(db, base, spec, from_trial=from_trial, overrides=overrides or {},
-                             varied={lr_param, schedule_param, decay_param})
+                             varied={lr_param, schedule_param, decay_param, *vary})
     _check_overrides(spec, base.name, sweep_overrides or {})
     round2_steps = round2_steps or spec.max_train_steps
     round1_steps = round1_steps or max(1, round2_steps // 4)
@@ -185,9 +229,21 @@ def start_length(db: Database, db_path: Path, *, study: str, name: str | None = 
                "low": low, "high": high, "points": points, "horizon": horizon or spec.max_train_steps,
                "target": target, "loss_metric": loss_metric, "sweep_fixed": sweep_overrides or {},
                "round1_steps": round1_steps, "round2_steps": round2_steps, "round1_points": round1_points,
-               "keep": keep, "schedule": schedule, "decay_steps": decay_steps, "concurrency": concurrency,
+               "keep": keep, "vary": vary, "schedule": schedule, "decay_steps": decay_steps,
+               "concurrency": concurrency,
                "fixed": fixed}
     return _create(db, db_path, "length", name or f"{base.name}.length", base.name, options)
+
+
+def parse_vary(items: list[str]) -> dict[str, list]:
+    """--vary NAME=V1,V2,... (each value a TOML literal, else text) as {NAME: [V1, V2, ...]}."""
+    out: dict[str, list] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip() or not text.strip():
+            raise WizardError(f"--vary {item!r}: expected NAME=V1,V2,..., e.g. --vary width=64,256")
+        out[name.strip()] = [parse_assignments([f"v={v.strip()}"])["v"] for v in text.split(",")]
+    return out
 
 
 def _check_overrides(spec, study: str, values: dict) -> None:

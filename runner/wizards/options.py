@@ -30,7 +30,7 @@ USAGE = {
     "warmup": "STUDY [--low LR] [--high LR] [--points 7] [--horizon STEPS] [--early-check] [--also-100x]",
     "decide": "BASELINE CANDIDATE [--seeds 5] [--complexity none|some|'a lot'] (STUDY, STUDY/N or STUDY:P=V)",
     "length": "STUDY [--low LR --high LR --points 5] [--horizon STEPS] [--target LOSS] [--sweep-set NAME=V] "
-              "[--rounds --round1-steps N --round2-steps N --keep 3]",
+              "[--rounds --round1-steps N --round2-steps N --keep 3 --vary NAME=V1,V2]",
 }
 
 
@@ -94,6 +94,8 @@ def _length(p: argparse.ArgumentParser) -> None:
     p.add_argument("--round2-steps", type=int, help="steps of round 2 (default: the study's max_train_steps)")
     p.add_argument("--round1-points", type=int, default=6, help="learning rates in round 1 (default 6)")
     p.add_argument("--keep", type=int, default=3, help="round 1's best configurations run again long (default 3)")
+    p.add_argument("--vary", action="append", default=[], metavar="NAME=V1,V2",
+                   help="round 1 also crosses the lr grid with these values of another parameter (e.g. width)")
     p.add_argument("--schedule", choices=("linear", "cosine"), help="the rounds' schedule (default: the study's)")
     p.add_argument("--decay-steps", type=int,
                    help="round 1's decay_steps (default: half of round 1 for linear, all of it for cosine)")
@@ -159,14 +161,15 @@ def start(db: Database, db_path: Path, args: argparse.Namespace) -> Kind:
                               concurrency=args.concurrency, overrides=parse_assignments(args.set),
                               from_trial=args.from_trial)
     if kind == "length":
-        from runner.wizards.length import start_length
+        from runner.wizards.length import parse_vary, start_length
 
         return start_length(db, db_path, study=args.study, name=args.name, lr_param=args.lr_param,
                             schedule_param=args.schedule_param, decay_param=args.decay_param, low=args.low,
                             high=args.high, points=args.points, horizon=args.horizon, target=args.target,
                             loss_metric=args.loss_metric, sweep_overrides=parse_assignments(args.sweep_set),
                             round1_steps=args.round1_steps, round2_steps=args.round2_steps,
-                            round1_points=args.round1_points, keep=args.keep, schedule=args.schedule,
+                            round1_points=args.round1_points, keep=args.keep, vary=parse_vary(args.vary),
+                            schedule=args.schedule,
                             decay_steps=args.decay_steps, concurrency=args.concurrency,
                             overrides=parse_assignments(args.set), from_trial=args.from_trial)
     return s.start_decide(db, db_path, baseline=args.baseline, candidate=args.candidate, name=args.name,

@@ -165,18 +165,17 @@ def _length(results: dict) -> list[str]:
         out += [sweep["summary"], *[f"- {a}" for a in sweep.get("advice", [])]]
     r1, r2 = results.get("round-1"), results.get("round-2")
     if r1:
-        out += ["", f"round 1: {r1['steps']} steps, {r1['schedule']} schedule (decay_steps {r1['decay_steps']}); "
-                    f"best {len(r1['chosen'])} go on: {', '.join(fmt(v) for v in r1['chosen'])}"]
+        out += ["", f"round 1: {len(r1['rows'])} configurations of {r1['steps']} steps, {r1['schedule']} schedule "
+                    f"(decay_steps {r1['decay_steps']}); the best {len(r1['chosen'])} go on"]
+        out += table(["configuration", "objective", "outcome"],
+                     [[row["config"], row["objective"], row["outcome"]] for row in r1["rows"]])
     if r2:
         short = r2["round1_objective"]
-        out += [f"round 2: {r2['steps']} steps; {r2['stretch']['why']}"]
-        out += table(["lr", "round 1", "round 2"],
-                     [[row["learning_rate"], short.get(str(row["learning_rate"])), row["objective"]]
-                      for row in r2["rows"]])
+        out += ["", f"round 2: {r2['steps']} steps; {r2['stretch']['why']}"]
+        out += table(["configuration", "round 1", "round 2"],
+                     [[row["config"], short.get(row["config"]), row["objective"]] for row in r2["rows"]])
         t = r2["transfer"]
-        out += ["", f"what transferred from short to long runs: {t['summary']}",
-                "the playbook's order, most likely to transfer first: " + "; ".join(t["transfer_order"]),
-                "round 1 varied the learning rate with its schedule (the least likely to transfer): "
-                + ("its short-run ranking held here" if t["verdict"] == "transferred"
-                   else "re-tune it at the long length")]
+        out += ["", f"what transferred from short to long runs: {t['summary']}"]
+        out += [f"- {p['summary']}" for p in r2.get("params", [])]
+        out += ["the playbook's order, most likely to transfer first: " + "; ".join(t["transfer_order"])]
     return out

@@ -71,19 +71,26 @@ def test_the_sweep_gives_a_first_max_train_steps(length_db):
 
 @pytest.mark.timeout(300)
 def test_rounds_stretch_the_schedule_and_report_the_rank_correlation(length_db):
-    out = as_json(cli(length_db, "length", "length-demo", "--low", "0.01", "--high", "0.3", "--skip-sweep",
-                      "--rounds", "--round1-steps", "40", "--round2-steps", "120", "--round1-points", "4",
-                      "--keep", "3", "--yes", "--json"))
+    out = as_json(cli(length_db, "length", "length-demo", "--low", "0.01", "--high", "0.1", "--skip-sweep",
+                      "--rounds", "--round1-steps", "40", "--round2-steps", "120", "--round1-points", "2",
+                      "--vary", "width=32,128", "--keep", "3", "--yes", "--json"))
     r1, r2 = out["stages"]["round-1"], out["stages"]["round-2"]
     assert "sweep" not in out["stages"]
-    assert len(r1["rows"]) == 4 and len(r1["chosen"]) == 3
+    # round 1: the lr grid crossed with the widths, one trial each
+    assert sorted(r["config"] for r in r1["rows"]) == [
+        "learning_rate=0.01 width=128", "learning_rate=0.01 width=32",
+        "learning_rate=0.1 width=128", "learning_rate=0.1 width=32"]
     ranked = sorted((r for r in r1["rows"] if r["objective"] is not None), key=lambda r: r["objective"])
-    assert r1["chosen"] == [r["learning_rate"] for r in ranked[:3]]  # round 1's best three go on
+    assert r1["chosen"] == [r["params"] for r in ranked[:3]]  # round 1's best three go on, best first
     # round 1: linear, decay over the last 20 of 40 steps; round 2: the same 20-step decay after 100 at the peak
-    for t in trials_of(length_db, "length-demo.length.round-1"):
+    short_trials = trials_of(length_db, "length-demo.length.round-1")
+    assert {(t["params"]["learning_rate"], t["params"]["width"]) for t in short_trials} == {
+        (0.01, 32), (0.01, 128), (0.1, 32), (0.1, 128)}
+    for t in short_trials:
         assert (t["params"]["schedule"], t["params"]["decay_steps"], t["last_step"]) == ("linear", 20, 40)
     long_trials = trials_of(length_db, "length-demo.length.round-2")
-    assert sorted(t["params"]["learning_rate"] for t in long_trials) == sorted(r1["chosen"])
+    assert sorted((t["params"]["learning_rate"], t["params"]["width"]) for t in long_trials) == sorted(
+        (c["learning_rate"], c["width"]) for c in r1["chosen"])
     for t in long_trials:
         assert (t["params"]["schedule"], t["params"]["decay_steps"], t["last_step"]) == ("linear", 20, 120)
     assert r2["stretch"]["constant_steps"] == 100
@@ -91,9 +98,11 @@ def test_rounds_stretch_the_schedule_and_report_the_rank_correlation(length_db):
     assert moved["pairs"] == 3 and moved["spearman"] is not None and -1 <= moved["spearman"] <= 1
     assert moved["verdict"] in ("transferred", "partly", "did not transfer")
     assert out["verdict"].startswith("rounds: " + moved["verdict"])
+    assert [p["param"] for p in r2["params"]] == ["learning_rate", "width"]
     text = cli(length_db, "wizards", "length-demo.length").stdout
     assert "Spearman rho" in text and "Kendall tau" in text and "constant phase at the peak lr grows" in text
-    assert "warmup length and initialization" in text  # what the playbook says transfers
+    assert "width: round 1's best" in text and "big architecture wins: likely to transfer" in text
+    assert "warmup length and initialization" in text  # the playbook's order
 
 
 def test_a_study_without_a_schedule_parameter_is_refused_and_nothing_is_stored(length_db):

@@ -169,3 +169,25 @@ def test_a_run_that_reaches_the_target_and_leaves_it_has_not_fitted():
     assert out.fastest_lr == 0.1 and out.max_train_steps == crossing(0.03, 0.01)
     row = next(r for r in out.rows if r["learning_rate"] == 1.0)
     assert row["steps_to_target"] is None and row["left_target_after"] == crossing(0.1, 0.01)
+
+
+def test_parameters_are_read_in_the_playbooks_order_of_what_transfers():
+    from runner.playbook.rounds import param_transfer, transfer_class
+
+    assert transfer_class("warmup_steps")[0] == 0 and transfer_class("init_scale")[0] == 0
+    assert transfer_class("width")[0] == 1 and transfer_class("num_layers")[0] == 1
+    assert transfer_class("learning_rate")[0] == 2 and transfer_class("weight_decay")[0] == 2
+    assert transfer_class("decay_steps")[0] == 3 and transfer_class("schedule")[0] == 3
+    assert transfer_class("seed") is None
+    kept = param_transfer("width", 128, 128)
+    assert kept["kept"] and "likely to transfer" in kept["summary"]
+    changed = param_transfer("learning_rate", 0.05, 0.02)
+    assert not changed["kept"] and "changed; optimizer hyperparameters" in changed["summary"]
+
+
+def test_a_rank_correlation_on_the_threshold_gets_the_verdict_of_the_threshold():
+    # ranks (1 2 3 4) against (3 1 2 4): sum d^2 = 4 + 1 + 1 + 0 = 6, rho = 1 - 6 * 6 / (4 * 15) = 0.4
+    short = {"a": 1.0, "b": 2.0, "c": 3.0, "d": 4.0}
+    long = {"a": 3.0, "b": 1.0, "c": 2.0, "d": 4.0}
+    out = transfer(short, long, "min")
+    assert out.spearman == pytest.approx(0.4) and out.verdict == "partly"

@@ -293,3 +293,16 @@ def test_length_wizard_is_listed_starts_and_shows_the_steps_to_the_target(tmp_pa
             assert "steps to the training-loss target" in screen_text(app)
 
     run(scenario())
+
+
+def test_the_rank_plot_puts_each_configuration_at_its_round_1_and_round_2_objective():
+    from tui.wizard_data import length_rank_plot
+
+    r2 = {"round1_objective": {"learning_rate=0.1": 0.7, "learning_rate=0.01": 0.9, "learning_rate=1": None},
+          "rows": [{"config": "learning_rate=0.1", "objective": 0.6}, {"config": "learning_rate=0.01", "objective": 0.5},
+                   {"config": "learning_rate=1", "objective": 0.4}],
+          "transfer": {"verdict": "too few", "spearman": None}}
+    plot = length_rank_plot(r2)
+    (points,) = plot.series
+    assert list(zip(points.xs, points.ys, strict=True)) == [(0.7, 0.6), (0.9, 0.5)]  # lr 1 ran in one round only
+    assert "too few" in plot.title
