@@ -208,7 +208,7 @@ def start_length(db: Database, db_path: Path, *, study: str, name: str | None = 
                           "for a rank correlation)")
     vary = vary or {}
     for param, values in vary.items():
-        _need_param(spec, param, "--vary", "round 1's grid")
+        _need_param(spec, param, "--vary", "round-1 grid")
         if param in (lr_param, schedule_param, decay_param) or not values:
             raise WizardError(f"--vary {param}: a parameter other than the lr and the schedule's, with at least "
                               "one value (--vary NAME=V1,V2)")
