@@ -70,6 +70,18 @@ class Length(Kind):
                           (o["lr_param"], tuple(c[o["lr_param"]] for c in chosen)), fixed,
                           stretch.max_train_steps, concurrency=o["concurrency"], configurations=chosen)]
 
+    def describe(self, plans: list[StagePlan]) -> tuple[str, ...]:
+        """The shared plan lines, plus the schedule each stage runs with (what the user confirms)."""
+        o = self.options
+        stage = plans[0].study_name.rsplit(".", 1)[1] if plans else ""
+        extra = {
+            "sweep": f"schedule: constant lr{''.join(f', {k} = {v}' for k, v in o['sweep_fixed'].items())}",
+            "round-1": f"schedule: {o['schedule']}, {o['decay_param']} = {o['decay_steps']} of "
+                       f"{o['round1_steps']} steps",
+            "round-2": f"schedule: {self.stretch().why}",
+        }.get(stage)
+        return super().describe(plans) + ((extra,) if extra else ())
+
     def stretch(self) -> rounds.Stretch:
         o = self.options
         return rounds.stretch_schedule(o["schedule"], o["round1_steps"], o["round2_steps"], o["decay_steps"])

@@ -306,3 +306,39 @@ def test_the_rank_plot_puts_each_configuration_at_its_round_1_and_round_2_object
     (points,) = plot.series
     assert list(zip(points.xs, points.ys, strict=True)) == [(0.7, 0.6), (0.9, 0.5)]  # lr 1 ran in one round only
     assert "too few" in plot.title
+
+
+def test_length_wizard_rounds_from_the_tui_show_the_rank_plot(tmp_path):
+    folder = tmp_path / "study"
+    folder.mkdir()
+    (folder / "train.py").write_text(LENGTH_PY)
+    (folder / "study.toml").write_text(LENGTH_STUDY)
+    db_path = tmp_path / "pb" / "playbook.db"
+    register(connect(db_path), db_path, load(folder / "study.toml"))
+
+    async def scenario():
+        app = make_app(db_path)
+        async with app.run_test(size=(120, 50)) as pilot:
+            # val_loss is best at the last step, 1 / steps + lr: the short runs rank the lrs as the long ones
+            await start_from_dialog(pilot, app, "l", "fit-me --round1-steps 8 --round2-steps 30 --round1-points 3")
+            await wait_for(pilot, lambda: isinstance(app.screen, WizardScreen), timeout=20)
+            screen = app.screen
+
+            def asks(stage: str):
+                return lambda: screen.current is not None and screen.current.question is not None \
+                    and screen.current.question.key == f"confirm:{stage}"
+
+            await wait_for(pilot, asks("sweep"), timeout=20)
+            await pilot.press("s")  # compute-bound: no sweep
+            await wait_for(pilot, asks("round-1"), timeout=20)
+            await pilot.press("enter")
+            await wait_for(pilot, asks("round-2"), timeout=90)
+            assert "constant phase at the peak lr grows from 4 to 26 steps" in "\n".join(screen.current.plan)
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: screen.current.wizard.verdict is not None, timeout=90)
+            assert screen.current.wizard.verdict.startswith("rounds: transferred (rho 1)")
+            plot = screen.query_one("#wiz-plot").spec
+            assert "Spearman rho 1" in plot.title and len(plot.series[0].xs) == 3
+            assert "what transferred from short to long runs: transferred" in "\n".join(screen.current.report)
+
+    run(scenario())
