@@ -81,6 +81,8 @@ def _drive(kind: Kind, args, db_path: Path, optional: dict[str, str]) -> int:
     def answer(q: Question, status: Status) -> str | None:
         stage = q.key.split(":", 1)[1] if q.key.startswith("confirm:") else None
         if stage in optional and (args.yes or "skip" in q.choices and optional[stage] == "skip"):
+            if optional[stage] == "skip":  # its plan was just printed: say that it will not run
+                say(f"  skipped, as the command's options say (stage {stage} is optional)")
             return optional[stage]
         if args.yes and q.key.startswith("confirm:"):
             return q.choices[0]
