@@ -11,6 +11,7 @@
     playbook-runner [--db PATH] probe-batch STUDY | --command CMD [--start 8 --cap 4096 --steps 30]
     playbook-runner [--db PATH] warmup STUDY [--low --high --points --early-check --also-100x]
     playbook-runner [--db PATH] decide BASELINE CANDIDATE [--seeds 5 --complexity none|some|"a lot"]
+    playbook-runner [--db PATH] length STUDY [--target LOSS --sweep-set NAME=VALUE --rounds --keep 3]
     playbook-runner [--db PATH] wizards [NAME] [--json]
 """
 

@@ -6,6 +6,7 @@ Each migration is applied once per database file (sqlite-utils records it in
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 import time
 
@@ -347,3 +348,32 @@ def _packed_metric_blocks(db: Database) -> None:
             print(f"store: {done}/{len(series)} series ({100 * done // len(series)}%), {moved:,} points, "
                   f"{time.monotonic() - began:.1f} s", file=sys.stderr, flush=True)
     db.execute("DROP TABLE metric_blocks_v3")
+
+
+@MIGRATIONS(name="0011_wizard_kinds", transactional=False)
+def _wizard_kinds(db: Database) -> None:
+    # The wizards table listed its kinds in a CHECK, so every new kind (the training-length
+    # wizard first) would need a migration; store.wizards.KINDS checks them instead. SQLite
+    # cannot drop a CHECK: the table is rebuilt. Not in the migration's transaction: with
+    # foreign keys on, dropping the old table would fail on baselines.wizard_id, and the
+    # pragma that turns them off is ignored inside a transaction. Safe to re-run.
+    sql = db.execute("SELECT sql FROM sqlite_master WHERE name = 'wizards'").fetchone()[0]
+    if "CHECK" not in sql:
+        return
+    db.execute("PRAGMA foreign_keys=OFF")
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute(_V2[0].replace("CREATE TABLE wizards", "CREATE TABLE wizards_0011").replace(
+                "CHECK (kind IN ('probe-batch', 'warmup', 'decide'))", ""))
+            db.execute("INSERT INTO wizards_0011 SELECT * FROM wizards")
+            db.execute("DROP TABLE wizards")
+            db.execute("ALTER TABLE wizards_0011 RENAME TO wizards")
+            if db.execute("PRAGMA foreign_key_check").fetchall():
+                raise sqlite3.IntegrityError("rebuilding the wizards table broke a foreign key")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+    finally:
+        db.execute("PRAGMA foreign_keys=ON")

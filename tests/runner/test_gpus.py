@@ -422,8 +422,9 @@ def test_waiting_trials_say_why_in_the_store_and_status_until_they_start(make_st
         assert cli(["--db", str(db_path), "status", "g", "--json"]) == 0
         record = json.loads(capsys.readouterr().out)
         assert [t["detail"] for t in record["studies"][0]["trials"]][1:] == [why] * 3
-        from tui.screens.trial import overview_text
         from tui.trial_data import read_trial_detail
+
+        from tui.screens.trial import overview_text
 
         shown = overview_text(read_trial_detail(db, rows[1].id, None, "val_loss", "min"), None).plain
         assert f"why it waits\n{why}" in shown  # the TUI's trial overview
