@@ -422,7 +422,7 @@ def test_waiting_trials_say_why_in_the_store_and_status_until_they_start(make_st
         assert cli(["--db", str(db_path), "status", "g", "--json"]) == 0
         record = json.loads(capsys.readouterr().out)
         assert [t["detail"] for t in record["studies"][0]["trials"]][1:] == [why] * 3
-        from tui.trial_data import read_trial_detail
+        from tui.data.trial_data import read_trial_detail
 
         from tui.screens.trial import overview_text
 
@@ -492,7 +492,7 @@ def test_sampler_errors_skip_a_round_and_no_nvml_turns_it_off(monkeypatch):
 
 
 def test_runner_stores_each_trials_gpu_use_as_metrics_the_trial_screen_plots(make_study, db_path, monkeypatch):
-    from tui.trial_data import read_trial_detail
+    from tui.data.trial_data import read_trial_detail
 
     from tui.screens.trial import metric_plot
 

@@ -128,7 +128,7 @@ def test_read_only_commands_do_not_import_ray(tmp_path):
 
 
 def test_the_trial_screen_header_says_which_node_and_cards_run_the_trial(tmp_path):
-    from tui.trial_data import TrialDetail
+    from tui.data.trial_data import TrialDetail
 
     from tui.screens.trial import title_text
 

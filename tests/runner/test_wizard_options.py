@@ -51,7 +51,7 @@ def test_starting_a_wizard_from_the_tui_does_not_load_the_cli(tmp_path):
     # issue #15: the start dialog parsed its line with the CLI's argparse (runner.wizard_cli, which
     # imports the runner service); a study that does not exist gets as far as the store.
     code = ("import sys, tui.screens.wizards\n"
-            "from tui.wizard_data import WizardReader\n"
+            "from tui.data.wizard_data import WizardReader\n"
             f"reader = WizardReader({str(tmp_path / 'p.db')!r})\n"
             "try:\n    reader.start('length', ['nosuch', '--points', '4'])\n"
             "except Exception as exc:\n    assert 'nosuch' in str(exc), exc\n"

@@ -296,7 +296,7 @@ def test_length_wizard_is_listed_starts_and_shows_the_steps_to_the_target(tmp_pa
 
 
 def test_the_rank_plot_puts_each_configuration_at_its_round_1_and_round_2_objective():
-    from tui.wizard_data import length_rank_plot
+    from tui.data.wizard_data import length_rank_plot
 
     r2 = {"round1_objective": {"learning_rate=0.1": 0.7, "learning_rate=0.01": 0.9, "learning_rate=1": None},
           "rows": [{"config": "learning_rate=0.1", "objective": 0.6}, {"config": "learning_rate=0.01", "objective": 0.5},
