@@ -30,6 +30,9 @@ from store.metrics import TrialUpdate
 from store.series_blocks import NAN
 
 MAX_BYTES_PER_PASS = 8 * 2**20  # bounded work per pass; the rest waits for the next one
+# Stands in for the first MAX_BYTES_PER_PASS of a line that long: not JSON, so it is counted as a
+# dropped line (with its own reason) instead of vanishing unseen.
+OVERLONG_LINE = b"(its first 8 MiB, skipped)"
 MAX_NAME_LEN = 200
 MAX_PATH_LEN = 4096
 STEP_MIN, STEP_MAX = -(2**63), 2**63 - 1  # what SQLite's INTEGER (and a block's int64 steps) holds
@@ -71,7 +74,7 @@ def read_complete_lines(path: str, offset: int, max_bytes: int = MAX_BYTES_PER_P
     end = chunk.rfind(b"\n")
     if end < 0:
         if len(chunk) >= max_bytes:  # one absurdly long line: skip it rather than stall forever
-            return [b""], offset + len(chunk)
+            return [OVERLONG_LINE], offset + len(chunk)
         return [], offset
     return chunk[: end + 1].splitlines(), offset + end + 1
 
@@ -141,6 +144,8 @@ def bad_line_sample(reason: str, line: bytes) -> str:
 
 
 def _unparsed_reason(line: bytes) -> str:
+    if line is OVERLONG_LINE:
+        return f"a line longer than {MAX_BYTES_PER_PASS >> 20} MiB"
     try:
         line.decode("utf-8")
     except UnicodeDecodeError:
