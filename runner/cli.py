@@ -39,7 +39,7 @@ from runner.owner import live_owner, start_detached
 from runner.playbook.outcome import infeasible_causes
 from runner.printed import capture_record
 from runner.spec import SpecError, capture_warnings, load
-from runner.text import printable_line
+from runner.text import printable, printable_line
 from store import StoreError, commands, connect, lease, locate_db, metrics, studies, trials
 from store import capture as capture_store
 from store import wizards as wizard_store
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C while the libraries load: nothing has started yet
         return EXIT_INTERRUPTED
     db_path, source = locate_db(args.db)
-    print(f"database: {db_path} ({source})", file=sys.stderr)
+    print(printable(f"database: {db_path} ({source})"), file=sys.stderr)
     try:
         if args.command in NEEDS_EXISTING_DB and not db_path.is_file():
             raise CliError(f"no database at {db_path} ({source}); `playbook-runner run STUDY.toml` "
@@ -88,16 +88,20 @@ def main(argv: list[str] | None = None) -> int:
         return _reader_went_away()
     except (CliError, SpecError, StoreError, StudyConflict, lease.LeaseHeld, WizardConflict,
             GpuChoiceError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _error(str(exc))
     except sqlite3.Error as exc:  # locked past the busy timeout, damaged after opening, disk full
-        print(f"error: {explain_store_error(db_path, exc)}", file=sys.stderr)
-        return EXIT_USAGE
+        return _error(explain_store_error(db_path, exc))
     except Exception as exc:
         if not _is_wizard_error(exc):
             raise
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _error(str(exc))
+
+
+def _error(text: str) -> int:
+    """One `error:` line (a spec error's list of problems keeps its lines), with any terminal escapes a
+    file name or study value carries shown, never obeyed."""
+    print(printable(f"error: {text}"), file=sys.stderr)
+    return EXIT_USAGE
 
 
 def _is_wizard_error(exc: Exception) -> bool:
