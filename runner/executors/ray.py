@@ -132,12 +132,13 @@ class RayExecutor:
         self.namespace = namespace_for(db_path)
         self.cpus_per_trial = cpus_per_trial
         _check_reachable(self.address)
-        try:
-            ray.init(address=self.address, namespace=self.namespace, log_to_driver=False,
-                     logging_level=logging.WARNING, configure_logging=True)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise RayUnavailable(f"cannot reach the Ray cluster at {self.address}: {exc}") from None
-        self._actor = ray.remote(TrialActor)
+        if not ray.is_initialized():  # else a second runner in this process (`run` taking over)
+            try:
+                ray.init(address=self.address, namespace=self.namespace, log_to_driver=False,
+                         logging_level=logging.WARNING, configure_logging=True)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise RayUnavailable(f"cannot reach the Ray cluster at {self.address}: {exc}") from None
+        self._actor = ray.remote(TrialActor)  # every call names its namespace: the connection's may differ
 
     def capacity(self) -> Capacity:
         total = self._ray.cluster_resources()

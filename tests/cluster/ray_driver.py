@@ -36,8 +36,10 @@ FAST_HEALTH = {"RAY_health_check_period_ms": "500", "RAY_health_check_failure_th
                "RAY_health_check_timeout_ms": "500", "RAY_health_check_initial_delay_ms": "0"}
 
 TRIAL = """\
-import sys, time
+import os, sys, time
 from runner.report import Reporter
+
+print("CUDA_VISIBLE_DEVICES=" + os.environ.get("CUDA_VISIBLE_DEVICES", "(unset)"), flush=True)
 
 steps, pause = int(sys.argv[1]), float(sys.argv[2])
 report = Reporter(flush_interval_s=0.05)
@@ -165,6 +167,7 @@ def trial_rows(work: Path, study: str) -> list[dict]:
                          "detail": t.detail, "placement": placement, "earlier": earlier,
                          "earlier_placements": old_placements, "metric_lines": len(lines),
                          "stdout_last": stdout.strip().splitlines()[-1] if stdout.strip() else "",
+                         "stdout_first": stdout.strip().splitlines()[0] if stdout.strip() else "",
                          "exit": json.loads((folder / "exit.json").read_text()) if (folder / "exit.json").exists() else None})
         return rows
     finally:
@@ -194,6 +197,28 @@ def scenario_spread(work: Path) -> dict:
 
 def _scratch_left(work: Path) -> list[str]:
     return sorted(str(p.relative_to(work)) for tag in "ab" for p in (work / f"scratch-{tag}").glob("*/*"))
+
+
+def scenario_gpus(work: Path) -> dict:
+    """A node with two GPUs (declared to Ray: this machine has none, and Ray only hands out their
+    numbers) joins; trials of one GPU each get one card each, named by Ray's CUDA_VISIBLE_DEVICES."""
+    ray_start([f"--address={ADDRESS}", "--num-cpus=2", "--num-gpus=2", '--resources={"node_c": 1}'],
+              node_env("c", work))
+    try:
+        folder = setup(work, "gpus", study_text("gpus", [1, 2], steps=5, pause=0.2, gpus_per_trial=1))
+        proc = runner(folder, "run", "study.toml", log="runner.log")
+        code = proc.wait(timeout=WAIT_S)
+        return {"code": code, "trials": trial_rows(folder, "gpus"), "log": (folder / "runner.log").read_text()}
+    finally:
+        kill_node("c")  # the other scenarios run on nodes a and b only
+        until(lambda: alive_nodes() == 2, "node c to be marked dead")
+
+
+def alive_nodes() -> int:
+    code = f"import ray; ray.init(address={ADDRESS!r}, logging_level='ERROR'); print(sum(n['Alive'] for n in ray.nodes()))"
+    done = subprocess.run([sys.executable, "-c", code],
+                          capture_output=True, text=True, timeout=120)
+    return int(done.stdout.strip().splitlines()[-1])
 
 
 def scenario_restart(work: Path) -> dict:
@@ -263,7 +288,7 @@ def scenario_stop(work: Path) -> dict:
             "scratch_left": _scratch_left(work)}
 
 
-SCENARIOS = {"spread": scenario_spread, "restart": scenario_restart, "stop": scenario_stop,
+SCENARIOS = {"spread": scenario_spread, "gpus": scenario_gpus, "restart": scenario_restart, "stop": scenario_stop,
              "node_death": scenario_node_death}
 
 

@@ -2,7 +2,7 @@
 
 The cluster and the runners live in a network and PID namespace of their own (unshare): Ray
 binds only loopback there, and everything it started dies with the namespace. One cluster
-serves the four scenarios (tests/cluster/ray_driver.py), about a minute in all.
+serves the five scenarios (tests/cluster/ray_driver.py), about a minute in all.
 """
 
 from __future__ import annotations
@@ -52,6 +52,17 @@ def test_trials_spread_over_both_nodes_and_ship_their_files_back(cluster_run):
     assert all(r["metric_lines"] == 10 and r["stdout_last"] == "step 9" for r in rows)
     assert all(r["exit"]["returncode"] == 0 and r["attempt"] == 1 for r in rows)
     assert run["scratch_left"] == []  # the nodes' scratch folders are removed once shipped
+
+
+def test_each_gpu_trial_gets_its_own_card_from_ray(cluster_run):
+    run = scenario(cluster_run, "gpus")
+    assert run["code"] == 0, run["log"]
+    rows = run["trials"]
+    assert [r["state"] for r in rows] == ["completed", "completed"]
+    cards = [r["placement"]["gpus"] for r in rows]
+    assert sorted(cards) == [["0"], ["1"]]  # one card each, not the same one
+    # What the trial saw is what Ray gave it, and what placement.json says.
+    assert [r["stdout_first"] for r in rows] == [f"CUDA_VISIBLE_DEVICES={c[0]}" for c in cards]
 
 
 def test_a_runner_killed_mid_trial_is_replaced_and_nothing_is_lost_or_run_twice(cluster_run):
