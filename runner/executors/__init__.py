@@ -6,6 +6,9 @@ how many trials it can hold. Every back end honours the trial's file contract in
 folder (runner.process.TrialPaths): params.json and command.json before the command starts,
 stdout.log/stderr.log and metrics.jsonl while it runs, exit.json when it ends. The runner reads
 metrics and outcomes from those files only, whichever executor ran the trial.
+
+runner.executors.ray (RayExecutor) runs trials on a Ray cluster; it is imported, and Ray with it,
+only when a runner is asked for it (--executor ray).
 """
 
 from runner.executors.base import Adopted, AttemptRecord, Capacity, Executor, Identity, TrialStart
