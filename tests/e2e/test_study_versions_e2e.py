@@ -36,6 +36,8 @@ def test_a_changed_file_runs_as_the_next_version_and_the_first_keeps_its_trials(
     assert v1_dir != v2_dir and "/runs/s/v2/" in v2_dir  # each version's trials in their own folders
 
     assert _status(db_path, "s")["studies"][0]["label"] == "s v2"  # NAME: the latest version
+    text = runner_cli(db_path, "status").stdout.splitlines()
+    assert any(line.startswith("s v2 (after s@1)  [") for line in text), text  # its header, and the link back
     assert _status(db_path, "s@1")["studies"][0]["max_train_steps"] == 5  # NAME@N: that version
     exported = runner_cli(db_path, "export", "s@1", "--format", "json")
     assert [r["study"] for r in json.loads(exported.stdout)] == ["s"]
