@@ -231,3 +231,18 @@ def test_refining_an_earlier_version_links_it_as_name_at_n(tmp_path):
     assert done.study == "tiny v1"
     assert tomllib.loads(done.output.read_text())["study"]["refines"] == "tiny@1"  # not the latest: NAME@N
     assert studies.by_name(db, "tiny-refined").refines == "tiny@1"
+
+
+def test_the_gpu_panel_names_a_later_version(tmp_path):
+    from tui_helpers import start
+
+    from runner.launch import register
+    from runner.spec import load
+    from tui.data.snapshot import read_slots, read_studies
+
+    db, db_path, v1 = registered(tmp_path)
+    path = tmp_path / "study" / "study.toml"
+    path.write_text(path.read_text().replace("timeout = 60", "timeout = 61"))
+    v2, _ = register(db, db_path, load(path))
+    start(db, trials.list_for_study(db, v2.id)[0].id, slot="gpu:0")
+    assert [(s.slot, s.study, s.number) for s in read_slots(db, read_studies(db))] == [("gpu:0", "tiny v2", 1)]

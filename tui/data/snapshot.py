@@ -270,7 +270,7 @@ def read_roles(db: Database, study_id: int, rows: tuple[TrialRow, ...]) -> dict[
 
 def read_slots(db: Database, study_rows: tuple[StudyRow, ...]) -> tuple[SlotUse, ...]:
     """Which trials hold a slot now (starting or running), in every study."""
-    names = {s.id: s.name for s in study_rows}
+    names = {s.id: s.shown for s in study_rows}  # "tiny v2" for a later version
     active = trials.in_states(db, {trials.TrialState.STARTING, trials.TrialState.RUNNING})
     return tuple(SlotUse(t.slot or "cpu", names.get(t.study_id, "?"), t.number) for t in active)
 
