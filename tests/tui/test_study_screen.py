@@ -12,7 +12,7 @@ from tui.widgets.plot import POINTS, PlotWidget
 
 
 def shown_numbers(table: DataTable) -> list[str]:
-    return [cell(table, k.value, "#").lstrip("●★") for k in table.rows]
+    return [cell(table, r.key.value, "#").lstrip("●★") for r in table.ordered_rows]
 
 
 def test_filter_cycles_through_states(tmp_path):
@@ -25,7 +25,7 @@ def test_filter_cycles_through_states(tmp_path):
             seen = {}
             for _ in range(5):
                 await pilot.press("f")
-                seen[app.screen.filter] = shown_numbers(table)
+                seen[table.state_filter] = shown_numbers(table)
             assert seen == {"running": ["5"], "completed": ["1", "2", "3"], "failed": ["4"],
                             "queued": ["6"], "all": ["1", "2", "3", "4", "5", "6"]}
             await pilot.press("f", "f", "f")  # failed: the info line says how many are shown
@@ -111,7 +111,7 @@ def test_space_overlays_curves_and_enter_opens_the_trial(tmp_path):
     run(scenario())
 
 
-def test_running_trials_show_loss_and_grad_norm_sparklines(tmp_path):
+def test_running_and_finished_trials_show_loss_and_grad_norm_sparklines(tmp_path):
     _, db_path, _, t = manual_study(tmp_path)
 
     async def scenario():
@@ -121,7 +121,10 @@ def test_running_trials_show_loss_and_grad_norm_sparklines(tmp_path):
             await wait_for(pilot, lambda: cell(table, str(t[4].id), "loss ‖g‖").strip() != "")
             # train_loss 1.0, 0.8, 0.64 and grad_norm 2.0, 1.6, 1.28: both fall steeply, then less.
             assert cell(table, str(t[4].id), "loss ‖g‖") == "█▄▁ █▄▁"
-            assert cell(table, str(t[0].id), "loss ‖g‖") == ""  # finished: its curve is on the plot
+            # A finished trial shows its whole curve (five steps: 1.0 down to 0.41).
+            await wait_for(pilot, lambda: cell(table, str(t[0].id), "loss ‖g‖") != "")
+            assert cell(table, str(t[0].id), "loss ‖g‖") == "█▆▄▂▁ █▆▄▂▁"
+            assert cell(table, str(t[5].id), "loss ‖g‖") == ""  # queued: nothing yet
 
     run(scenario())
 

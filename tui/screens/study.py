@@ -18,27 +18,12 @@ from tui.snapshot import MAX_OVERLAY, Snapshot, StudyDetail, StudyRow, TrialRow,
 from tui.widgets.checklist import CheckLine, ChecklistPanel
 from tui.widgets.footer import KeyFooter
 from tui.widgets.plot import PlotSpec, PlotWidget
-from tui.widgets.table import TextTable
+from tui.widgets.trial_table import TrialTable
 
-# The state filter `f` cycles through; "running" includes starting, "failed" includes lost.
-FILTERS = {
-    "all": None,
-    "running": {"starting", "running"},
-    "completed": {"completed"},
-    "failed": {"failed", "lost"},
-    "queued": {"queued"},
-}
 CURVES = "curves"
 # The checklist's plots, last in the cycle; they (and the checklist) are computed only while shown.
 BEST_STEPS, COMPUTE = "best-steps", "compute"
 CHECKLIST_PAGES = (BEST_STEPS, COMPUTE)
-NUMBER = tables.Column("number", "#", lambda r: r.number)
-# Rows are added to the table a bounded batch at a time, so that opening (or re-sorting) a
-# study of 1,000 trials paints its first screen without building every row's cells first.
-FIRST_SCREENS = 3  # before the first paint: the screen in view and two more to page into
-CHUNK_ROWS = 500  # then per frame: ~60-80 ms of the event loop; smaller batches delayed the
-# rest (and the curves plot, which waits on the same thread) by a frame each: 200 rows a batch
-# put the 1,000th row at 660 ms and the plot at 718 ms, 500 a batch at 524 and 583 ms
 
 
 class StudyScreen(SnapshotScreen):
@@ -65,26 +50,19 @@ class StudyScreen(SnapshotScreen):
     def __init__(self, study_id: int):
         super().__init__()
         self.study_id = study_id
-        self.sort_column = "number"
-        self.sort_reverse = False
-        self.filter = "all"
         self.marked: set[int] = set()  # trial ids overlaid on the curves plot
         self.plot_page = CURVES  # CURVES, "axis:<param>", "isolation:<param>" or a CHECKLIST_PAGES
         self.checklist_shown = False  # the pane shows the checklist instead of a plot
         self._checklist: ChecklistResult | None = None
-        self.columns: tuple[tables.Column, ...] = ()
         self._detail: StudyDetail | None = None
-        self._cells = tables.RowCache()
         self._runner_shown: tuple | None = None  # what the runner line shows (see show)
         self._texts: dict[str, Text] = {}  # what each Static shows (see _put)
-        self.rows_pending = 0  # rows of the current order not in the table yet (added frame by frame)
-        self._feeding = False  # a _feed_rows is scheduled after the next refresh
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield RunnerStatus(id="runner")
         yield Static(id="study-info")
-        yield TextTable(id="trials", cursor_type="row", zebra_stripes=True)
+        yield TrialTable(id="trials")
         with Vertical(id="trial-pane"):
             yield Static(id="trial-detail")
             yield PlotWidget(id="study-plot")
@@ -92,7 +70,7 @@ class StudyScreen(SnapshotScreen):
         yield KeyFooter()
 
     def on_mount(self) -> None:
-        self.query_one(DataTable).focus()
+        self.table.focus()
         last = self.app.checklist  # computed before, on an earlier visit: shown until a fresh one comes
         if last is not None and last.study_id == self.study_id:
             self._checklist = last
@@ -114,61 +92,30 @@ class StudyScreen(SnapshotScreen):
         if detail is not None and detail.study_id == self.study_id:
             self._detail = detail  # else a snapshot of another view: keep what is shown
             self.marked &= {r.id for r in detail.trials}
-            self._sync_table(study)
+            self.table.show(study, detail, frozenset(self.marked))
         self._show_info(study)
         self._show_detail(self.highlighted(), study)
         self._show_plot(study)
 
     @property
+    def table(self) -> TrialTable:
+        return self.query_one("#trials", TrialTable)
+
+    @property
     def rows(self) -> tuple[TrialRow, ...]:
         return self._detail.trials if self._detail else ()
-
-    def _shown_rows(self) -> list[TrialRow]:
-        states = FILTERS[self.filter]
-        rows = [r for r in self.rows if states is None or r.state in states]
-        return tables.sorted_rows(rows, self._column(self.sort_column), self.sort_reverse)
-
-    def _sync_table(self, study: StudyRow | None, feeding: bool = False) -> None:
-        """Show the current rows in the table: the first few screens now, the rest (a batch
-        a frame) from _feed_rows; `feeding` is that call."""
-        detail = self._detail
-        if detail is None:
-            return
-        best, marked = detail.best, frozenset(self.marked)
-        self.columns = tables.trial_columns(study, detail.roles, best, marked)
-        table = self.query_one(DataTable)
-        if tables.set_columns(table, self.columns):
-            self._cells.clear()
-        limit = CHUNK_ROWS if feeding else FIRST_SCREENS * max(table.size.height, self.app.size.height)
-        self.rows_pending = tables.sync_rows(
-            table, self.columns, self._shown_rows(), key=lambda r: str(r.id),
-            row_style=lambda r: "bold" if r.id in best else "", cache=self._cells,
-            signature=lambda r: (r, r.id in best, r.id in marked), limit=limit)
-        if self.rows_pending and not self._feeding:
-            self._feeding = True
-            self.call_after_refresh(self._feed_rows)
-
-    def _feed_rows(self) -> None:
-        """The next rows after a frame is painted; a later sort, filter or snapshot is
-        already in the rows (each batch re-syncs the table with the current order)."""
-        self._feeding = False
-        if self.is_mounted and self.rows_pending:
-            snap = self.app.snapshot
-            self._sync_table(snap.study(self.study_id) if snap else None, feeding=True)
-
-    def _column(self, key: str) -> tables.Column:
-        """The column of that key; the first (#) when it is gone, or before any snapshot."""
-        return next((c for c in self.columns if c.key == key), self.columns[0] if self.columns else NUMBER)
 
     def _show_info(self, study: StudyRow | None) -> None:
         if study is None:
             text = f"study {self.study_id} is not in this database"
         else:
-            arrow = "▼" if self.sort_reverse else "▲"
-            shown = f" ({len(self._shown_rows())} of {len(self.rows)})" if self.filter != "all" else ""
+            table = self.table
+            arrow = "▼" if table.sort_reverse else "▲"
+            state_filter = table.state_filter
+            shown = f" ({len(table.shown_trials())} of {len(self.rows)})" if state_filter != "all" else ""
             baseline = f"{tables.BASELINE_MARK} {study.baseline} · " if study.baseline else ""
             text = (f"{study.name} · {study.objective_metric} ({study.objective_mode}) · {baseline}"
-                    f"sort: {self._column(self.sort_column).label} {arrow} · filter: {self.filter}{shown}"
+                    f"sort: {table.column(table.sort_column).label} {arrow} · filter: {state_filter}{shown}"
                     f" · {tables.BEST_MARK} best per scientific value · {study.goal}")
         self._put("#study-info", Text(printable_line(text), no_wrap=True, overflow="ellipsis"))
 
@@ -287,7 +234,7 @@ class StudyScreen(SnapshotScreen):
         if shown:
             self._show_checklist_panel()
         else:
-            self.query_one(DataTable).focus()
+            self.table.focus()
         self._refresh_plot()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -297,8 +244,7 @@ class StudyScreen(SnapshotScreen):
     # -- following the cursor ---------------------------------------------------------
 
     def highlighted(self) -> TrialRow | None:
-        key = tables.current_key(self.query_one(DataTable))
-        return next((r for r in self.rows if str(r.id) == key), None)
+        return self.table.highlighted_trial()
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.row_key.value is None:
@@ -311,9 +257,7 @@ class StudyScreen(SnapshotScreen):
         self.action_open_trial()  # a click on the highlighted row
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
-        key = event.column_key.value
-        self.sort_reverse = (not self.sort_reverse) if key == self.sort_column else False
-        self.sort_column = key
+        self.table.sort_by(event.column_key.value)
         self._refresh()
 
     # -- keys ------------------------------------------------------------------------------
@@ -369,27 +313,24 @@ class StudyScreen(SnapshotScreen):
         self.app.push_screen(AddTrialsScreen(study.name), queue)
 
     def action_cycle_filter(self) -> None:
-        names = list(FILTERS)
-        self.filter = names[(names.index(self.filter) + 1) % len(names)]
+        self.table.cycle_filter()
         self._refresh()
         self.app.set_view(self.view())  # the cursor may now be on another trial
 
     def action_cycle_sort(self) -> None:
-        keys = [c.key for c in self.columns] or ["number"]
-        index = keys.index(self.sort_column) if self.sort_column in keys else -1
-        self.sort_column = keys[(index + 1) % len(keys)]
-        self.sort_reverse = False
+        self.table.cycle_sort()
         self._refresh()
 
     def action_reverse_sort(self) -> None:
-        self.sort_reverse = not self.sort_reverse
+        self.table.reverse_sort()
         self._refresh()
 
     def _refresh(self) -> None:
         """Show the current snapshot again after a change of sort, filter, marks or plot."""
         snap = self.app.snapshot
         study = snap.study(self.study_id) if snap else None
-        self._sync_table(study)
+        if self._detail is not None:
+            self.table.show(study, self._detail, frozenset(self.marked))
         self._show_info(study)
         self._show_detail(self.highlighted(), study)
         self._show_plot(study)
