@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from rich.text import Text
 from textual.widgets import DataTable
-from tui_helpers import SIZE, cell, manual_study, open_study, run, wait_for
+from tui_helpers import SIZE, cell, manual_study, open_study, report, run, start, wait_for
 
+from store import trials
+from store.trials import TrialState
 from tui.app import make_app
 from tui.screens.trial import TrialScreen
+from tui.tables import current_key
 from tui.widgets.plot import POINTS, PlotWidget
 
 
@@ -152,5 +155,55 @@ def test_a_snapshot_that_changes_nothing_shown_does_not_relayout_the_screen(tmp_
             await pilot.press("f")  # a change that is shown: the info line says the filter
             assert "filter: running" in str(screen.query_one("#study-info").render())
             assert passes
+
+    run(scenario())
+
+
+def test_a_live_update_under_a_filter_keeps_the_scroll_and_the_cursors_trial(tmp_path):
+    """filter=running, scrolled right to read the detail: a trial that ends leaves the table,
+    and neither the horizontal scroll nor the highlighted trial may jump."""
+    db, db_path, _, t = manual_study(tmp_path)
+    start(db, t[5].id)  # #6 runs too: running = #5, #6
+    report(db, t[5].id, steps=2)
+
+    async def scenario():
+        app = make_app(db_path)
+        async with app.run_test(size=SIZE) as pilot:
+            table = await open_study(pilot, app, rows=6)
+            await pilot.press("f")  # running
+            await wait_for(pilot, lambda: shown_numbers(table) == ["5", "6"])
+            await pilot.press("down")
+            assert current_key(table) == str(t[5].id)
+            await wait_for(pilot, lambda: table.max_scroll_x >= 5)
+            table.scroll_to(x=5, animate=False)
+            await pilot.pause()
+            assert table.scroll_x == 5
+            assert trials.finish(db, t[4].id, TrialState.COMPLETED, feasible=1)  # #5 ends
+            await wait_for(pilot, lambda: shown_numbers(table) == ["6"])
+            await pilot.pause(0.2)
+            assert table.scroll_x == 5
+            assert current_key(table) == str(t[5].id)
+            assert "trial #6 " in str(app.screen.query_one("#trial-detail").render())
+            await pilot.press("s")  # a new order: same trial, same scroll
+            assert table.scroll_x == 5 and current_key(table) == str(t[5].id)
+
+    run(scenario())
+
+
+def test_the_cursor_follows_its_trial_when_rows_move(tmp_path):
+    _, db_path, _, t = manual_study(tmp_path)
+
+    async def scenario():
+        app = make_app(db_path)
+        async with app.run_test(size=SIZE) as pilot:
+            table = await open_study(pilot, app, rows=6)
+            await pilot.press("down", "down")  # #3
+            await pilot.press("S")  # reversed: 6 5 4 3 2 1
+            assert shown_numbers(table) == ["6", "5", "4", "3", "2", "1"]
+            assert current_key(table) == str(t[2].id) and table.cursor_row == 3
+            await pilot.press("f", "f")  # completed: 3 2 1
+            assert shown_numbers(table) == ["3", "2", "1"]
+            assert current_key(table) == str(t[2].id) and table.cursor_row == 0
+            await wait_for(pilot, lambda: app.view.trial_id == t[2].id)  # the poller reads #3's curves
 
     run(scenario())
