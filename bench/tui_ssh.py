@@ -18,7 +18,7 @@ At the end the runner is stopped, and the bench reads what the TUI's terminal sh
 (tmux capture-pane): each trial's last step in the store must be on screen, i.e.
 nothing shown was lost to the throttling.
 
-    .venv/bin/python bench/tui_ssh.py [--window 20] [--trials 8] [--before DIR]
+    .venv/bin/python bench/tui_ssh.py [--window 20] [--trials 8] [--before DIR] [--dump FILE]
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def wait_screen(tmux: Tmux, name: str, text: str, timeout: float = 60.0) -> None
         time.sleep(0.2)
 
 
-def run(n_trials: int = 8, window: float = 20.0, before: Path | None = None) -> dict:
+def run(n_trials: int = 8, window: float = 20.0, before: Path | None = None, dump: Path | None = None) -> dict:
     if shutil.which("tmux") is None:
         raise SystemExit("tui ssh bench: needs tmux (apt-get install tmux)")
     tmp = Path(tempfile.mkdtemp(prefix="playbook-tui-ssh-"))
@@ -110,7 +110,7 @@ def run(n_trials: int = 8, window: float = 20.0, before: Path | None = None) -> 
     tmux = Tmux(tmp)
     old_term = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
-        return _run(tmp, tmux, procs, n_trials, window, before)
+        return _run(tmp, tmux, procs, n_trials, window, before, dump)
     finally:
         tmux.kill()
         _kill_ours(str(tmp), procs)
@@ -118,7 +118,8 @@ def run(n_trials: int = 8, window: float = 20.0, before: Path | None = None) -> 
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _run(tmp: Path, tmux: Tmux, procs: list, n_trials: int, window: float, before: Path | None) -> dict:
+def _run(tmp: Path, tmux: Tmux, procs: list, n_trials: int, window: float, before: Path | None,
+         dump: Path | None) -> dict:
     study_dir = tmp / "study"
     study_dir.mkdir()
     (study_dir / "trial.py").write_text(LIVE_TRIAL)
@@ -151,6 +152,10 @@ def _run(tmp: Path, tmux: Tmux, procs: list, n_trials: int, window: float, befor
     time.sleep(window)
     elapsed = time.monotonic() - t0
     rates = {name: (f.stat().st_size - start[name]) / elapsed for name, f in files.items()}
+    if dump is not None:  # what our TUI wrote during the window, to see where the bytes go
+        with open(files["tui"], "rb") as f:
+            f.seek(start["tui"])
+            dump.write_bytes(f.read())
 
     # Nothing lost: stop the trials, let the TUI catch up, and read the steps it shows.
     runner.send_signal(signal.SIGTERM)
@@ -186,8 +191,9 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=8)
     ap.add_argument("--window", type=float, default=20.0, help="seconds over which bytes are counted")
     ap.add_argument("--before", type=Path, help="another checkout whose TUI runs beside ours, for comparison")
+    ap.add_argument("--dump", type=Path, help="write what our TUI wrote during the window to this file")
     args = ap.parse_args()
-    res = run(args.trials, args.window, args.before)
+    res = run(args.trials, args.window, args.before, args.dump)
     print(json.dumps(res, indent=2))
     for row in summary_rows(res):
         print("  ".join(row))

@@ -31,6 +31,7 @@ from tui.actions import Actions, Note
 from tui.checklist import ChecklistReader, ChecklistResult
 from tui.screens import SnapshotScreen, StudiesScreen, StudyScreen
 from tui.snapshot import Snapshot, StorePoller, View
+from tui.wire import crop_partial_updates
 
 POLL_S = 0.75  # sets the report-to-screen delay; a poll with no change costs one PRAGMA
 # The repository root is tui/..; from this file rather than tui.__file__, which is None
@@ -74,6 +75,7 @@ class PlaybookApp(App):
 
     def __init__(self, db_path: Path, sample_study: Path = SAMPLE_STUDY, db_source: str = "--db"):
         super().__init__()
+        crop_partial_updates()  # a changed cell sends that cell to the terminal, not its whole line
         self.db_path = Path(db_path)
         self.sample_study = Path(sample_study)
         self.sub_title = f"{self.db_path} ({db_source})"  # which database, and why this one

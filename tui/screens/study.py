@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.timer import Timer
 from textual.widgets import DataTable, Header, Static
 
 from runner.text import printable, printable_line
@@ -55,6 +56,8 @@ class StudyScreen(SnapshotScreen):
         self.checklist_shown = False  # the pane shows the checklist instead of a plot
         self._checklist: ChecklistResult | None = None
         self._detail: StudyDetail | None = None
+        self._plotted_at = 0.0  # when the plot was last given new data (see _replot)
+        self._plot_timer: Timer | None = None
         self._runner_shown: tuple | None = None  # what the runner line shows (see show)
         self._texts: dict[str, Text] = {}  # what each Static shows (see _put)
 
@@ -162,11 +165,28 @@ class StudyScreen(SnapshotScreen):
             self.plot_page = CURVES
         pane = self.query_one("#trial-pane")
         if self.checklist_shown:
-            pane.border_title = self._checklist_title()
+            title = self._checklist_title()
         else:
-            pane.border_title = (f"{self.plot_page} ({pages.index(self.plot_page) + 1}/{len(pages)}) · "
-                                 "p: next plot · c: checklist")
-        self.query_one(PlotWidget).replot(self._plot_spec(study))
+            title = (f"{self.plot_page} ({pages.index(self.plot_page) + 1}/{len(pages)}) · "
+                     "p: next plot · c: checklist")
+        if pane.border_title != title:  # setting it, even to the same, repaints the whole pane
+            pane.border_title = title
+        self._replot(self._plot_spec(study))
+
+    def _replot(self, spec: PlotSpec) -> None:
+        """Show `spec`; a live curve's new points at most every LIVE_PLOT_S (each redraw sends
+        the whole plot to the terminal: over SSH most of the bytes), anything else at once."""
+        plot = self.query_one(PlotWidget)
+        if self._plot_timer is not None:
+            self._plot_timer.stop()
+            self._plot_timer = None
+        wait = self._plotted_at + LIVE_PLOT_S - time.monotonic()
+        if wait > 0 and spec != plot.spec and _same_plot(spec, plot.spec):
+            self._plot_timer = self.set_timer(wait, lambda: self._replot(spec))
+            return
+        if spec != plot.spec:
+            self._plotted_at = time.monotonic()
+            plot.replot(spec)
 
     def _plot_spec(self, study: StudyRow | None) -> PlotSpec:
         detail = self._detail
@@ -385,6 +405,12 @@ class StudyScreen(SnapshotScreen):
 
 
 REQUEUEABLE = ("stopped", "failed", "lost")
+LIVE_PLOT_S = 2.0  # a live plot's redraws: the poll (0.75 s) would redraw it at 1.3 Hz
+
+
+def _same_plot(a: PlotSpec, b: PlotSpec) -> bool:
+    """The same plot with other points (a live curve grew), not another page or trial."""
+    return a.title == b.title and [s.label for s in a.series] == [s.label for s in b.series]
 
 
 def _params(row: TrialRow) -> str:
