@@ -405,7 +405,7 @@ class StudyScreen(SnapshotScreen):
 
 
 REQUEUEABLE = ("stopped", "failed", "lost")
-LIVE_PLOT_S = 2.0  # a live plot's redraws: the poll (0.75 s) would redraw it at 1.3 Hz
+LIVE_PLOT_S = 3.0  # a live plot's redraws: the poll (0.75 s) would redraw it at 1.3 Hz
 
 
 def _same_plot(a: PlotSpec, b: PlotSpec) -> bool:

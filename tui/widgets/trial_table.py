@@ -14,11 +14,14 @@ It owns what makes a live table cheap and steady:
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from rich.text import Text
 from textual import events
+from textual.timer import Timer
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
@@ -41,6 +44,7 @@ FIRST_SCREENS = 3  # before the first paint: the screen in view and two more to 
 CHUNK_ROWS = 500  # then per frame: ~60-80 ms of the event loop; smaller batches delayed the
 # rest (and the curves plot, which waits on the same thread) by a frame each: 200 rows a batch
 # put the 1,000th row at 660 ms and the plot at 718 ms, 500 a batch at 524 and 583 ms
+LIVE_SPARK_S = 3.0  # a running trial's sparklines are redrawn at most this often
 
 
 class TrialTable(TextTable):
@@ -59,6 +63,8 @@ class TrialTable(TextTable):
         self._cells: dict[str, tuple[Any, list[Text]]] = {}  # row key -> (signature, rendered cells)
         self._feeding = False  # a _feed is scheduled after the next refresh
         self._compact: bool | None = None  # the layout the columns were made for
+        self._sparks: dict[str, tuple[float, tuple]] = {}  # row key -> (when, sparklines shown)
+        self._spark_timer: Timer | None = None
 
     # -- what the screen asks -----------------------------------------------------------
 
@@ -192,6 +198,7 @@ class TrialTable(TextTable):
         1,000-trial table's cells every poll would cost ~100 ms of the event loop.
         """
         key = str(row.id)
+        row = self._throttled(key, row)
         signature = (row, row.id in best, row.id in self._marked)
         hit = self._cells.get(key)
         if hit is not None and hit[0] == signature:
@@ -200,6 +207,27 @@ class TrialTable(TextTable):
         cells = [_styled(c.render(row), style) for c in self.trial_columns]
         self._cells[key] = (signature, cells)
         return cells, True
+
+    def _throttled(self, key: str, row: TrialRow) -> TrialRow:
+        """The row with the sparklines it showed last, while those are younger than LIVE_SPARK_S
+        and the trial runs: each poll moves every running trial's sparklines, and over SSH
+        redrawing them at the poll's pace was a third of the bytes. The newest are shown
+        at the latest LIVE_SPARK_S later (a timer), and at once when the trial ends."""
+        now = time.monotonic()
+        sparks = (row.loss_spark, row.grad_spark)
+        shown = self._sparks.get(key)
+        if shown is not None and shown[1] != sparks and row.state == "running" and now - shown[0] < LIVE_SPARK_S:
+            if self._spark_timer is None:
+                self._spark_timer = self.set_timer(LIVE_SPARK_S - (now - shown[0]) + 0.01, self._spark_due)
+            return dataclasses.replace(row, loss_spark=shown[1][0], grad_spark=shown[1][1])
+        if shown is None or shown[1] != sparks:
+            self._sparks[key] = (now, sparks)
+        return row
+
+    def _spark_due(self) -> None:
+        self._spark_timer = None
+        if self.is_mounted:
+            self.resync()
 
     def _update_row(self, key: str, row_cells: list[Text]) -> None:
         """Repaint only the cells whose text or style changed."""
