@@ -207,3 +207,36 @@ def test_the_cursor_follows_its_trial_when_rows_move(tmp_path):
             await wait_for(pilot, lambda: app.view.trial_id == t[2].id)  # the poller reads #3's curves
 
     run(scenario())
+
+
+def test_a_new_step_repaints_its_cells_not_the_row_or_the_table(tmp_path):
+    """Over SSH every byte written to the terminal crosses the network: a running trial's new
+    step sends its changed cells, and its newest sparklines still show (a little later)."""
+    db, db_path, _, t = manual_study(tmp_path)
+
+    async def scenario():
+        app = make_app(db_path)
+        written: list[str] = []
+        display = app._display
+
+        def recorded(screen, renderable):
+            if renderable is not None and hasattr(renderable, "render_segments"):
+                written.append(renderable.render_segments(app.console))
+            return display(screen, renderable)
+
+        app._display = recorded
+        async with app.run_test(size=SIZE) as pilot:
+            table = await open_study(pilot, app, rows=6)
+            await wait_for(pilot, lambda: app.screen.query_one(PlotWidget).drawn)
+            await pilot.pause(0.5)
+            written.clear()
+            report(db, t[4].id, steps=4)  # #5: one more step (train_loss 0.512 at step 3)
+            await wait_for(pilot, lambda: cell(table, str(t[4].id), "steps") == "3/5")
+            await pilot.pause(0.2)
+            out = "".join(written)
+            assert "3/5" in out
+            assert "running" not in out and "completed" not in out  # the unchanged cells are not resent
+            assert len(out) < 1000, out
+            await wait_for(pilot, lambda: cell(table, str(t[4].id), "loss ‖g‖") == "█▅▃▁ █▅▃▁")
+
+    run(scenario())

@@ -28,23 +28,24 @@ CHECKLIST_PAGES = (BEST_STEPS, COMPUTE)
 
 
 class StudyScreen(SnapshotScreen):
+    # In the order of use: the footer keeps the first ones when they do not all fit (tui.keys).
     BINDINGS = [
         Binding("escape", "back", "Back"),
         # priority: the table would take enter for itself (and only on the row it knows).
         Binding("enter", "open_trial", "Open trial", priority=True),
-        Binding("space", "mark", "Overlay", tooltip="Overlay (or not) this trial's curves on the plot"),
         Binding("p", "next_plot", "Next plot", tooltip="Curves, an axis plot per varied parameter, "
                 "isolation, best steps, compute"),
         Binding("c", "toggle_checklist", "Checklist", tooltip="The playbook's checklist for this study, "
                 "or back to the plots"),
         Binding("f", "cycle_filter", "Filter", tooltip="Show all, running, completed, failed or queued trials"),
+        Binding("s", "cycle_sort", "Sort", tooltip="Sort by the next column"),
+        Binding("space", "mark", "Overlay", tooltip="Overlay (or not) this trial's curves on the plot"),
+        Binding("x", "stop_trial", "Stop trial", tooltip="Stop the highlighted trial (asks first)"),
         Binding("l", "launch", "Launch", tooltip="Launch or resume this study"),
         Binding("a", "add_trials", "Add trials", tooltip="Queue more quasi-random samples of this study"),
-        Binding("x", "stop_trial", "Stop trial", tooltip="Stop the highlighted trial (asks first)"),
         Binding("X", "stop_study", "Stop study", tooltip="Stop this study's running trials (asks first)"),
         Binding("r", "requeue_trial", "Re-queue", tooltip="Run the highlighted stopped, failed or lost "
                 "trial again from scratch (asks first)"),
-        Binding("s", "cycle_sort", "Sort", tooltip="Sort by the next column"),
         Binding("S", "reverse_sort", "Reverse sort", show=False),
     ]
 
