@@ -211,7 +211,7 @@ def _points(trial_id: int, steps: int, rng: random.Random) -> list[tuple]:
 
 def poller_read(path: Path, study_id: int) -> dict:
     """The poller's first read of the study view, on a fresh connection and a cold file."""
-    from tui.snapshot import StorePoller, View
+    from tui.data.snapshot import StorePoller, View
 
     cold = drop_file_cache(path)
     poller = StorePoller(path)
@@ -400,7 +400,7 @@ def emit(**kv):
 
 import textual.app
 import textual.screen
-import tui.snapshot
+import tui.data.snapshot
 import tui.widgets.plot
 from textual.widgets import DataTable
 from tui.app import make_app
@@ -425,10 +425,10 @@ def timed(owner, name, key):
     setattr(owner, name, wrapper)
 
 
-timed(tui.snapshot.StorePoller, "poll", "poller.poll (every wake-up)")
-timed(tui.snapshot, "read_snapshot", "read_snapshot (store changed)")
-timed(tui.snapshot, "analyze", "  analyze (runner.playbook)")
-timed(tui.snapshot, "read_overlay", "  read_overlay (curves)")
+timed(tui.data.snapshot.StorePoller, "poll", "poller.poll (every wake-up)")
+timed(tui.data.snapshot, "read_snapshot", "read_snapshot (store changed)")
+timed(tui.data.snapshot, "analyze", "  analyze (runner.playbook)")
+timed(tui.data.snapshot, "read_overlay", "  read_overlay (curves)")
 timed(StudyScreen, "show", "StudyScreen.show (UI thread)")
 timed(tui.widgets.plot, "build_plot", "build_plot (plot thread)")
 timed(textual.app.App, "_display", "App._display (frames out)")

@@ -3,22 +3,25 @@
 The event loop never waits on SQLite or on the runner: a thread worker polls
 the store (skipping work when PRAGMA data_version says nothing changed) and
 posts Snapshots; a second one computes the playbook's checklist while the study
-screen shows it (tui.checklist); the keys' actions run in thread workers too.
+screen shows it (tui.data.checklist); the keys' actions run in thread workers too.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import sqlite3
 import sys
 import threading
+import weakref
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
 
 from textual import work
 from textual.app import App, SystemCommand
+from textual.await_complete import AwaitComplete
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
@@ -27,12 +30,27 @@ from textual.worker import get_current_worker
 from runner.text import printable
 from store import StoreError, connect, locate_db
 from store.db import check_readable
-from tui.actions import Actions, Note
-from tui.checklist import ChecklistReader, ChecklistResult
+from tui.data.actions import Actions, Note
+from tui.data.checklist import ChecklistReader, ChecklistResult
+from tui.data.snapshot import Snapshot, StorePoller, View
+from tui.messages import (
+    AddTrials,
+    Confirm,
+    LaunchStudy,
+    OpenStudy,
+    OpenTrial,
+    PushScreen,
+    RegisterSample,
+    RequeueTrial,
+    SetNotes,
+    StopStudy,
+    StopTrial,
+    ViewChanged,
+)
 from tui.screens import SnapshotScreen, StudiesScreen, StudyScreen
-from tui.snapshot import Snapshot, StorePoller, View
 from tui.wire import crop_partial_updates
 
+COLLECT_TRIES = 3  # full collections at most after a screen closes
 POLL_S = 0.75  # sets the report-to-screen delay; a poll with no change costs one PRAGMA
 # The repository root is tui/..; from this file rather than tui.__file__, which is None
 # while an editable install made before tui/__init__.py existed maps tui as a namespace.
@@ -85,9 +103,10 @@ class PlaybookApp(App):
         self.actions = Actions(self.db_path)
         self._wake = threading.Event()
         self._checklist_wake = threading.Event()
+        self._closed_screens: list[weakref.ref[Screen]] = []  # closed screens not collected yet
 
     def get_default_screen(self) -> Screen:
-        return StudiesScreen()
+        return StudiesScreen(self.db_path, self.sample_study)
 
     def on_mount(self) -> None:
         self._poll_store()
@@ -138,10 +157,10 @@ class PlaybookApp(App):
     def _show(self, snap: Snapshot) -> None:
         self.snapshot = snap
         # Only the visible screen (or the one under a modal, e.g. the command palette) is fed:
-        # a covered screen catches up from self.snapshot when it is uncovered (on_screen_resume).
+        # a covered screen catches up when it is uncovered (ViewChanged with catch_up).
         for screen in reversed(self.screen_stack):
             if isinstance(screen, SnapshotScreen) and screen.is_mounted:
-                screen.show(snap)
+                screen.update_snapshot(snap)
                 break
 
     def set_view(self, view: View) -> None:
@@ -172,59 +191,86 @@ class PlaybookApp(App):
             if isinstance(screen, StudyScreen) and screen.is_mounted:
                 screen.show_checklist(message.result)
 
-    # -- navigation -------------------------------------------------------------
+    # -- what the screens ask for (tui.messages) --------------------------------------
 
-    # Each screen points the poller at what it shows when it becomes current (SnapshotScreen).
+    def on_view_changed(self, message: ViewChanged) -> None:
+        self.set_view(message.view)
+        if message.catch_up and self.snapshot is not None:
+            self._show(self.snapshot)  # the uncovered screen missed the snapshots since it was covered
+        if message.catch_up and self._closed_screens:
+            # Here, not in pop_screen: a callback scheduled there would run in the closing
+            # screen's context (Textual's active_message_pump), which holds on to it.
+            self.call_after_refresh(self._collect_closed)
 
-    def open_study(self, study_id: int) -> None:
-        self.push_screen(StudyScreen(study_id))
+    def on_open_study(self, message: OpenStudy) -> None:
+        self.push_screen(StudyScreen(message.study_id, self.checklist))
 
-    def open_trial(self, study_id: int, trial_id: int, trial_dir: str) -> None:
+    def on_open_trial(self, message: OpenTrial) -> None:
         from tui.screens.trial import TrialScreen  # its widgets load when first needed
 
-        self.push_screen(TrialScreen(study_id, trial_id, trial_dir))
+        self.push_screen(TrialScreen(message.study_id, message.trial_id, message.trial_dir))
+
+    def on_push_screen(self, message: PushScreen) -> None:
+        self.push_screen(message.screen, message.callback)
+
+    def pop_screen(self) -> AwaitComplete:
+        if isinstance(self.screen, SnapshotScreen):
+            self._closed_screens.append(weakref.ref(self.screen))  # collected once the screen below asks for data
+        return super().pop_screen()
+
+    def _collect_closed(self, tries: int = COLLECT_TRIES) -> None:
+        """A closed screen is a web of cycles (widgets and their parents) that only a full
+        collection frees; left to the collector's own timing it ran in the middle of the
+        next study's opening (~80 ms with a 1,000-trial study's cells). Now, after the
+        screen below is painted, while the user reads it; again after the next refresh
+        while Textual still holds the closed one (its unmount is not done yet)."""
+        gc.collect()
+        self._closed_screens = [ref for ref in self._closed_screens if ref() is not None]
+        if self._closed_screens and tries > 1:
+            self.call_after_refresh(self._collect_closed, tries - 1)
 
     def action_wizards(self) -> None:
         from tui.screens.wizards import WizardsScreen  # scipy and the wizards load when first opened
 
         if not isinstance(self.screen, WizardsScreen):
-            self.push_screen(WizardsScreen())
+            names = tuple(s.name for s in self.snapshot.studies) if self.snapshot else ()
+            self.push_screen(WizardsScreen(self.db_path, names))
 
     def action_help(self) -> None:
         from tui.screens.help import HelpScreen
+        from tui.widgets.keys import screen_keys
 
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen(self.screen))
+            self.push_screen(HelpScreen(self.screen, screen_keys(self.screen, self)))
 
-    def confirm(self, question: str, then: Callable[[], None]) -> None:
-        """Ask `question` once in a modal; call `then` only on yes. Callers capture what they act on
-        before asking, so rows that move under the cursor meanwhile change nothing."""
+    def on_confirm(self, message: Confirm) -> None:
         from tui.screens.help import ConfirmScreen
 
-        self.push_screen(ConfirmScreen(question), lambda yes: then() if yes else None)
+        then = message.then
+        self.push_screen(ConfirmScreen(message.question), lambda yes: self.post_message(then) if yes else None)
 
     # -- actions: each in a worker thread, reported as a notification ------------
 
-    def register_sample(self) -> None:
+    def on_register_sample(self, message: RegisterSample) -> None:
         self._act(self.actions.register, self.sample_study)
 
-    def launch_study(self, study_id: int) -> None:
-        self._act(self.actions.launch, study_id)
+    def on_launch_study(self, message: LaunchStudy) -> None:
+        self._act(self.actions.launch, message.study_id)
 
-    def stop_study(self, study_id: int) -> None:
-        self._act(self.actions.stop_study, study_id)
+    def on_stop_study(self, message: StopStudy) -> None:
+        self._act(self.actions.stop_study, message.study_id)
 
-    def stop_trial(self, trial_id: int) -> None:
-        self._act(self.actions.stop_trial, trial_id)
+    def on_stop_trial(self, message: StopTrial) -> None:
+        self._act(self.actions.stop_trial, message.trial_id)
 
-    def requeue_trial(self, trial_id: int) -> None:
-        self._act(self.actions.requeue_trial, trial_id)
+    def on_requeue_trial(self, message: RequeueTrial) -> None:
+        self._act(self.actions.requeue_trial, message.trial_id)
 
-    def set_notes(self, study_id: int, notes: str) -> None:
-        self._act(self.actions.set_notes, study_id, notes)
+    def on_set_notes(self, message: SetNotes) -> None:
+        self._act(self.actions.set_notes, message.study_id, message.notes)
 
-    def add_trials(self, study_id: int, samples: int) -> None:
-        self._act(self.actions.add_trials, study_id, samples)
+    def on_add_trials(self, message: AddTrials) -> None:
+        self._act(self.actions.add_trials, message.study_id, message.samples)
 
     @work(thread=True, group="actions")
     def _act(self, action: Callable[..., Note], *args) -> None:
@@ -241,7 +287,7 @@ class PlaybookApp(App):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        from tui.keys import screen_keys
+        from tui.widgets.keys import screen_keys
 
         for entry in screen_keys(screen, self):
             if entry.action == "quit":

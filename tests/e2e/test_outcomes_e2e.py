@@ -15,9 +15,9 @@ import json
 from runner.cli import main as cli
 from store import connect, studies
 from tests.sample_copies import small_digits
-from tui import tables
+from tui.data.snapshot import View, read_snapshot, read_studies, read_trials
 from tui.screens.trial import title_text
-from tui.snapshot import View, read_snapshot, read_studies, read_trials
+from tui.widgets import tables
 
 TRAIN = (0.1, 0.15, 0.2, 0.3, 0.4)
 DEAD_LR, DIVERGING_LR = 1e-4, 60.0

@@ -9,7 +9,7 @@ from runner.spec import load
 from runner.study_data import load_checklist_inputs
 from store import metrics, trials
 from store.metrics import TrialUpdate
-from tui.trial_data import read_trial_detail
+from tui.data.trial_data import read_trial_detail
 
 STUDY = """
 [study]

@@ -14,7 +14,7 @@ from runner.wizards.substudy import reference_values
 from store import trials
 from store.trials import TrialState
 from tests.tui.tui_helpers import finish, registered, report, start
-from tui.snapshot import View, read_studies, read_study_detail, study_data
+from tui.data.snapshot import View, read_studies, read_study_detail, study_data
 
 
 def _study_with_a_stopped_leader(tmp_path):

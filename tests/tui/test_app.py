@@ -33,8 +33,8 @@ from runner.judging import study_outcomes
 from store import lease, studies, trials
 from store.trials import TrialState
 from tui.app import make_app
+from tui.data.snapshot import StorePoller, View
 from tui.screens import RunnerStatus, StudiesScreen
-from tui.snapshot import StorePoller, View
 from tui.widgets.plot import PlotWidget
 
 
@@ -296,9 +296,9 @@ def test_command_palette_lists_the_screen_keys(tmp_path):
 
 def test_store_errors_show_in_the_status_line_and_clear(tmp_path, monkeypatch):
     db, db_path, study = registered(tmp_path)
-    import tui.snapshot
+    import tui.data.snapshot
 
-    real, failures = tui.snapshot.read_studies, []
+    real, failures = tui.data.snapshot.read_studies, []
 
     def flaky(conn):
         if failures:  # fail once, after the first good read
@@ -306,7 +306,7 @@ def test_store_errors_show_in_the_status_line_and_clear(tmp_path, monkeypatch):
             raise sqlite3.OperationalError("database is locked")
         return real(conn)
 
-    monkeypatch.setattr(tui.snapshot, "read_studies", flaky)
+    monkeypatch.setattr(tui.data.snapshot, "read_studies", flaky)
 
     async def scenario():
         app = make_app(db_path)

@@ -10,10 +10,10 @@ from store import trials
 from store.metrics import TrialUpdate, write_updates
 from store.trials import TrialState
 from tui.app import make_app
-from tui.checklist import CheckItem, ChecklistReader
-from tui.plots import staircase
+from tui.data.checklist import CheckItem, ChecklistReader
+from tui.data.plots import staircase
+from tui.data.snapshot import View
 from tui.screens.add_trials import AddTrialsScreen, parse_samples
-from tui.snapshot import View
 from tui.widgets.checklist import CheckLine, body_content, head_content
 from tui.widgets.plot import BARS, PlotWidget
 

@@ -6,11 +6,12 @@ import os
 
 from rich.style import Style
 
-from tui.logtail import LogTail
-from tui.ticks import nice_ticks, short
-from tui.trial_data import Checkpoint, best_checkpoint
+from tui.data.logtail import LogTail
+from tui.data.plotspec import POINTS, PlotSpec, Series
+from tui.data.ticks import nice_ticks, short
+from tui.data.trial_data import Checkpoint, best_checkpoint
 from tui.widgets.gpu import gpu_indices
-from tui.widgets.plot import POINTS, PlotSpec, Series, build_plot
+from tui.widgets.plot import build_plot
 
 COLORS = {"primary": "#0178d4", "error": "#ba3c5b"}
 
@@ -109,7 +110,7 @@ def test_gpu_panel_repaints_only_on_change_and_a_reading_replaces_an_error():
 
     from textual.app import App
 
-    from tui.snapshot import SlotUse
+    from tui.data.snapshot import SlotUse
     from tui.widgets.gpu import NO_GPU, GpuPanel
 
     class One(App):
@@ -137,7 +138,7 @@ def test_gpu_panel_repaints_only_on_change_and_a_reading_replaces_an_error():
 
 def test_category_labels_on_an_axis_plot_are_shown_not_interpreted():
     from runner.playbook.isolation import AxisData, AxisPoint
-    from tui.plots import axis_spec
+    from tui.data.plots import axis_spec
 
     evil = "adam\x1b[31m"
     axis = AxisData("optimizer", "scientific", False, True,

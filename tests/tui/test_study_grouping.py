@@ -8,8 +8,8 @@ from pathlib import Path
 from rich.text import Text
 
 from store import wizards as wizard_store
-from tui import tables
-from tui.snapshot import read_studies
+from tui.data.snapshot import read_studies
+from tui.widgets import tables
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "store"))
 from test_store import add_study  # noqa: E402

@@ -10,8 +10,8 @@ from store import trials
 from store.trials import TrialState
 from tui.app import make_app
 from tui.screens.trial import TrialScreen
-from tui.tables import current_key
 from tui.widgets.plot import POINTS, PlotWidget
+from tui.widgets.tables import current_key
 
 
 def shown_numbers(table: DataTable) -> list[str]:

@@ -6,10 +6,10 @@ from textual.app import App, ComposeResult
 
 from runner.playbook.isolation import AxisData, AxisPoint, IsolationRow
 from tests.tui.tui_helpers import run, wait_for
-from tui.plots import axis_spec, curves_spec, isolation_spec
-from tui.snapshot import TrialCurves
-from tui.ticks import nice_ticks, short, value_kind
-from tui.trial_data import Points
+from tui.data.plots import axis_spec, curves_spec, isolation_spec
+from tui.data.snapshot import TrialCurves
+from tui.data.ticks import nice_ticks, short, value_kind
+from tui.data.trial_data import Points
 from tui.widgets.plot import PlotWidget, build_plot
 
 

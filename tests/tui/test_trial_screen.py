@@ -175,8 +175,8 @@ def test_progress_is_out_of_the_run_in_steps_when_max_train_steps_counts_epochs(
     import store
     from runner.printed import CaptureState
     from store import metrics
-    from tui.snapshot import read_trials
-    from tui.tables import trial_columns
+    from tui.data.snapshot import read_trials
+    from tui.widgets.tables import trial_columns
 
     _, db_path, _, t = manual_study(tmp_path)
     db = store.connect(db_path)

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import gc
-from typing import TYPE_CHECKING
-
 from rich.text import Text
 from textual.screen import Screen
 from textual.widgets import Static
 
 from runner.text import printable
-from tui.snapshot import Snapshot, View
-
-if TYPE_CHECKING:
-    from tui.app import PlaybookApp
+from tui.data.snapshot import Snapshot, View
+from tui.messages import ViewChanged
 
 
 class RunnerStatus(Static):
@@ -37,25 +32,27 @@ class SnapshotScreen(Screen):
     """A screen the app refreshes with each new snapshot.
 
     Each screen says what it looks at (view()); when it becomes current (pushed,
-    or uncovered by a pop) the app's poller is pointed at that.
+    or uncovered by a pop) it tells the app (ViewChanged), which points its poller
+    at that and hands it the latest snapshot. The screen keeps the last snapshot it
+    was given (self.snapshot) for what its keys do between two snapshots.
     """
 
-    app: PlaybookApp
+    snapshot: Snapshot | None = None
 
     def view(self) -> View:
         return View()
 
+    def update_snapshot(self, snap: Snapshot) -> None:
+        """From the app: a fresh snapshot while this screen is the one shown."""
+        self.snapshot = snap
+        self.show(snap)
+
     def show(self, snap: Snapshot) -> None:
         raise NotImplementedError
 
-    def on_unmount(self) -> None:
-        # A closed screen is a web of cycles (widgets and their parents) that only a full
-        # collection frees; left to the collector's own timing it ran in the middle of
-        # the next study's opening (~80 ms with a 1,000-trial study's cells). Now, just
-        # after the screen below is painted, while the user reads it.
-        self.app.call_after_refresh(gc.collect)
+    def view_changed(self) -> None:
+        """Tell the app this screen now looks at something else (the poller reads it)."""
+        self.post_message(ViewChanged(self.view()))
 
     def on_screen_resume(self) -> None:
-        self.app.set_view(self.view())
-        if self.app.snapshot is not None:
-            self.show(self.app.snapshot)
+        self.post_message(ViewChanged(self.view(), catch_up=True))

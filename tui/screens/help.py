@@ -11,15 +11,14 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
 from runner.text import printable
-from tui.keys import screen_keys
+from tui.widgets.keys import KeyHelp
 
 # The one navigation rule, said once in every help.
 RULE = "enter opens · esc goes back · q quits from any screen · ctrl+p: any action"
 
 
-def keys_text(screen: Screen) -> Text:
+def keys_text(entries: list[KeyHelp]) -> Text:
     """One line a key: the key, its footer word, and what it does (cut, not wrapped, at the edge)."""
-    entries = screen_keys(screen, screen.app)
     key_width = max((len(e.keys) for e in entries), default=1)
     word_width = max((len(e.description) for e in entries), default=1)
     text = Text(no_wrap=True, overflow="ellipsis")
@@ -38,19 +37,20 @@ def screen_title(screen: Screen) -> str:
 
 
 class HelpScreen(ModalScreen[None]):
-    """The keys of `below` (the screen that was current when help was asked for)."""
+    """The keys of `below` (the screen that was current when help was asked for), with the app's:
+    `keys` is tui.widgets.keys.screen_keys(below, app), given by the app."""
 
     BINDINGS = [Binding("escape,question_mark,f1", "close", "Close help")]
 
-    def __init__(self, below: Screen):
+    def __init__(self, below: Screen, keys: list[KeyHelp]):
         super().__init__()
-        self.below = below
+        self.below, self.keys = below, keys
 
     def compose(self) -> ComposeResult:
         with Vertical(id="help-dialog") as dialog:
             dialog.border_title = f"Keys of the {screen_title(self.below)} screen"
             with VerticalScroll(id="help-keys"):
-                yield Static(keys_text(self.below), id="help-lines")
+                yield Static(keys_text(self.keys), id="help-lines")
             yield Static(Text(RULE, style="dim"), id="help-rule")
 
     def action_close(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 
 from rich.text import Text
 from textual import work
@@ -13,9 +14,10 @@ from textual.widgets import DataTable, Header, Static
 
 from runner.playbook.outcome import counts_line
 from runner.text import printable
-from tui import tables
+from tui.data.snapshot import Snapshot, StudyRow
+from tui.messages import Confirm, LaunchStudy, OpenStudy, PushScreen, RegisterSample, SetNotes, StopStudy
 from tui.screens.base import RunnerStatus, SnapshotScreen
-from tui.snapshot import Snapshot, StudyRow
+from tui.widgets import tables
 from tui.widgets.footer import KeyFooter
 from tui.widgets.gpu import GpuPanel
 from tui.widgets.table import TextTable
@@ -42,6 +44,10 @@ class StudiesScreen(SnapshotScreen):
     ]
 
     _detail_shown: Text | None = None  # what #study-detail shows
+
+    def __init__(self, db_path: Path, sample_study: Path):
+        super().__init__()
+        self.db_path, self.sample_study = db_path, sample_study  # for the empty database's hint
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -70,8 +76,8 @@ class StudiesScreen(SnapshotScreen):
         if empty:
             self.query_one("#empty", Static).update(Text(
                 "No studies in this database yet.\n\n"
-                f"Press n to register the bundled sample study:\n  {self.app.sample_study}\n\n"
-                f"or register one from a shell:\n  playbook-runner --db {shlex.quote(str(self.app.db_path))} run STUDY.toml"))
+                f"Press n to register the bundled sample study:\n  {self.sample_study}\n\n"
+                f"or register one from a shell:\n  playbook-runner --db {shlex.quote(str(self.db_path))} run STUDY.toml"))
         tables.sync_rows(table, tables.STUDY_COLUMNS, snap.studies, key=lambda r: str(r.id))
         self._show_detail()
         self.query_one(GpuPanel).show(slots=snap.slots)
@@ -100,14 +106,14 @@ class StudiesScreen(SnapshotScreen):
 
     def _study(self) -> StudyRow | None:
         key = tables.current_key(self.query_one(DataTable))
-        snap = self.app.snapshot
+        snap = self.snapshot
         return snap.study(int(key)) if snap is not None and key is not None else None
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._show_detail()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        self.app.open_study(int(event.row_key.value))
+        self.post_message(OpenStudy(int(event.row_key.value)))
 
     def _highlighted(self) -> int | None:
         key = tables.current_key(self.query_one(DataTable))
@@ -116,11 +122,11 @@ class StudiesScreen(SnapshotScreen):
         return int(key) if key is not None else None
 
     def action_register_sample(self) -> None:
-        self.app.register_sample()
+        self.post_message(RegisterSample())
 
     def action_launch(self) -> None:
         if (study_id := self._highlighted()) is not None:
-            self.app.launch_study(study_id)
+            self.post_message(LaunchStudy(study_id))
 
     def action_stop_study(self) -> None:
         study = self._study()  # now, at the key press
@@ -128,8 +134,8 @@ class StudiesScreen(SnapshotScreen):
             self.notify("no study highlighted", severity="warning")
             return
         study_id = study.id
-        self.app.confirm(f"Stop study {printable(study.name)}? Its running trials stop; "
-                         "its queued trials wait for the next launch.", lambda: self.app.stop_study(study_id))
+        self.post_message(Confirm(f"Stop study {printable(study.name)}? Its running trials stop; "
+                                  "its queued trials wait for the next launch.", StopStudy(study_id)))
 
     def action_edit_notes(self) -> None:
         from tui.screens.notes import NotesScreen  # the text editor loads when first needed
@@ -141,9 +147,9 @@ class StudiesScreen(SnapshotScreen):
 
         def save(notes: str | None) -> None:
             if notes is not None and notes != study.notes:
-                self.app.set_notes(study.id, notes)
+                self.post_message(SetNotes(study.id, notes))
 
-        self.app.push_screen(NotesScreen(study.name, study.notes), save)
+        self.post_message(PushScreen(NotesScreen(study.name, study.notes), save))
 
     # -- the GPU panel: NVML read in a worker every GPU_POLL_S, while it is shown ---
 
@@ -153,8 +159,8 @@ class StudiesScreen(SnapshotScreen):
         self._poll_gpus()
 
     def _poll_gpus(self) -> None:
-        # is_current stays true for the screen just under the top one (Textual 8): ask the app.
-        if self.app.screen is self and self.query_one(GpuPanel).display:
+        # is_current stays true for the screen just under the top one (Textual 8); is_active does not.
+        if self.is_active and self.query_one(GpuPanel).display:
             self._read_gpus()
 
     @work(thread=True, exclusive=True, group="gpus", exit_on_error=False)

@@ -12,10 +12,21 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Header, Static
 
 from runner.text import printable, printable_line
-from tui import plots, tables
-from tui.checklist import ChecklistResult
+from tui.data import plots
+from tui.data.checklist import ChecklistResult
+from tui.data.snapshot import MAX_OVERLAY, Snapshot, StudyDetail, StudyRow, TrialRow, View
+from tui.messages import (
+    AddTrials,
+    Confirm,
+    LaunchStudy,
+    OpenTrial,
+    PushScreen,
+    RequeueTrial,
+    StopStudy,
+    StopTrial,
+)
 from tui.screens.base import RunnerStatus, SnapshotScreen
-from tui.snapshot import MAX_OVERLAY, Snapshot, StudyDetail, StudyRow, TrialRow, View
+from tui.widgets import tables
 from tui.widgets.checklist import CheckLine, ChecklistPanel
 from tui.widgets.footer import KeyFooter
 from tui.widgets.plot import PlotSpec, PlotWidget
@@ -28,7 +39,7 @@ CHECKLIST_PAGES = (BEST_STEPS, COMPUTE)
 
 
 class StudyScreen(SnapshotScreen):
-    # In the order of use: the footer keeps the first ones when they do not all fit (tui.keys).
+    # In the order of use: the footer keeps the first ones when they do not all fit (tui.widgets.keys).
     BINDINGS = [
         Binding("escape", "back", "Back"),
         # priority: the table would take enter for itself (and only on the row it knows).
@@ -49,13 +60,14 @@ class StudyScreen(SnapshotScreen):
         Binding("S", "reverse_sort", "Reverse sort", show=False),
     ]
 
-    def __init__(self, study_id: int):
+    def __init__(self, study_id: int, checklist: ChecklistResult | None = None):
         super().__init__()
         self.study_id = study_id
         self.marked: set[int] = set()  # trial ids overlaid on the curves plot
         self.plot_page = CURVES  # CURVES, "axis:<param>", "isolation:<param>" or a CHECKLIST_PAGES
         self.checklist_shown = False  # the pane shows the checklist instead of a plot
-        self._checklist: ChecklistResult | None = None
+        # The last one computed, on an earlier visit: shown until a fresh one comes.
+        self._checklist = checklist if checklist is not None and checklist.study_id == study_id else None
         self._detail: StudyDetail | None = None
         self._plotted_at = 0.0  # when the plot was last given new data (see _replot)
         self._plot_timer: Timer | None = None
@@ -75,9 +87,6 @@ class StudyScreen(SnapshotScreen):
 
     def on_mount(self) -> None:
         self.table.focus()
-        last = self.app.checklist  # computed before, on an earlier visit: shown until a fresh one comes
-        if last is not None and last.study_id == self.study_id:
-            self._checklist = last
 
     def view(self) -> View:
         row = self.highlighted()
@@ -251,7 +260,7 @@ class StudyScreen(SnapshotScreen):
     def _set_checklist_shown(self, shown: bool) -> None:
         self.checklist_shown = shown
         self.set_class(shown, "-checklist")
-        self.app.set_view(self.view())
+        self.view_changed()
         if shown:
             self._show_checklist_panel()
         else:
@@ -270,8 +279,8 @@ class StudyScreen(SnapshotScreen):
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.row_key.value is None:
             return
-        self.app.set_view(self.view())  # the poller reads the new trial's curves
-        snap = self.app.snapshot
+        self.view_changed()  # the poller reads the new trial's curves
+        snap = self.snapshot
         self._show_detail(self.highlighted(), snap.study(self.study_id) if snap else None)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
@@ -288,7 +297,7 @@ class StudyScreen(SnapshotScreen):
         if row is None:
             self.notify("no trial highlighted", severity="warning")
         else:
-            self.app.open_trial(self.study_id, row.id, row.trial_dir)
+            self.post_message(OpenTrial(self.study_id, row.id, row.trial_dir))
 
     def action_mark(self) -> None:
         row = self.highlighted()
@@ -312,7 +321,7 @@ class StudyScreen(SnapshotScreen):
         pages = self.plot_pages()
         index = pages.index(self.plot_page) if self.plot_page in pages else -1
         self.plot_page = pages[(index + 1) % len(pages)]
-        self.app.set_view(self.view())  # the checklist's plots need it computed
+        self.view_changed()  # the checklist's plots need it computed
         self._refresh()
 
     def action_toggle_checklist(self) -> None:
@@ -321,7 +330,7 @@ class StudyScreen(SnapshotScreen):
     def action_add_trials(self) -> None:
         from tui.screens.add_trials import AddTrialsScreen  # the dialog loads when first needed
 
-        snap = self.app.snapshot
+        snap = self.snapshot
         study = snap.study(self.study_id) if snap else None
         if study is None:
             self.notify("the study is not loaded yet", severity="warning")
@@ -329,14 +338,14 @@ class StudyScreen(SnapshotScreen):
 
         def queue(samples: int | None) -> None:
             if samples is not None:
-                self.app.add_trials(self.study_id, samples)
+                self.post_message(AddTrials(self.study_id, samples))
 
-        self.app.push_screen(AddTrialsScreen(study.name), queue)
+        self.post_message(PushScreen(AddTrialsScreen(study.name), queue))
 
     def action_cycle_filter(self) -> None:
         self.table.cycle_filter()
         self._refresh()
-        self.app.set_view(self.view())  # the cursor may now be on another trial
+        self.view_changed()  # the cursor may now be on another trial
 
     def action_cycle_sort(self) -> None:
         self.table.cycle_sort()
@@ -348,7 +357,7 @@ class StudyScreen(SnapshotScreen):
 
     def _refresh(self) -> None:
         """Show the current snapshot again after a change of sort, filter, marks or plot."""
-        snap = self.app.snapshot
+        snap = self.snapshot
         study = snap.study(self.study_id) if snap else None
         if self._detail is not None:
             self.table.show(study, self._detail, frozenset(self.marked))
@@ -357,29 +366,28 @@ class StudyScreen(SnapshotScreen):
         self._show_plot(study)
 
     def _refresh_plot(self) -> None:
-        snap = self.app.snapshot
+        snap = self.snapshot
         self._show_plot(snap.study(self.study_id) if snap else None)
 
     def action_back(self) -> None:
         if self.checklist_shown:  # esc leaves the checklist first, then the screen
             self._set_checklist_shown(False)
         else:
-            self.app.pop_screen()
+            self.dismiss()
 
     def action_launch(self) -> None:
-        self.app.launch_study(self.study_id)
+        self.post_message(LaunchStudy(self.study_id))
 
     def _study_name(self) -> str:
-        snap = self.app.snapshot
+        snap = self.snapshot
         study = snap.study(self.study_id) if snap else None
         return printable_line(study.name) if study else f"study {self.study_id}"
 
     def action_stop_study(self) -> None:
         study_id, name = self.study_id, self._study_name()
         running = sum(1 for r in self.rows if r.state in ("starting", "running"))
-        self.app.confirm(f"Stop study {name}? Its {running} running trial(s) stop; "
-                         "its queued trials wait for the next launch.",
-                         lambda: self.app.stop_study(study_id))
+        self.post_message(Confirm(f"Stop study {name}? Its {running} running trial(s) stop; "
+                                  "its queued trials wait for the next launch.", StopStudy(study_id)))
 
     def action_stop_trial(self) -> None:
         row = self.highlighted()  # now, at the key press: rows may move while the question is open
@@ -387,8 +395,8 @@ class StudyScreen(SnapshotScreen):
             self.notify("no trial highlighted", severity="warning")
             return
         trial_id = row.id
-        self.app.confirm(f"Stop trial #{row.number} ({row.state}, {_params(row)}) of {self._study_name()}?",
-                         lambda: self.app.stop_trial(trial_id))
+        self.post_message(Confirm(f"Stop trial #{row.number} ({row.state}, {_params(row)}) of "
+                                  f"{self._study_name()}?", StopTrial(trial_id)))
 
     def action_requeue_trial(self) -> None:
         row = self.highlighted()
@@ -400,9 +408,9 @@ class StudyScreen(SnapshotScreen):
                         "can be re-queued", severity="warning")
             return
         trial_id = row.id
-        self.app.confirm(f"Re-queue trial #{row.number} ({row.state}, {_params(row)}) of "
-                         f"{self._study_name()}? Its curves and checkpoints are dropped and it runs "
-                         "again from scratch.", lambda: self.app.requeue_trial(trial_id))
+        self.post_message(Confirm(f"Re-queue trial #{row.number} ({row.state}, {_params(row)}) of "
+                                  f"{self._study_name()}? Its curves and checkpoints are dropped and it runs "
+                                  "again from scratch.", RequeueTrial(trial_id)))
 
 
 REQUEUEABLE = ("stopped", "failed", "lost")

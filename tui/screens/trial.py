@@ -16,11 +16,13 @@ from textual.widgets import Header, Select, Static, TabbedContent, TabPane
 from runner.ingest import out_of_order_note
 from runner.process import TrialPaths
 from runner.text import printable, printable_line
-from tui import plots, tables
-from tui.logtail import LogTail
+from tui.data import plots
+from tui.data.logtail import LogTail
+from tui.data.snapshot import Snapshot, StudyRow, View
+from tui.data.trial_data import TrialDetail
+from tui.messages import Confirm, StopTrial
 from tui.screens.base import RunnerStatus, SnapshotScreen
-from tui.snapshot import Snapshot, StudyRow, View
-from tui.trial_data import TrialDetail
+from tui.widgets import tables
 from tui.widgets.footer import KeyFooter
 from tui.widgets.logs import TailLog
 from tui.widgets.plot import PlotWidget
@@ -126,7 +128,7 @@ class TrialScreen(SnapshotScreen):
     def on_select_changed(self, event: Select.Changed) -> None:
         if isinstance(event.value, str) and event.value != self.metric:
             self.metric = event.value
-            self.app.set_view(self.view())
+            self.view_changed()
 
     # -- logs: read in a worker from saved offsets, shown literally ---------------------
 
@@ -182,15 +184,15 @@ class TrialScreen(SnapshotScreen):
         current = detail.metric.name if detail.metric else names[-1]
         self.metric = names[(names.index(current) + 1) % len(names)] if current in names else names[0]
         self.query_one(TabbedContent).active = "curves"
-        self.app.set_view(self.view())
+        self.view_changed()
 
     def action_back(self) -> None:
-        self.app.pop_screen()
+        self.dismiss()
 
     def action_stop_trial(self) -> None:
         trial_id, detail = self.trial_id, self._detail
         what = f"trial #{detail.number} ({detail.state})" if detail else f"trial id {trial_id}"
-        self.app.confirm(f"Stop {what}?", lambda: self.app.stop_trial(trial_id))
+        self.post_message(Confirm(f"Stop {what}?", StopTrial(trial_id)))
 
 
 def title_text(detail: TrialDetail, study: StudyRow | None) -> Text:

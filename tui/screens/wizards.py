@@ -1,6 +1,6 @@
 """The guided wizards: the list of stored ones, a dialog to start one, and one wizard step by step.
 
-The screens hold no playbook logic: a WizardReader (tui.wizard_data) reads and
+The screens hold no playbook logic: a WizardReader (tui.data.wizard_data) reads and
 advances the wizard in a thread worker and posts what to show; keys answer the
 wizard's questions (run a stage, skip an optional one, say how complex a change is).
 """
@@ -8,7 +8,7 @@ wizard's questions (run a stage, skip an optional one, say how complex a change 
 from __future__ import annotations
 
 import shlex
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from rich.text import Text
 from textual import on, work
@@ -21,12 +21,10 @@ from textual.widgets import DataTable, Header, Input, Static
 from textual.worker import get_current_worker
 
 from runner.text import printable
+from tui.data.wizard_data import WizardReader, WizardRow, WizardView
+from tui.messages import OpenStudy, PushScreen
 from tui.widgets.footer import KeyFooter
 from tui.widgets.plot import PlotWidget
-from tui.wizard_data import WizardReader, WizardRow, WizardView
-
-if TYPE_CHECKING:
-    from tui.app import PlaybookApp
 
 REFRESH_S = 1.0
 MARKS = {"done": "✓", "current": "▶", "later": "·", "skipped": "–"}
@@ -57,7 +55,6 @@ class WizardsChanged(Message):
 class WizardsScreen(Screen):
     """Every stored wizard; b / w / d start a new one."""
 
-    app: PlaybookApp
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("enter", "open", "Open", priority=True),
@@ -65,6 +62,11 @@ class WizardsScreen(Screen):
         Binding("w", "new('warmup')", "Warmup sweep"),
         Binding("d", "new('decide')", "Adopt or not"),
     ]
+
+    def __init__(self, db_path: Path, study_names: tuple[str, ...] = ()):
+        super().__init__()
+        self.db_path = db_path
+        self.study_names = study_names  # what the start dialog proposes
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -85,7 +87,7 @@ class WizardsScreen(Screen):
     @work(thread=True, exclusive=True, group="wizards-list")
     def _poll(self) -> None:
         worker = get_current_worker()
-        reader = WizardReader(self.app.db_path)
+        reader = WizardReader(self.db_path)
         try:
             while not worker.is_cancelled:
                 self.post_message(WizardsChanged(reader.rows()))
@@ -109,18 +111,18 @@ class WizardsScreen(Screen):
     def action_open(self) -> None:
         if self._rows:
             row = self._rows[self.query_one(DataTable).cursor_row]
-            self.app.push_screen(WizardScreen(row.id))
+            self.post_message(PushScreen(WizardScreen(row.id, self.db_path)))
 
     def action_new(self, kind: str) -> None:
-        names = [s.name for s in self.app.snapshot.studies] if self.app.snapshot else []
-        self.app.push_screen(StartWizardScreen(kind, default_args(kind, names)), self._started)
+        proposal = default_args(kind, list(self.study_names))
+        self.post_message(PushScreen(StartWizardScreen(kind, proposal, self.db_path), self._started))
 
     def _started(self, wizard_id: int | None) -> None:
         if wizard_id is not None:
-            self.app.push_screen(WizardScreen(wizard_id))
+            self.post_message(PushScreen(WizardScreen(wizard_id, self.db_path)))
 
     def action_back(self) -> None:
-        self.app.pop_screen()
+        self.dismiss()
 
 
 def worker_sleep(worker, seconds: float) -> None:
@@ -132,15 +134,22 @@ def worker_sleep(worker, seconds: float) -> None:
         time.sleep(0.05)
 
 
+class WizardStarted(Message):
+    """From the start dialog's worker: the new wizard's id, or why it could not start."""
+
+    def __init__(self, wizard_id: int | None, error: str = ""):
+        super().__init__()
+        self.wizard_id, self.error = wizard_id, error
+
+
 class StartWizardScreen(ModalScreen[int | None]):
     """One line of options, the same as the headless command's; dismisses with the wizard's id."""
 
-    app: PlaybookApp
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, kind: str, proposal: str):
+    def __init__(self, kind: str, proposal: str, db_path: Path):
         super().__init__()
-        self.kind, self.proposal = kind, proposal
+        self.kind, self.proposal, self.db_path = kind, proposal, db_path
 
     def compose(self) -> ComposeResult:
         with Vertical(id="add-dialog"):
@@ -159,18 +168,21 @@ class StartWizardScreen(ModalScreen[int | None]):
 
     @work(thread=True, exclusive=True, group="wizard-start")
     def _start(self, text: str) -> None:
-        reader = WizardReader(self.app.db_path)
+        reader = WizardReader(self.db_path)
         try:
             wizard_id = reader.start(self.kind, shlex.split(text))
         except Exception as exc:  # a bad option is shown in the dialog, never a crash
-            self.app.call_from_thread(self._error, f"{type(exc).__name__}: {exc}")
+            self.post_message(WizardStarted(None, f"{type(exc).__name__}: {exc}"))
             return
         finally:
             reader.close()
-        self.app.call_from_thread(self.dismiss, wizard_id)
+        self.post_message(WizardStarted(wizard_id))
 
-    def _error(self, text: str) -> None:
-        self.query_one("#add-error", Static).update(Text(printable(text)))
+    def on_wizard_started(self, message: WizardStarted) -> None:
+        if message.wizard_id is not None:
+            self.dismiss(message.wizard_id)
+        else:
+            self.query_one("#add-error", Static).update(Text(printable(message.error)))
 
     def action_cancel(self) -> None:
         self.dismiss(None)
@@ -185,7 +197,6 @@ class WizardChanged(Message):
 class WizardScreen(Screen):
     """One wizard: its stages, what the current one runs, live trials and curves, the verdict."""
 
-    app: PlaybookApp
     BINDINGS = [
         Binding("escape", "back", "Back", tooltip="Back (the wizard and its trials go on)"),
         Binding("enter", "answer(0)", "Run / confirm", priority=True),
@@ -196,9 +207,9 @@ class WizardScreen(Screen):
         Binding("o", "open_study", "Open stage study", tooltip="Open the current stage's trials as a study"),
     ]
 
-    def __init__(self, wizard_id: int):
+    def __init__(self, wizard_id: int, db_path: Path):
         super().__init__()
-        self.wizard_id = wizard_id
+        self.wizard_id, self.db_path = wizard_id, db_path
         self.current: WizardView | None = None
         self._answers: list[tuple[str, str]] = []
 
@@ -224,7 +235,7 @@ class WizardScreen(Screen):
     @work(thread=True, exclusive=True, group="wizard")
     def _poll(self) -> None:
         worker = get_current_worker()
-        reader = WizardReader(self.app.db_path)
+        reader = WizardReader(self.db_path)
         try:
             while not worker.is_cancelled:
                 while self._answers:
@@ -291,7 +302,7 @@ class WizardScreen(Screen):
 
     def action_open_study(self) -> None:
         if self.current and self.current.study_ids:
-            self.app.open_study(self.current.study_ids[0])
+            self.post_message(OpenStudy(self.current.study_ids[0]))
 
     def action_back(self) -> None:
-        self.app.pop_screen()
+        self.dismiss()

@@ -13,7 +13,7 @@ from textual.content import Content
 from textual.widgets import Static
 
 from runner.text import printable
-from tui.checklist import CheckItem, ChecklistResult
+from tui.data.checklist import CheckItem, ChecklistResult
 
 # Theme variables, not fixed colors: every Textual theme keeps its meaning.
 MARKS = {"ok": ("✓", "$success"), "warning": ("▲", "$warning"), "problem": ("✗", "$error"),

@@ -3,9 +3,9 @@ it shows (or the width they must fit) change.
 
 Textual's Footer lays every key out in a row and an 80-column terminal cuts what does not
 fit, which was the app's own keys (`?` help, `W` wizards) and half of the study screen's.
-Here the keys that fit are chosen by priority (tui.keys.footer_rank): help and the wizards
+Here the keys that fit are chosen by priority (tui.widgets.keys.footer_rank): help and the wizards
 first, then the screen's keys in the order it declares them (its most used first), then quit;
-at a narrow width with shorter words (tui.keys.FOOTER_SHORT). `?` lists every key anyway.
+at a narrow width with shorter words (tui.widgets.keys.FOOTER_SHORT). `?` lists every key anyway.
 
 Textual's Footer also recomposes (removes and mounts a widget per key, each styled by the
 stylesheet) on every bindings signal: focus moves, a screen mounts. Opening a study sent
@@ -21,7 +21,7 @@ from textual.screen import Screen
 from textual.widgets import Footer
 from textual.widgets._footer import FooterKey
 
-from tui.keys import FOOTER_SHORT, footer_rank
+from tui.widgets.keys import FOOTER_SHORT, footer_rank
 
 NARROW = 100  # below this many columns the footer uses the short words
 PALETTE_WIDTH = 12  # "^p palette", docked at the right end
@@ -55,13 +55,13 @@ class KeyFooter(Footer):
     _composed_for: tuple | None = None
 
     def _width(self) -> int:
-        return self.size.width or self.app.size.width
+        return self.size.width or self.screen.size.width
 
     def compose(self):
         if self._bindings_ready:
             self._composed_for = (shown_keys(self.screen), self._width())
         width = self._width()
-        rank = footer_rank(self.screen, self.app)
+        rank = footer_rank(self.screen)
         keys, palette = [], []
         for widget in super().compose():
             if isinstance(widget, FooterKey) and not widget.has_class("-command-palette"):

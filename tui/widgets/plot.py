@@ -1,4 +1,4 @@
-"""A plotext plot as a Textual widget: data in a PlotSpec, drawn at the widget's size.
+"""A plotext plot as a Textual widget: data in a PlotSpec (tui.data.plotspec), drawn at the widget's size.
 
 textual-plotext pins plotext < 6 and uses its internals, so this is our own thin
 wrapper over plotext 6. Every build makes a fresh private figure (plotext's
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass
 
 from rich.style import Style
 from rich.text import Span, Text
@@ -23,42 +22,11 @@ from textual.message import Message
 from textual.widget import Widget
 
 from runner.text import printable_line
-from tui.ticks import nice_ticks
+from tui.data.plotspec import BARS, COLORS, LINE, POINTS, PlotSpec
+from tui.data.ticks import nice_ticks
 
-# Series colors are Textual theme colors: plotext draws color N as ANSI code N+1,
-# and the built Text maps those codes back to the theme's value of the name.
-COLORS = ("primary", "warning", "success", "accent", "secondary", "error", "foreground")
-LINE, POINTS, BARS = "line", "points", "bars"
 GLYPH = {LINE: "━", POINTS: "•", BARS: "█"}
 _BUILD_LOCK = threading.Lock()
-
-
-@dataclass(frozen=True)
-class Series:
-    """One thing drawn: a curve, scattered points or bars."""
-
-    label: str
-    xs: tuple[float, ...]
-    ys: tuple[float, ...]
-    color: str = "primary"  # one of COLORS
-    kind: str = LINE  # LINE | POINTS | BARS
-    marker: str = ""  # plotext marker for POINTS ("dot", "x", ...); LINE draws in "hd"
-
-
-@dataclass(frozen=True)
-class PlotSpec:
-    """Everything a plot shows; built by pure functions (tui.plots), compared by value."""
-
-    title: str = ""
-    series: tuple[Series, ...] = ()
-    xlog: bool = False
-    xticks: tuple[tuple[float, ...], tuple[str, ...]] | None = None  # positions, labels
-    vlines: tuple[tuple[float, str, str], ...] = ()  # (x, label, color): a marked value, e.g. p90
-    empty: str = "no points yet"
-
-    @property
-    def has_data(self) -> bool:
-        return any(s.xs for s in self.series)
 
 
 def header(spec: PlotSpec, colors: dict[str, str]) -> Text:

@@ -4,7 +4,7 @@ DataTable already draws only the rows in view, but when rows are added it
 measures every cell through Rich's general `measure` (a console query per
 cell): for a 1,000-trial x 9-column study that was ~100 ms of the event loop,
 the largest share of opening the study. Our cells are always single-line
-`rich.text.Text` (tui.tables.cell), whose width is just `cell_len`.
+`rich.text.Text` (tui.widgets.tables.cell), whose width is just `cell_len`.
 
 And DataTable.update_cell invalidates every cached render of the table (its
 caches are keyed by one update counter), so each poll of a live study, which

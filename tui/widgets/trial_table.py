@@ -25,8 +25,8 @@ from textual.timer import Timer
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
-from tui import tables
-from tui.snapshot import StudyDetail, StudyRow, TrialRow
+from tui.data.snapshot import StudyDetail, StudyRow, TrialRow
+from tui.widgets import tables
 from tui.widgets.table import TextTable
 
 # The state filter `f` cycles through; "running" includes starting, "failed" includes lost.
@@ -117,7 +117,7 @@ class TrialTable(TextTable):
 
     def compact(self) -> bool:
         """Whether the full columns would not fit: then the narrow layout (see the module doc)."""
-        width = self.size.width or self.app.size.width
+        width = self.size.width or self.screen.size.width
         params = [n + ("*" if role == "scientific" else "")
                   for n, role in (self._detail.roles if self._detail else {}).items() if role != "fixed"]
         return tables.full_trial_width(self._study, params) > width
@@ -134,7 +134,7 @@ class TrialTable(TextTable):
         if tables.set_columns(self, self.trial_columns) or compact != self._compact:
             self._cells.clear()
         self._compact = compact
-        limit = CHUNK_ROWS if feeding else FIRST_SCREENS * max(self.size.height, self.app.size.height)
+        limit = CHUNK_ROWS if feeding else FIRST_SCREENS * max(self.size.height, self.screen.size.height)
         self.rows_pending = self._sync(self.shown_trials(), best, limit)
         if self.rows_pending and not self._feeding:
             self._feeding = True

@@ -1,6 +1,6 @@
 """One trial in full, read from the store and its folder as frozen data (no Textual here).
 
-Runs in the poller thread, like tui.snapshot: curves come downsampled from the
+Runs in the poller thread, like tui.data.snapshot: curves come downsampled from the
 store, and the gradient-norm percentiles are computed here, never in a widget.
 """
 
@@ -105,7 +105,7 @@ class TrialDetail:
     out_of_order: int = 0  # reported points merged at a step their series already had
     out_of_order_sample: str | None = None  # the first of them, described
     capture_notes: tuple[str, ...] = ()  # printed lines repeated, dropped or never matched (runner.printed)
-    outcome: Any = None  # runner.playbook.outcome.Outcome with the analysis' verdict (set by tui.snapshot)
+    outcome: Any = None  # runner.playbook.outcome.Outcome with the analysis' verdict (set by tui.data.snapshot)
 
 
 def read_trial_detail(db: Database, trial_id: int, metric: str | None, objective: str,

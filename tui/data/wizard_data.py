@@ -20,7 +20,7 @@ from runner.wizards.start import open_wizard
 from runner.wizards.substudy import series
 from store import connect, studies, trials
 from store import wizards as wizard_store
-from tui.widgets.plot import COLORS, LINE, POINTS, PlotSpec, Series
+from tui.data.plotspec import COLORS, LINE, POINTS, PlotSpec, Series
 
 RUNNER_RETRY_S = 15.0  # a detached runner takes a moment to hold the lease: do not start two
 MAX_CURVES = len(COLORS)

@@ -61,10 +61,12 @@ FOOTER_FIRST = ("help", "wizards")
 FOOTER_LAST = ("quit",)
 
 
-def footer_rank(screen: Screen, app: App):
+def footer_rank(screen: Screen):
     """action -> rank for the footer (lower is kept first): FOOTER_FIRST, the screen's keys in
     the order it declares them, the app's other keys, FOOTER_LAST."""
-    order = {entry.action: i for i, entry in enumerate(screen_keys(screen, app))}
+    order: dict[str, int] = {}
+    for binding in _declared(type(screen)):
+        order.setdefault(binding.action, len(order))
 
     def rank(action: str) -> tuple[int, int]:
         if action in FOOTER_FIRST:

@@ -22,7 +22,7 @@ from sqlite_utils import Database
 
 from store import StoreError, connect, studies
 from store.db import data_version
-from tui.snapshot import View
+from tui.data.snapshot import View
 
 MIN_INTERVAL_S = 5.0
 DUTY = 10

@@ -13,7 +13,7 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, ColumnKey
 
 from runner.text import printable_line
-from tui.snapshot import StudyRow, TrialRow
+from tui.data.snapshot import StudyRow, TrialRow
 
 
 def cell(value: Any, style: str = "") -> Text:
@@ -176,7 +176,7 @@ def trial_columns(study: StudyRow | None, roles: dict[str, str], best: frozenset
     )
 
 
-SPARK_FULL = 16  # points per sparkline in the full layout (tui.snapshot.SPARK_POINTS)
+SPARK_FULL = 16  # points per sparkline in the full layout (tui.data.snapshot.SPARK_POINTS)
 SPARK_COMPACT = 8  # in the narrow one
 # What the full layout's fixed columns take, padding included: # (marks, 3 digits), state
 # ("completed"), steps ("500/10000"), @step, both sparklines; the best column is its label.

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from runner.text import printable_line
-from tui.ticks import Kind, Ticks, nice_ticks, short, value_kind
-from tui.trial_data import GradStats, Points
-from tui.widgets.plot import BARS, COLORS, LINE, POINTS, PlotSpec, Series
+from tui.data.plotspec import BARS, COLORS, LINE, POINTS, PlotSpec, Series
+from tui.data.ticks import Kind, Ticks, nice_ticks, short, value_kind
+from tui.data.trial_data import GradStats, Points
 
 # Curves take these in turn; "error" is kept for infeasible points and thresholds.
 CURVE_COLORS = tuple(c for c in COLORS if c != "error")
@@ -28,7 +28,7 @@ def _step_ticks(series: Sequence[Series], kind: Kind = "int") -> Ticks | None:
 
 
 def curves_spec(overlay: Sequence[Any], objective: str) -> PlotSpec:
-    """Training and validation curves of some trials (tui.snapshot.TrialCurves), one color each line."""
+    """Training and validation curves of some trials (tui.data.snapshot.TrialCurves), one color each line."""
     series = []
     for trial in overlay:
         for points in trial.curves:
@@ -152,7 +152,7 @@ def grad_hist_spec(stats: GradStats | None) -> PlotSpec:
 
 
 def best_steps_spec(best: Any) -> PlotSpec:
-    """Histogram of best_step / max_train_steps (tui.checklist.BestSteps), the playbook's marks drawn:
+    """Histogram of best_step / max_train_steps (tui.data.checklist.BestSteps), the playbook's marks drawn:
     best steps all in the first 10% -> train less; all in the last 25% -> train longer."""
     title = "best step / max_train_steps"
     if not best.counts:
@@ -168,7 +168,7 @@ def best_steps_spec(best: Any) -> PlotSpec:
 
 def compute_spec(view: Any, objective: str) -> PlotSpec:
     """The objective of the best trial of each scientific value on the compute axis
-    (tui.checklist.ComputeView), and the frontier: the best objective any trial reached by compute c."""
+    (tui.data.checklist.ComputeView), and the frontier: the best objective any trial reached by compute c."""
     series = [Series(f"#{c.trial} {c.group}", c.compute, c.values, CURVE_COLORS[i % len(CURVE_COLORS)])
               for i, c in enumerate(view.curves)]
     xs = [x for c in view.curves for x in c.compute]

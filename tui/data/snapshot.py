@@ -25,7 +25,7 @@ from runner.text import baseline_line
 from store import capture, connect, metrics, studies, trials
 from store import wizards as wizard_store
 from store.db import data_version
-from tui.trial_data import Points, TrialDetail, read_points, read_trial_detail
+from tui.data.trial_data import Points, TrialDetail, read_points, read_trial_detail
 
 TRAIN_METRIC = "train_loss"
 VALIDATION_METRIC = "val_loss"  # drawn beside the training loss when reported, else the objective
@@ -41,7 +41,7 @@ class View:
     overlay: tuple[int, ...] = ()  # marked trials whose curves the study plot overlays too
     detail: bool = False  # the trial screen is open: read trial_id in full
     metric: str | None = None  # the trial screen's chosen metric (None: the objective)
-    checklist: bool = False  # the study screen shows the checklist or its plots (tui.checklist)
+    checklist: bool = False  # the study screen shows the checklist or its plots (tui.data.checklist)
 
 
 @dataclass(frozen=True)
