@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from rich.text import Text
 from textual.widgets import DataTable
 from tui_helpers import SIZE, cell, manual_study, open_study, report, run, start, wait_for
@@ -9,6 +11,7 @@ from tui_helpers import SIZE, cell, manual_study, open_study, report, run, start
 from store import trials
 from store.trials import TrialState
 from tui.app import make_app
+from tui.data import snapshot
 from tui.screens.trial import TrialScreen
 from tui.widgets.plot import POINTS, PlotWidget
 from tui.widgets.tables import current_key
@@ -240,3 +243,23 @@ def test_a_new_step_repaints_its_cells_not_the_row_or_the_table(tmp_path):
             await wait_for(pilot, lambda: cell(table, str(t[4].id), "loss ‖g‖") == "█▅▃▁ █▅▃▁")
 
     run(scenario())
+
+
+def test_finished_trials_sparklines_are_read_within_a_budget_and_completed_by_the_next_polls(tmp_path, monkeypatch):
+    """Opening a big study must not wait on every finished trial's curve: a poll reads what its
+    time budget allows, and the next polls read the rest even though the store did not change."""
+    _, db_path, study, t = manual_study(tmp_path)
+    ended = {t[i].id for i in range(4)}  # three completed, one failed
+    poller = snapshot.StorePoller(db_path)
+    clock = iter(range(0, 1000))  # each read of the clock 1 s later: one curve per poll fits
+    monkeypatch.setattr(snapshot, "time", SimpleNamespace(monotonic=lambda: next(clock) * 1.0))
+    monkeypatch.setattr(snapshot, "ENDED_SPARK_BUDGET_S", 1.5)
+    view = snapshot.View(study.id)
+    with_sparks: list[int] = []
+    for _ in range(len(ended)):  # one curve per poll
+        snap = poller.poll(view)
+        assert snap is not None  # the store did not change, but curves were left to read
+        with_sparks.append(sum(1 for r in snap.trials if r.id in ended and r.loss_spark))
+    assert with_sparks == [1, 2, 3, 4]
+    assert poller.poll(view) is None  # all read: an unchanged store costs nothing again
+    poller.close()
