@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 from rich.text import Text
 from textual.widgets import DataTable
-from tui_helpers import SIZE, cell, manual_study, open_study, report, run, start, wait_for
+from tui_helpers import SIZE, cell, column_labels, manual_study, open_study, report, run, start, wait_for
 
 from store import trials
 from store.trials import TrialState
@@ -263,3 +263,23 @@ def test_finished_trials_sparklines_are_read_within_a_budget_and_completed_by_th
     assert with_sparks == [1, 2, 3, 4]
     assert poller.poll(view) is None  # all read: an unchanged store costs nothing again
     poller.close()
+
+
+def test_a_narrow_terminal_folds_the_parameters_and_keeps_the_cursors_trial(tmp_path):
+    _, db_path, _, t = manual_study(tmp_path)
+
+    async def scenario():
+        app = make_app(db_path)
+        async with app.run_test(size=(140, 30)) as pilot:
+            table = await open_study(pilot, app, rows=6)
+            assert column_labels(table) == ["#", "state", "steps", "lr", "width*", "best val_loss", "@step",
+                                            "loss ‖g‖", "detail"]
+            await pilot.press("down", "down", "down")  # #4
+            await pilot.resize_terminal(80, 24)
+            await wait_for(pilot, lambda: column_labels(table) == ["#", "state", "steps", "best", "loss ‖g‖",
+                                                                   "lr, width*"])
+            assert cell(table, str(t[3].id), "lr, width*") == "0.3 8"
+            assert current_key(table) == str(t[3].id)
+            assert sum(c.get_render_width(table) for c in table.ordered_columns[:5]) <= 80
+
+    run(scenario())

@@ -131,11 +131,16 @@ class TrialTable(TextTable):
         best, marked = detail.best, self._marked
         compact = self.compact()
         self.trial_columns = tables.trial_columns(self._study, detail.roles, best, marked, compact=compact)
-        if tables.set_columns(self, self.trial_columns) or compact != self._compact:
+        cursor_key = tables.current_key(self)
+        cleared = tables.set_columns(self, self.trial_columns)  # other columns: the rows were cleared
+        if cleared or compact != self._compact:
             self._cells.clear()
         self._compact = compact
         limit = CHUNK_ROWS if feeding else FIRST_SCREENS * max(self.size.height, self.screen.size.height)
-        self.rows_pending = self._sync(self.shown_trials(), best, limit)
+        rows = self.shown_trials()
+        self.rows_pending = self._sync(rows, best, limit)
+        if cleared and cursor_key is not None:
+            self._follow(cursor_key, [row.key.value for row in self.ordered_rows])
         if self.rows_pending and not self._feeding:
             self._feeding = True
             self.call_after_refresh(self._feed)
