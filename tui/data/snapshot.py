@@ -355,12 +355,17 @@ def read_study_detail(db: Database, view: View, study: StudyRow | None,
     changed: moving the cursor then reads only the curves of the new trial.
     """
     key = (data_version(db), view.study_id)
-    if cache is None or cache.get("key") != key or cache.get("sparks", {}).get("pending"):
-        rows = read_trials(db, view.study_id, cache.setdefault("sparks", {}) if cache is not None else None)
+    sparks = cache.setdefault("sparks", {}) if cache is not None else None
+    if cache is None or cache.get("key") != key:
+        rows = read_trials(db, view.study_id, sparks)
         base = StudyDetail(view.study_id, rows, read_roles(db, view.study_id, rows),
                            **analyze(db, view.study_id, rows))
         if cache is not None:
             cache.update(key=key, base=base)
+    elif sparks.get("pending"):  # the same trials: only the ended ones' curves left to read
+        ended = _EndedSparks(db, sparks)
+        base = cache["base"] = dataclasses.replace(cache["base"], trials=tuple(
+            ended.of(row) if not row.loss_spark else row for row in cache["base"].trials))
     else:
         base = cache["base"]
     objective = study.objective_metric if study else ""
