@@ -153,6 +153,75 @@ def run(n_trials: int = 200, steps: int = 10_000, repeats: int = 5) -> dict:
     }
 
 
+# -- one long series: 1,000,000 steps -----------------------------------------------------
+
+LONG_STEPS = 1_000_000
+
+
+def build_long(path: str, steps: int, chunk: int = 10_000) -> int:
+    """One trial with one metric of `steps` steps, written in live-sized passes; its id."""
+    db = connect(path)
+    (tid,) = make_trials(db, 1, os.path.dirname(path))
+    rng = random.Random(3)
+    for start in range(0, steps, chunk):
+        rows = [(tid, "train_loss", s, 2.0 * math.exp(-s / (steps / 3)) + 0.05 * rng.random(), 1.7e9 + s * 0.1)
+                for s in range(start, min(steps, start + chunk))]
+        metrics.write_updates(db, [TrialUpdate(tid, rows=rows)], {})
+    seal = getattr(metrics, "seal_tails", None)  # what the runner does when the trial ends
+    if seal is not None:
+        seal(db, tid)
+    db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.conn.close()
+    return tid
+
+
+def run_long(steps: int = LONG_STEPS, repeats: int = 5) -> dict:
+    """read_series(400 points) and read_all of one 1M-step series, cold and warm, fresh connections."""
+    with tempfile.TemporaryDirectory(prefix="bench-read-long-") as tmp:
+        path = os.path.join(tmp, "store.db")
+        t0 = time.perf_counter()
+        tid = build_long(path, steps)
+        build_s = time.perf_counter() - t0
+
+        def curve() -> float:
+            db = connect(path)
+            t = time.perf_counter()
+            s = metrics.read_series(db, tid, "train_loss", max_points=MAX_POINTS)
+            elapsed = time.perf_counter() - t
+            db.conn.close()
+            if s.total_points != steps or s.steps[-1] != steps - 1 or not 0 < len(s.steps) <= MAX_POINTS:
+                raise SystemExit(f"read bench: long read_series gave {len(s.steps)} of {s.total_points}")
+            return elapsed
+
+        def every_point() -> float:
+            db = connect(path)
+            t = time.perf_counter()
+            s = metrics.read_all(db, tid, "train_loss")
+            elapsed = time.perf_counter() - t
+            db.conn.close()
+            if len(s.steps) != steps:
+                raise SystemExit(f"read bench: long read_all gave {len(s.steps)} points")
+            return elapsed
+
+        dropped = drop_file_cache(path)
+        cold = curve()
+        warm = [curve() for _ in range(repeats)]
+        full = [every_point() for _ in range(max(1, repeats // 2))]
+        db_bytes = os.path.getsize(path)
+    return {"name": "read_long", "params": {"steps": steps, "max_points": MAX_POINTS, "repeats": repeats},
+            "build_s": build_s, "db_bytes": db_bytes, "bytes_per_point": db_bytes / steps,
+            "page_cache_dropped": dropped, "read_series_cold_ms": 1e3 * cold,
+            "read_series_warm_ms": 1e3 * median(warm), "read_all_warm_ms": 1e3 * median(full)}
+
+
+def long_rows(res: dict) -> list[tuple[str, ...]]:
+    steps = f"{res['params']['steps']:,}"
+    return [(f"read_series of one {steps}-step series, cold / warm",
+             f"{res['read_series_cold_ms']:.1f} / {res['read_series_warm_ms']:.1f} ms", "", "", "", ""),
+            (f"read_all of one {steps}-step series, warm", f"{res['read_all_warm_ms']:.0f} ms",
+             f"file {res['bytes_per_point']:.1f} B/point", "", "", "")]
+
+
 # -- the study a user opens: 1,000 trials x 10,000 steps x 4 metrics --------------------
 
 STUDY_GOAL_MS = 300.0
@@ -285,8 +354,12 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--study", action="store_true",
                     help="the 1,000 x 10,000 x 4 study (tui_bench's file) and MLflow instead")
+    ap.add_argument("--long", action="store_true", help="one 1,000,000-step series instead")
     args = ap.parse_args()
-    if args.study:
+    if args.long:
+        res = run_long(repeats=args.repeats)
+        rows = long_rows(res)
+    elif args.study:
         res = run_study(repeats=args.repeats)
         rows = study_rows(res)
     else:

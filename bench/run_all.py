@@ -33,6 +33,7 @@ import cli_startup  # noqa: E402
 import hf_callback  # noqa: E402
 import ingest  # noqa: E402
 import peers  # noqa: E402
+import ray_latency  # noqa: E402
 import read  # noqa: E402
 import reporter  # noqa: E402
 import scheduler  # noqa: E402
@@ -87,7 +88,7 @@ def ingest_full() -> dict:
 
 def ingest_quick() -> dict:
     return ingest.run_sizes(sizes=(1, 4), points=8_000, repeats=1, mlflow_points=400, log_metric_calls=20,
-                            tb_points=2_000)
+                            tb_points=2_000, write_rates=((1, 1, 50), (1, 150, 4)))
 
 
 FULL: dict[str, Callable[[], dict]] = {
@@ -95,6 +96,7 @@ FULL: dict[str, Callable[[], dict]] = {
     "ingest": ingest_full,
     "read": lambda: read.run(n_trials=200, steps=10_000, repeats=5),
     "read_study": lambda: read.run_study(*STUDY["full"], repeats=5),
+    "read_long": lambda: read.run_long(),
     "scheduler": lambda: scheduler.run(n_trials=10),
     "tui": lambda: tui(quick=False),
     "hf_callback": lambda: hf_callback.run(steps=400),
@@ -106,6 +108,7 @@ QUICK: dict[str, Callable[[], dict]] = {
     "ingest": ingest_quick,
     "read": lambda: read.run(n_trials=20, steps=2_000, repeats=2),
     "read_study": lambda: _quick_study(),
+    "read_long": lambda: read.run_long(steps=50_000, repeats=2),
     "scheduler": lambda: scheduler.run(n_trials=4),
     "tui": lambda: tui(quick=True),
     "hf_callback": lambda: hf_callback.run(steps=40),
@@ -114,10 +117,12 @@ QUICK: dict[str, Callable[[], dict]] = {
 }
 ROWS: dict[str, Callable[[dict], list[tuple[str, ...]]]] = {
     "reporter": reporter.summary_rows, "ingest": ingest.summary_rows, "read": read.summary_rows,
-    "read_study": read.study_rows, "scheduler": scheduler.summary_rows, "tui": tui_rows,
+    "read_study": read.study_rows, "read_long": read.long_rows, "scheduler": scheduler.summary_rows, "tui": tui_rows,
     "hf_callback": hf_callback.summary_rows, "cli_startup": cli_startup.summary_rows,
     "tui_ssh": tui_ssh.summary_rows,
 }
+
+ray_latency.register(FULL, QUICK, ROWS)  # where Ray, root and unshare are there
 
 
 def _quick_study() -> dict:

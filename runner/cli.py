@@ -2,7 +2,7 @@
 
     playbook-runner [--db PATH] run STUDY.toml [--detach]
     playbook-runner [--db PATH] serve [--until-idle] [--detach]
-    playbook-runner [--db PATH] status [STUDY] [--json]
+    playbook-runner [--db PATH] status [STUDY] [--json] [--all]
     playbook-runner [--db PATH] watch STUDY
     playbook-runner [--db PATH] stop STUDY|STUDY/N|TRIAL_ID
     playbook-runner [--db PATH] add-trials STUDY SAMPLES
@@ -11,6 +11,7 @@
     playbook-runner [--db PATH] probe-batch STUDY | --command CMD [--start 8 --cap 4096 --steps 30]
     playbook-runner [--db PATH] warmup STUDY [--low --high --points --early-check --also-100x]
     playbook-runner [--db PATH] decide BASELINE CANDIDATE [--seeds 5 --complexity none|some|"a lot"]
+    playbook-runner [--db PATH] length STUDY [--target LOSS --sweep-set NAME=VALUE --rounds --keep 3]
     playbook-runner [--db PATH] wizards [NAME] [--json]
 """
 
@@ -38,7 +39,7 @@ from runner.owner import live_owner, start_detached
 from runner.playbook.outcome import infeasible_causes
 from runner.printed import capture_record
 from runner.spec import SpecError, capture_warnings, load
-from runner.text import printable_line
+from runner.text import printable, printable_line
 from store import StoreError, commands, connect, lease, locate_db, metrics, studies, trials
 from store import capture as capture_store
 from store import wizards as wizard_store
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C while the libraries load: nothing has started yet
         return EXIT_INTERRUPTED
     db_path, source = locate_db(args.db)
-    print(f"database: {db_path} ({source})", file=sys.stderr)
+    print(printable(f"database: {db_path} ({source})"), file=sys.stderr)
     try:
         if args.command in NEEDS_EXISTING_DB and not db_path.is_file():
             raise CliError(f"no database at {db_path} ({source}); `playbook-runner run STUDY.toml` "
@@ -87,16 +88,20 @@ def main(argv: list[str] | None = None) -> int:
         return _reader_went_away()
     except (CliError, SpecError, StoreError, StudyConflict, lease.LeaseHeld, WizardConflict,
             GpuChoiceError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _error(str(exc))
     except sqlite3.Error as exc:  # locked past the busy timeout, damaged after opening, disk full
-        print(f"error: {explain_store_error(db_path, exc)}", file=sys.stderr)
-        return EXIT_USAGE
+        return _error(explain_store_error(db_path, exc))
     except Exception as exc:
         if not _is_wizard_error(exc):
             raise
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _error(str(exc))
+
+
+def _error(text: str) -> int:
+    """One `error:` line (a spec error's list of problems keeps its lines), with any terminal escapes a
+    file name or study value carries shown, never obeyed."""
+    print(printable(f"error: {text}"), file=sys.stderr)
+    return EXIT_USAGE
 
 
 def _is_wizard_error(exc: Exception) -> bool:
@@ -115,7 +120,25 @@ def _grace(args) -> float:
 def _new_runner(db_path: Path, args, **kwargs) -> Runner:
     from runner.service import Runner
 
+    if "executor" not in kwargs and _on_a_cluster(db_path, getattr(args, "executor", None)):
+        kwargs.update(gpu_indices=[], executor=_ray_executor(db_path, args))  # e.g. `stop` with no runner
     return Runner(db_path, grace_s=_grace(args), log=_log, **kwargs)
+
+
+def _on_a_cluster(db_path: Path, chosen: str | None) -> bool:
+    """Whether trials of this database run on a Ray cluster: a local runner would take them for lost."""
+    from runner.executors.where import ran_on_ray
+
+    db = connect(db_path)
+    try:
+        live = trials.in_states(db, {TrialState.STARTING, TrialState.RUNNING})
+    finally:
+        db.conn.close()
+    on_ray = sum(ran_on_ray(t.trial_dir, t.attempt) for t in live)
+    if on_ray and chosen == "local":
+        raise CliError(f"{on_ray} running trial(s) of this database run on a Ray cluster; "
+                       "run this with --executor ray (and --address HOST:PORT)")
+    return bool(on_ray)
 
 
 def _lease_lost() -> type[Exception]:
@@ -182,6 +205,8 @@ def _parser(with_wizards: bool = True) -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="studies and trials, from the store")
     status.add_argument("study", nargs="?")
     status.add_argument("--json", action="store_true")
+    status.add_argument("--all", action="store_true", dest="show_all",
+                        help="every trial (a table of more than 50 is folded by default)")
     status.set_defaults(func=cmd_status)
 
     watch = sub.add_parser("watch", help="follow a study's progress until it is done")
@@ -233,13 +258,30 @@ def _slot_args(p: argparse.ArgumentParser) -> None:
                         "runner's CUDA_VISIBLE_DEVICES allows)")
     p.add_argument("--use-busy-gpus", action="store_true",
                    help="also hand out GPUs another process is using (default: trials wait for them)")
+    p.add_argument("--executor", choices=("local", "ray"), default=None,
+                   help="where trials run: this machine, or a Ray cluster (default: the study file's "
+                        "executor, else local)")
+    p.add_argument("--address", default=None, metavar="HOST:PORT",
+                   help="the Ray cluster (default: the study file's ray_address, else $RAY_ADDRESS, else auto)")
 
 
 def _runner(db_path: Path, args) -> Runner:
     """The runner `run`/`serve` asked for; a --gpus or CUDA_VISIBLE_DEVICES it cannot honour
     raises GpuChoiceError (one line, exit 2)."""
+    if args.executor == "ray":  # GPUs and CPUs are the cluster's: none of this machine's is read
+        return _new_runner(db_path, args, gpu_indices=[], executor=_ray_executor(db_path, args))
     return _new_runner(db_path, args, cpu_slots=args.cpu_slots, gpu_choice=args.gpus,
                        use_busy_gpus=args.use_busy_gpus)
+
+
+def _ray_executor(db_path: Path, args):
+    """Connected to the cluster (Ray is imported only here); one line and exit 2 if it cannot be."""
+    from runner.executors.ray import RayExecutor, RayUnavailable
+
+    try:
+        return RayExecutor(db_path, address=getattr(args, "address", None))
+    except RayUnavailable as exc:
+        raise CliError(str(exc)) from None
 
 
 # -- run / serve -------------------------------------------------------------
@@ -305,6 +347,8 @@ def _run(args, db_path: Path) -> int:
     from runner import launch  # scipy, via the search: imported here, not for every command
 
     spec = load(args.study_file)
+    args.executor = args.executor or spec.executor  # the command line over the study file
+    args.address = args.address or spec.ray_address or None
     check_choice(args.gpus)  # before the study is stored: a bad --gpus changes nothing
     for warning in capture_warnings(spec):
         print(printable_line(f"warning: {warning}"), file=sys.stderr)
@@ -359,6 +403,8 @@ def _run_foreground(db_path: Path, args, study: Study) -> int:
         raise
     try:
         gpus_note = f"{len(runner.gpus)} GPU slot(s)" if runner.gpus else "no GPU found, CPU slots"
+        if runner.executor.name != "local":  # the slots are the cluster's
+            gpus_note = f"{runner.executor.name} cluster: {len(runner.gpus)} GPU slot(s)"
         print(f"runner pid {os.getpid()}: {gpus_note}, {runner.cpu_slots} CPU slot(s)", flush=True)
         progress = _Progress(runner.db, study)
 
@@ -452,6 +498,8 @@ def _start_detached(db_path: Path, args, until_idle: bool = True) -> None:
         serve_args += ["--gpus", args.gpus]
     if getattr(args, "use_busy_gpus", False):
         serve_args.append("--use-busy-gpus")
+    if getattr(args, "executor", None):
+        serve_args += ["--executor", args.executor] + (["--address", args.address] if args.address else [])
     proc = start_detached(db_path, serve_args)
     print(f"runner started in the background (pid {proc.pid}); log: {db_path.parent / 'runner.log'}")
 
@@ -614,12 +662,11 @@ def cmd_status(args, db_path: Path) -> int:
         "studies": [_study_record(db, s) for s in chosen],
     }
     if args.json:
-        json.dump(report, sys.stdout, indent=2, default=str)
-        print()
+        sys.stdout.write(json.dumps(report, indent=2, default=str) + "\n")  # one write: json.dump writes per token
         return 0
     from runner.status_view import render_status
 
-    render_status(report)
+    render_status(report, show_all=args.show_all)
     return 0
 
 
@@ -646,7 +693,7 @@ def _study_record(db, study: Study) -> dict:
         "best_value": s.best_value,
         "best_trial": s.best_trial,
         "baseline": _baseline_record(db, study),
-        "trials": [_trial_record(db, study, t, s) for t in trials.list_for_study(db, study.id)],
+        "trials": _trial_records(db, study, s),
     }
 
 
@@ -659,10 +706,18 @@ def _baseline_record(db, study: Study) -> dict | None:
             "adopted_at": b.adopted_at}
 
 
-def _trial_record(db, study: Study, t: Trial, outcomes: StudyOutcomes) -> dict:
+def _trial_records(db, study: Study, outcomes: StudyOutcomes) -> list[dict]:
+    """Every trial of the study, from three queries (not three per trial: a 1,000-trial status is instant)."""
+    roles = trials.roles_by_trial(db, study.id)
+    saved = capture_store.for_study(db, study.id)
+    return [_trial_record(study, t, outcomes, roles.get(t.id, {}), saved.get(t.id))
+            for t in trials.list_for_study(db, study.id)]
+
+
+def _trial_record(study: Study, t: Trial, outcomes: StudyOutcomes, roles: dict[str, str],
+                  saved_capture: str | None) -> dict:
     """One trial; its outcome and feasibility are runner.playbook.outcome's, as in every view."""
-    roles = trials.param_roles(db, trial_id=t.id)
-    capture = capture_record(capture_store.load(db, t.id), finished=t.state.is_finished())
+    capture = capture_record(saved_capture, finished=t.state.is_finished())
     o = outcomes.of(t.number, t.state.value, t.reason, t.feasible, t.last_step, t.detail)
     return {
         "id": t.id,
@@ -714,12 +769,11 @@ def cmd_export(args, db_path: Path) -> int:
     if args.metrics is not None:
         return _export_points(db, study, args)
     outcomes = study_outcomes(db, study)
-    records = [_trial_record(db, study, t, outcomes) for t in trials.list_for_study(db, study.id)]
-    rows = [_export_row(study, r) for r in records]
+    rows = [_export_row(study, t, outcomes) for t in trials.list_for_study(db, study.id)]  # one query
     if args.format == "json":
         text = json.dumps(rows, indent=2, default=str) + "\n"
     else:
-        param_names = sorted({k for r in records for k in r["params"]})
+        param_names = sorted({k for r in rows for k in r["params"]})
         columns = ["study", "trial", "source", "state", "outcome", "outcome_why", "partial", "reason", "detail",
                    "feasible",
                    *[f"param.{n}" for n in param_names], "objective", "best_value", "best_step",
@@ -781,15 +835,18 @@ def _export_points(db, study: Study, args) -> int:
     return 0
 
 
-def _export_row(study: Study, r: dict) -> dict:
+def _export_row(study: Study, t: Trial, outcomes: StudyOutcomes) -> dict:
+    """One trial as export writes it: the trial's row and its outcome (the same as _trial_record's,
+    without the roles and capture status export does not show)."""
+    o = outcomes.of(t.number, t.state.value, t.reason, t.feasible, t.last_step, t.detail)
     return {
-        "study": study.name, "trial": r["number"], "source": r["source"], "state": r["state"],
-        "outcome": r["outcome"], "outcome_why": r["outcome_why"], "partial": r["partial"],
-        "reason": r["reason"], "detail": r["detail"], "feasible": r["feasible"],
-        "params": r["params"], "objective": study.objective_metric, "best_value": r["best_value"],
-        "best_step": r["best_step"], "last_step": r["last_step"],
-        "max_train_steps": r["max_train_steps"], "started_at": r["started_at"],
-        "ended_at": r["ended_at"], "trial_dir": r["trial_dir"],
+        "study": study.name, "trial": t.number, "source": t.source, "state": t.state.value,
+        "outcome": o.label, "outcome_why": o.why, "partial": o.partial,
+        "reason": t.reason, "detail": t.detail, "feasible": o.feasible,
+        "params": t.params, "objective": study.objective_metric, "best_value": t.best_value,
+        "best_step": t.best_step, "last_step": t.last_step,
+        "max_train_steps": study.max_train_steps, "started_at": t.started_at,
+        "ended_at": t.ended_at, "trial_dir": t.trial_dir,
     }
 
 

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-
-from sqlite_utils import Database
+from typing import TYPE_CHECKING
 
 from runner.playbook.check import fmt
 from runner.playbook.data import CurveData, StudyData
@@ -36,6 +35,9 @@ from runner.printed import progress_totals
 from store import capture, judgements
 from store.judgements import OutcomeRow
 from store.studies import Study
+
+if TYPE_CHECKING:  # imported by store first (store.db keeps numpy out of a read-only command)
+    from sqlite_utils import Database
 
 
 def judge(study: StudyData, curves: CurveData | None = None) -> dict[int, Verdict]:

@@ -247,6 +247,24 @@ def attempt_processes(pgid: int | None, trial_dir: Path, attempt: int | None) ->
     return found
 
 
+def pids_in_groups(pgids: set[int]) -> dict[int, set[int]]:
+    """The live processes of each process group in `pgids` (one /proc scan for them all)."""
+    found: dict[int, set[int]] = {g: set() for g in pgids}
+    if not found:
+        return found
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
+            pgid = int(fields[2])
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        if pgid in found and fields[0] != "Z":
+            found[pgid].add(int(entry.name))
+    return found
+
+
 def kill_attempt(launch_record: dict, paths: TrialPaths) -> list[int]:
     """SIGKILL whatever is left of the attempt `launch_record` describes; returns the pids signalled."""
     pids = attempt_processes(launch_record.get("pgid"), paths.root, launch_record.get("attempt"))
@@ -287,6 +305,18 @@ def is_alive(pid: int | None, recorded_start: str | None) -> bool:
         return state != "Z"
     except OSError:
         return current is None and recorded_start is None
+
+
+def exit_fd(pid: int) -> int | None:
+    """A pidfd of `pid`: readable once the process has exited (Linux 5.3+); None where there is
+    none (older kernel or Python, the process already gone)."""
+    opener = getattr(os, "pidfd_open", None)
+    if opener is None:
+        return None
+    try:
+        return opener(pid)
+    except OSError:
+        return None
 
 
 def signal_group(pgid: int | None, sig: int) -> bool:

@@ -4,11 +4,20 @@ One slot per GPU (a trial that asks for k GPUs takes k of them) and a number of
 CPU slots for trials that ask for none. A trial asking for more GPUs than the
 machine has (any, where it has none) can never run here: it is not quietly
 moved to a CPU slot, where a GPU study would crawl or fail far from the cause.
+
+A GPU slot is named by nvidia-smi's index (an int), or "<gpu>:<mig>" for a MIG instance
+(see runner.gpus). A process can use one MIG instance only, so a trial asking for more
+than one GPU is given whole GPUs.
+
+Every queued trial that does not start is told why (`Plan.waiting`): the runner stores
+that on the trial, for `status` and the TUI.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from runner.gpus import GpuKey, key_order, parse_key
 
 
 @dataclass(frozen=True)
@@ -20,14 +29,14 @@ class Slot:
     (see runner.gpus for why).
     """
 
-    gpus: tuple[int, ...] = ()
+    gpus: tuple[GpuKey, ...] = ()
     uuids: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod
     def from_label(cls, label: str | None) -> Slot:
-        """The inverse of `label` ("gpu:0,1" or "cpu"), as stored on the trial."""
+        """The inverse of `label` ("gpu:0,1", "gpu:0:2" or "cpu"), as stored on the trial."""
         if label and label.startswith("gpu:"):
-            return cls(tuple(int(g) for g in label[4:].split(",")))
+            return cls(tuple(parse_key(g) for g in label[4:].split(",")))
         return cls()
 
     @property
@@ -60,48 +69,102 @@ class Launch:
     slot: Slot
 
 
+@dataclass(frozen=True)
+class Plan:
+    launches: list[Launch]
+    impossible: list[tuple[int, str]]  # (trial id, why it can never run here)
+    waiting: dict[int, str]  # trial id -> why it does not start now ("waiting: ...")
+
+
 def plan_launches(
     queue: list[Waiting],
     *,
-    all_gpus: list[int],
-    busy_gpus: set[int],
+    all_gpus: list[GpuKey],
+    busy_gpus: set[GpuKey],
     cpu_slots: int,
     busy_cpu: int,
     running_per_study: dict[int, int],
 ) -> tuple[list[Launch], list[tuple[int, str]]]:
+    """plan() without the waiting reasons: (launches, impossible)."""
+    p = plan(queue, all_gpus=all_gpus, busy_gpus=busy_gpus, cpu_slots=cpu_slots, busy_cpu=busy_cpu,
+             running_per_study=running_per_study)
+    return p.launches, p.impossible
+
+
+def plan(
+    queue: list[Waiting],
+    *,
+    all_gpus: list[GpuKey],
+    busy_gpus: set[GpuKey],
+    cpu_slots: int,
+    busy_cpu: int,
+    running_per_study: dict[int, int],
+    others: dict[GpuKey, str] | None = None,
+) -> Plan:
     """Fill free slots from the queue in order, within each study's concurrency.
 
-    Returns (launches, impossible): `impossible` lists (trial_id, why) for
-    trials that can never run here (more GPUs asked than the machine has,
-    any at all where it has none).
+    busy_gpus: GPU slots not free (held by our trials, or by another process).
+    others: of those, the ones another process is using, with a short why (gpus.busy_note), for
+    the waiting trials' reasons.
+    `impossible` lists (trial_id, why) for trials that can never run here (more GPUs asked than
+    the machine has, any at all where it has none, several where it has MIG instances only).
     """
+    others = others or {}
     free_gpus = [g for g in all_gpus if g not in busy_gpus]
     free_cpu = cpu_slots - busy_cpu
+    whole = [g for g in all_gpus if isinstance(g, int)]
     running = dict(running_per_study)
     launches: list[Launch] = []
     impossible: list[tuple[int, str]] = []
+    waiting: dict[int, str] = {}
     for w in queue:
         if running.get(w.study_id, 0) >= w.concurrency:
+            waiting[w.trial_id] = f"waiting: the study's concurrency ({w.concurrency}) is reached"
             continue
         want = w.gpus_per_trial
-        if want > len(all_gpus):
-            impossible.append((w.trial_id, _too_many_gpus(want, len(all_gpus))))
+        usable = all_gpus if want <= 1 else whole
+        if want > len(usable):
+            impossible.append((w.trial_id, _too_many_gpus(want, all_gpus)))
             continue
         if want:
-            if len(free_gpus) < want:
+            fits = [g for g in free_gpus if want == 1 or isinstance(g, int)]
+            if len(fits) < want:
+                waiting[w.trial_id] = _no_free_gpu(want, usable, fits, others)
                 continue
-            slot = Slot(tuple(free_gpus[:want]))
-            free_gpus = free_gpus[want:]
+            taken = fits[:want]
+            slot = Slot(tuple(taken))
+            free_gpus = [g for g in free_gpus if g not in taken]
         else:
             if free_cpu <= 0:
+                waiting[w.trial_id] = f"waiting: all {_count(cpu_slots, 'CPU slot')} in use"
                 continue
             free_cpu -= 1
             slot = Slot()
         running[w.study_id] = running.get(w.study_id, 0) + 1
         launches.append(Launch(w.trial_id, slot))
-    return launches, impossible
+    return Plan(launches, impossible, waiting)
 
 
-def _too_many_gpus(want: int, found: int) -> str:
-    why = f"asks for {want} GPUs; this machine has {found}"
-    return why + ("; set gpus_per_trial = 0 to run on CPU slots" if found == 0 else "")
+def _no_free_gpu(want: int, usable: list[GpuKey], fits: list[GpuKey], others: dict[GpuKey, str]) -> str:
+    """Why a GPU trial waits: the slots another process holds, and how many of ours are taken."""
+    theirs = [g for g in sorted(others, key=key_order) if g in usable]
+    ours = len(usable) - len(fits) - len(theirs)  # held by trials (ours, or earlier in this plan)
+    parts = [others[g] for g in theirs]
+    if want > 1:
+        parts.append(f"needs {want} whole GPUs free, {len(fits)} of {len(usable)} are")
+    elif ours:
+        parts.append(f"{'all ' if not theirs else 'the other '}{_count(ours, 'GPU slot')} in use")
+    return "waiting: " + "; ".join(parts)
+
+
+def _count(n: int, thing: str) -> str:
+    return f"{n} {thing}" + ("" if n == 1 else "s")
+
+
+def _too_many_gpus(want: int, gpus: list[GpuKey]) -> str:
+    whole = sum(isinstance(g, int) for g in gpus)
+    if want > 1 and whole < want <= len(gpus):
+        return (f"asks for {want} GPUs; this machine has {whole} whole GPU(s) and {len(gpus) - whole} "
+                "MIG instance(s), and a process can use one MIG instance only")
+    why = f"asks for {want} GPUs; this machine has {len(gpus)}"
+    return why + ("; set gpus_per_trial = 0 to run on CPU slots" if not gpus else "")

@@ -11,7 +11,6 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy.stats import qmc
 
 from runner.spec import ParamSpec, StudySpec
 
@@ -71,6 +70,8 @@ def nuisance_samples(spec: StudySpec, n: int) -> list[dict[str, Any]]:
         return []
     if not nuisance:
         return [{} for _ in range(min(n, 1))]  # nothing to sample: one trial per scientific value
+    from scipy.stats import qmc  # here, not at import: the service imports this module, scipy costs ~0.3 s
+
     halton = qmc.Halton(d=len(nuisance), scramble=True, seed=spec.seed)
     points = halton.random(n)
     shift = np.random.default_rng(spec.seed).random(len(nuisance))

@@ -1,13 +1,16 @@
 """The runner: owns a database (lease), launches queued trials, watches them, ingests metrics.
 
-One loop, one thread. Each pass: heartbeat, commands from the store, reap ended
-trials, enforce stops and timeouts, ingest new metric lines, fill free slots.
+One loop, one thread. Each pass: heartbeat, commands from the store, ingest new
+metric lines, sample the trials' GPU use (every few seconds), enforce stops and
+timeouts, reap ended trials, fill free slots (each trial left queued is told why).
 Nothing in a pass waits on a trial, so one stuck trial never stalls the others.
+Between passes the runner sleeps the poll interval, or less: a trial's exit wakes it.
 """
 
 from __future__ import annotations
 
 import os
+import select
 import signal
 import socket
 import sqlite3
@@ -17,11 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from runner import failures, gpus, process, retention
+from runner import failures, gpu_sampling, gpus, process, retention
 from runner.executors import AttemptRecord, Executor, Identity, LocalExecutor, TrialStart
-from runner.ingest import TailTarget, collect, dropped_lines_note
+from runner.ingest import TailTarget, collect, dropped_lines_note, ingested_to_the_end
 from runner.process import TrialPaths
-from runner.scheduler import Slot, Waiting, plan_launches
+from runner.scheduler import Slot, Waiting, plan
 from runner.spec import SpecError, StudySpec, epoch_steps
 from runner.study_data import stored_spec
 from store import capture, commands, lease, metrics, studies, trials
@@ -55,6 +58,8 @@ class LiveTrial:
     stop_reason: str | None = None  # 'user' | 'timeout' | 'diverged'
     term_sent_at: float | None = None
     kill_sent: bool = False
+    started_at: float = 0.0  # wall clock (the GPU samples' steps count seconds from it)
+    exit_fd: int | None = None  # readable once its process ends (see Runner._wait)
 
 
 class Runner:
@@ -73,7 +78,7 @@ class Runner:
         self,
         db_path: str | Path,
         *,
-        gpu_indices: list[int] | None = None,
+        gpu_indices: list[gpus.GpuKey] | None = None,
         cpu_slots: int | None = None,
         grace_s: float = DEFAULT_GRACE_S,
         poll_s: float = 0.2,
@@ -86,14 +91,14 @@ class Runner:
     ) -> None:
         self.db_path = Path(db_path)
         self._nvml = nvml
-        self.gpu_info: dict[int, gpus.Gpu] = {}  # by index, where NVML described them
+        self.gpu_info: dict[gpus.GpuKey, gpus.Gpu] = {}  # by slot key, where NVML described them
         if gpu_indices is None and not schedule:
             gpu_indices = []  # it launches nothing: the GPUs, and how the environment names them, do not matter
         if gpu_indices is None:
             found = gpus.discover(runner_visible=os.environ.get("CUDA_VISIBLE_DEVICES"),
                                   device_order=os.environ.get("CUDA_DEVICE_ORDER"),
                                   requested=gpu_choice, nvml=nvml)
-            self.gpu_info = {g.index: g for g in found}
+            self.gpu_info = {g.key: g for g in found}
             gpu_indices = list(self.gpu_info)
         self.use_busy_gpus = use_busy_gpus
         self.host = socket.gethostname()
@@ -113,8 +118,13 @@ class Runner:
         self._owning = False
         self._told_bad_lines: set[int] = set()  # trials whose dropped lines the log has mentioned
         self._pause_before_running_s = _seconds_from_env(PAUSE_BEFORE_RUNNING_ENV)
-        self._gpus_in_other_use: dict[int, str] = {}  # index -> why, as last read
+        self._gpus_in_other_use: dict[gpus.GpuKey, gpus.Gpu] = {}  # slot key -> its reading, as last read
         self._gpus_read_at = float("-inf")
+        self._waiting: dict[int, str] = {}  # queued trial -> why it waits, as stored on it
+        # Each trial's GPU use as metrics: where NVML described the GPUs, for trials on this machine
+        local = isinstance(self.executor, LocalExecutor)
+        self._sampler = gpu_sampling.GpuSampler(nvml, log=log) if self.gpu_info and local else None
+        self._fired: set[int] = set()  # exit descriptors that woke a wait (see _wait)
 
     # -- ownership ---------------------------------------------------------
 
@@ -123,6 +133,7 @@ class Runner:
         lease.acquire(self.db, self.token, os.getpid(), self.host, self._owner_alive)
         self._owning = True
         self._last_heartbeat = time.monotonic()
+        trials.clear_waiting(self.db)  # what a previous runner said: its reasons are not this one's
         try:
             self._recover()
         except BaseException:  # Ctrl-C or a store error mid-recovery: do not leave the lease behind
@@ -137,7 +148,15 @@ class Runner:
 
     def close(self) -> None:
         """Release the lease; trials still running keep running and are adopted next time."""
+        for live in self.live.values():
+            self._close_exit_fd(live)
+        if self._sampler is not None:
+            self._sampler.close()
         if self._owning:
+            try:
+                trials.clear_waiting(self.db)  # no scheduler is behind those reasons any more
+            except sqlite3.Error:
+                pass  # the lease still goes; a stale reason is cleared by the next runner
             lease.release(self.db, self.token)
             self._owning = False
         self.db.conn.close()
@@ -171,7 +190,7 @@ class Runner:
             self._ingest_to_the_end(live)
             self._settle(live, found.exit.get("returncode"))
         else:
-            self._lose(trial)
+            self._lose(trial, self.executor.lost(live.handle))
 
     def _adopt(self, trial: Trial, identity: Identity | None, handle: object) -> LiveTrial:
         """Watch a trial another runner started, recording the identity its shim left if the
@@ -193,15 +212,15 @@ class Runner:
             self.log(f"trial {self._label(trials.get(self.db, live.trial_id))}: "
                      f"killed {len(killed)} process(es) it left running (pids {killed})")
 
-    def _lose(self, trial: Trial) -> None:
+    def _lose(self, trial: Trial, why: str | None = None) -> None:
         spec = self._spec(trial.study_id)
         if isinstance(spec, StudySpec) and spec.requeue_lost:
             trials.requeue(self.db, trial.id)
-            self.log(f"re-queued lost trial {self._label(trial)}")
+            self.log(f"re-queued lost trial {self._label(trial)}" + (f" ({why})" if why else ""))
         else:
             trials.finish(self.db, trial.id, TrialState.LOST,
-                          detail="its process was gone when a runner looked (runner or machine died)")
-            self.log(f"trial {self._label(trial)} lost: no process behind it")
+                          detail=why or "its process was gone when a runner looked (runner or machine died)")
+            self.log(f"trial {self._label(trial)} lost: {why or 'no process behind it'}")
 
     def _live_from_row(self, trial: Trial, handle: object) -> LiveTrial:
         spec = self._spec(trial.study_id)
@@ -211,7 +230,7 @@ class Runner:
             trial_id=trial.id, study_id=trial.study_id, attempt=trial.attempt, handle=handle,
             paths=TrialPaths(Path(trial.trial_dir)), slot=Slot.from_label(trial.slot),
             deadline=started + timeout if timeout else None,
-            oom_kills_at_start=self.executor.oom_kills(),
+            oom_kills_at_start=self.executor.oom_kills(), started_at=started,
         )
 
     # -- the loop ------------------------------------------------------------
@@ -244,7 +263,35 @@ class Runner:
                 continue
             if until is not None and until():
                 return
-            time.sleep(self.poll_s)
+            self._wait(self.poll_s)
+
+    def _wait(self, timeout_s: float) -> None:
+        """Sleep until the next pass: `timeout_s`, or less as soon as a trial's process ends, so its
+        slot is refilled at once (the executor's exit descriptors: pidfds for local trials).
+
+        A descriptor wakes one wait only: the trial is reaped in the pass it woke, and one that
+        is not (its end not recorded yet) is then polled as before rather than spun on.
+        """
+        fds = [fd for live in self.live.values()
+               if (fd := self._exit_fd(live)) is not None and fd not in self._fired]
+        if not fds:
+            time.sleep(timeout_s)
+            return
+        poller = select.poll()
+        for fd in fds:
+            poller.register(fd, select.POLLIN)
+        self._fired.update(fd for fd, _ in poller.poll(timeout_s * 1000))
+
+    def _exit_fd(self, live: LiveTrial) -> int | None:
+        if live.exit_fd is None and (opener := getattr(self.executor, "exit_fd", None)) is not None:
+            live.exit_fd = opener(live.handle)
+        return live.exit_fd
+
+    def _close_exit_fd(self, live: LiveTrial) -> None:
+        if live.exit_fd is not None:
+            self._fired.discard(live.exit_fd)
+            os.close(live.exit_fd)
+            live.exit_fd = None
 
     def idle(self) -> bool:
         """Nothing running and nothing queued in an active study."""
@@ -264,6 +311,7 @@ class Runner:
         self._handle_commands()
         self._resolve_pending()
         self._ingest(list(self.live.values()))
+        self._sample_gpus()
         self._check_divergence_and_timeouts()
         self._escalate_stops()
         self._reap()
@@ -397,10 +445,15 @@ class Runner:
                 continue
             self._kill_leftovers(live)  # stragglers (children the command forked and left behind)
             self._ingest_to_the_end(live)  # the lines written just before the end
-            self._settle(live, returncode)
+            if (why := self.executor.lost(live.handle)) is not None:  # its machine died under it
+                self._lose(trials.get(self.db, live.trial_id), why)
+            else:
+                self._settle(live, returncode)
+            self._close_exit_fd(live)
             del self.live[live.trial_id]
 
     def _settle(self, live: LiveTrial, returncode: int | None) -> None:
+        ingested_to_the_end(self.db, live.trial_id, live.paths.metrics, self._spec(live.study_id), self.log)
         trial = trials.get(self.db, live.trial_id)
         oom_now = self.executor.oom_kills()
         spec = self._spec(live.study_id)
@@ -414,7 +467,8 @@ class Runner:
             timeout_s=spec.timeout_s if isinstance(spec, StudySpec) else None,
             missing_objective=(spec.objective_metric if isinstance(spec, StudySpec) and trial
                                and trial.best_value is None else None),
-            reported=tuple(metrics.metric_names(self.db, live.trial_id)),
+            reported=tuple(n for n in metrics.metric_names(self.db, live.trial_id)
+                           if n not in gpu_sampling.SERIES),  # what the trial reported, not the runner
         )
         trials.finish(self.db, live.trial_id, outcome.state, reason=outcome.reason,
                       detail=outcome.detail, feasible=outcome.feasible, exit_code=returncode)
@@ -443,43 +497,79 @@ class Runner:
                 continue
             queue.append(Waiting(trial_id, study_id, spec.gpus_per_trial, spec.concurrency))
         if not queue:
+            self._say_why_waiting({})
             return
         running: dict[int, int] = {}
         for live in self.live.values():
             running[live.study_id] = running.get(live.study_id, 0) + 1
         ours = {g for lt in self.live.values() for g in lt.slot.gpus}
-        launches, impossible = plan_launches(
+        others = self._gpus_used_by_others(ours, queue)
+        planned = plan(
             queue, all_gpus=self.gpus,
-            busy_gpus=ours | self._gpus_used_by_others(ours, queue),
+            busy_gpus=ours | others.keys(),
             cpu_slots=self.cpu_slots,
             busy_cpu=sum(1 for lt in self.live.values() if not lt.slot.gpus),
             running_per_study=running,
+            others=others,
         )
-        for trial_id, why in impossible:
+        for trial_id, why in planned.impossible:
             trials.finish(self.db, trial_id, TrialState.FAILED, reason="config", detail=why)
-        for launch in launches:
+        self._say_why_waiting(planned.waiting)
+        for launch in planned.launches:
             self._launch(launch.trial_id, launch.slot)
 
-    def _gpus_used_by_others(self, ours: set[int], queue: list[Waiting]) -> set[int]:
-        """GPUs none of our trials holds that another process is filling (see gpus.busy_reason).
+    def _say_why_waiting(self, waiting: dict[int, str]) -> None:
+        """Store why each queued trial waits (status and the TUI show it); only what changed is written."""
+        changed: dict[int, str | None] = {t: why for t, why in waiting.items() if self._waiting.get(t) != why}
+        changed.update({t: None for t in self._waiting if t not in waiting})
+        trials.set_waiting(self.db, changed)
+        self._waiting = dict(waiting)
+
+    def _gpus_used_by_others(self, ours: set[gpus.GpuKey], queue: list[Waiting]) -> dict[gpus.GpuKey, str]:
+        """GPUs none of our trials holds that another process is filling (see gpus.busy_reason),
+        with a short why (gpus.busy_note) for the trials that wait.
 
         Read through NVML at most every GPU_READ_EVERY_S, and only while a waiting trial wants a
-        GPU that looks free; a change is logged, so a waiting trial's reason is in the log.
+        GPU that looks free; a change is logged.
         """
         free = [g for g in self.gpus if g not in ours]
         if self.use_busy_gpus or not self.gpu_info or not free or not any(w.gpus_per_trial for w in queue):
-            return set()
+            return {}
         now = time.monotonic()
         if now - self._gpus_read_at >= GPU_READ_EVERY_S:
             self._gpus_read_at = now
             readings = gpus.current(free, nvml=self._nvml)
-            others = {i: why for i, g in readings.items() if (why := gpus.busy_reason(g))}
-            for i in sorted(others.keys() - self._gpus_in_other_use.keys()):
-                self.log(f"{others[i]}; trials wait for it (serve/run --use-busy-gpus to use it anyway)")
-            for i in sorted(self._gpus_in_other_use.keys() - others.keys() - ours):
-                self.log(f"{self.gpu_info[i].described} is free again")
+            others = {k: g for k, g in readings.items() if gpus.busy_reason(g)}
+            for k in sorted(others.keys() - self._gpus_in_other_use.keys(), key=gpus.key_order):
+                self.log(f"{gpus.busy_reason(others[k])}; trials wait for it "
+                         "(serve/run --use-busy-gpus to use it anyway)")
+            for k in sorted(self._gpus_in_other_use.keys() - others.keys() - ours, key=gpus.key_order):
+                self.log(f"{self.gpu_info[k].described} is free again")
             self._gpus_in_other_use = others
-        return {i for i in self._gpus_in_other_use if i in free}
+        return {k: gpus.busy_note(g) or "" for k, g in self._gpus_in_other_use.items() if k in free}
+
+    def _sample_gpus(self) -> None:
+        """Every few seconds, each GPU trial's utilisation and memory, stored as its metrics
+        (runner.gpu_sampling); a no-op without NVML, and never an error of the pass."""
+        if self._sampler is None or not self._sampler.due(time.monotonic()):
+            return
+        watched = []
+        for live in self.live.values():
+            if live.slot.gpus and all(g in self.gpu_info for g in live.slot.gpus):
+                who = self.executor.identity(live.handle)
+                watched.append(gpu_sampling.Watched(live.trial_id, live.slot.gpus, who.pid if who else None,
+                                                    live.started_at))
+        updates = []
+        for sample in self._sampler.sample(watched):
+            u = metrics.TrialUpdate(trial_id=sample.trial_id)
+            u.order_checked.update(gpu_sampling.SERIES)  # the runner's samples are never the trial's fault
+            if sample.util_pct is not None:
+                u.add(gpu_sampling.GPU_UTIL, sample.step, sample.util_pct, sample.wall)
+            if sample.mem_mib is not None:
+                u.add(gpu_sampling.GPU_MEM, sample.step, sample.mem_mib, sample.wall)
+            updates.append(u)
+        if updates:
+            metrics.write_updates(self.db, updates, {})
 
     def _retire_finished_studies(self) -> None:
         """A launched study with nothing left queued or running is no longer active."""
@@ -497,6 +587,10 @@ class Runner:
         cards = tuple(self.gpu_info[g] for g in slot.gpus if g in self.gpu_info)
         if cards and len(cards) == len(slot.gpus):
             slot = Slot(slot.gpus, uuids=tuple(g.uuid for g in cards))
+        elif any(isinstance(g, str) for g in slot.gpus):  # a MIG instance is named by its UUID only
+            trials.finish(self.db, trial_id, TrialState.FAILED, reason="exit", feasible=None,
+                          detail=f"cannot start: no UUID known for MIG slot {slot.label}")
+            return
         env = {
             **slot.cuda_env(),
             "PLAYBOOK_MAX_TRAIN_STEPS": str(spec.max_train_steps),
@@ -512,17 +606,18 @@ class Runner:
             return
         if self._pause_before_running_s:
             time.sleep(self._pause_before_running_s)  # test-only (see PAUSE_BEFORE_RUNNING_ENV)
-        who = self.executor.identity(handle)
-        trials.mark_running(self.db, trial_id, who.pid, who.proc_start)
+        who = self.executor.identity(handle)  # None: 'starting' until a remote node says (resolve)
+        if who is not None:
+            trials.mark_running(self.db, trial_id, who.pid, who.proc_start)
         self.live[trial_id] = LiveTrial(
             trial_id=trial_id, study_id=trial.study_id, attempt=trial.attempt, handle=handle, paths=paths,
             slot=slot,
             deadline=time.time() + spec.timeout_s if spec.timeout_s else None,
-            oom_kills_at_start=self.executor.oom_kills(),
+            oom_kills_at_start=self.executor.oom_kills(), started_at=time.time(),
         )
         where = " ".join(f"{g.name} {g.uuid}" for g in cards)
         self.log(f"trial {self._label(trial)} started on {slot.label}{f' ({where})' if where else ''} "
-                 f"(pid {who.pid})")
+                 f"(pid {who.pid if who else 'not known yet'})")
 
     def _label(self, trial: Trial | None) -> str:
         if trial is None:

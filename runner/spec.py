@@ -68,7 +68,10 @@ STUDY_FIELDS = {
     "name", "goal", "notes", "command", "workdir", "max_train_steps", "objective", "trials",
     "seed", "concurrency", "gpus_per_trial", "timeout", "metrics", "requeue_lost",
     "stop_on_divergence", "halt_on_failure", "step_unit", "search", "keep_checkpoints", "refines",
+    "keep_metrics_jsonl",
+    "executor", "ray_address",
 }
+EXECUTORS = ("local", "ray")  # where trials run (runner.executors); `run --executor` overrides it
 SEARCH_KINDS = ("quasi-random", "bayes")
 BAYES_SAMPLERS = ("tpe", "gp")
 SEARCH_FIELDS = {"kind", "sampler", "startup_trials"}
@@ -186,6 +189,9 @@ class StudySpec:
     search: SearchSpec = SearchSpec()
     keep_checkpoints: int | None = None  # the N best checkpoint files kept per trial; None keeps all
     refines: str = ""  # the study this one refines (`playbook-runner refine` writes it)
+    keep_metrics_jsonl: bool = True  # False: an ended trial's metrics.jsonl goes once its points are stored
+    executor: str = "local"  # where `run` runs its trials: "local" | "ray" (runner.executors)
+    ray_address: str = ""  # the Ray cluster for executor = "ray" ("": $RAY_ADDRESS, else auto)
 
     def param(self, name: str) -> ParamSpec:
         return next(p for p in self.params if p.name == name)
@@ -278,6 +284,9 @@ def parse(data: dict, *, path: Path, text: str = "") -> StudySpec:
         search=_search(study.get("search", "quasi-random"), study.get("trials", 1), problems),
         keep_checkpoints=check.integer("keep_checkpoints", default=None, minimum=1),
         refines=check.string("refines", default=""),
+        keep_metrics_jsonl=check.boolean("keep_metrics_jsonl", default=True),
+        executor=_executor(check, problems),
+        ray_address=check.string("ray_address", default=""),
         config_text=text,
         config_hash=hashlib.sha256(
             json.dumps(data, sort_keys=True, default=str).encode()
@@ -319,6 +328,16 @@ def _plan_problems(spec: StudySpec) -> list[str]:
         for name, value in values.items():
             samples[name].append(value)
     return [problem for token in spec.argv_template for problem in limits.fill_problems(token, samples)]
+
+
+def _executor(check: _Checker, problems: list[str]) -> str:
+    executor = check.string("executor", default="local")
+    if executor not in EXECUTORS:
+        problems.append(f"study.executor: expected one of {', '.join(EXECUTORS)}, got {executor!r}")
+        return "local"
+    if "ray_address" in check.table and executor != "ray":
+        problems.append('study.ray_address: only used with executor = "ray"; set executor = "ray" or remove it')
+    return executor
 
 
 def _unknown(table: dict, allowed: set[str], where: str, problems: list[str]) -> None:

@@ -1,10 +1,11 @@
 """Metric points: batched block writes from ingest, downsampled reads for curves.
 
-Points live in `metric_blocks` (see store.series_blocks): one row per run of up to
-BLOCK_POINTS consecutive points of one series, keyed (trial, name, first step).
-Blocks of a series never overlap in steps. Ingest appends to a series' last block
-until it is full; a step at or below one already stored (a repeat, a resumed trial)
-merges into the blocks it overlaps, and the reported value replaces the stored one.
+Points live in `metric_blocks` (see store.series_blocks): one row per run of consecutive
+points of one series, unique on (trial, name, first step). Blocks of a series never overlap
+in steps. Ingest appends each pass's new points of a series as a raw row (its open tail, never
+rewritten) and seals the tail into packed blocks of SEAL_POINTS when it fills, or when the trial
+ends (seal_tails); a step at or below one already stored (a repeat, a resumed trial) merges
+into the blocks it overlaps, and the reported value replaces the stored one.
 Such a point is never merged in silence: it is counted on the trial (`out_of_order`),
 with the first one described (`out_of_order_sample`).
 """
@@ -16,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import InitVar, dataclass, field
 
+import numpy as np
 from sqlite_utils import Database
 
 from store import series_blocks as sb
@@ -25,8 +27,9 @@ MetricRow = tuple[int, str, int, "float | None", "float | None"]  # trial, name,
 CheckpointRow = tuple[int, int, str, "float | None", "float | None"]  # trial, step, path, obj, wall
 Columns = tuple[list[int], list[float], list[float]]  # steps, values (NaN: none), walls (NaN: unknown)
 
-_INSERT = "INSERT OR REPLACE INTO metric_blocks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-_BLOB_COLS = "first_step, last_step, n, steps, vals, walls"
+_INSERT = ("INSERT INTO metric_blocks (trial_id, name, first_step, last_step, n, lo, hi, last_value, "
+           "last_wall, codec, tail, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_BLOB_COLS = "first_step, last_step, n, codec, data"
 
 
 @dataclass
@@ -168,25 +171,25 @@ def _write(db: Database, updates: list[TrialUpdate], objective_mode: dict[int, s
 
 def _append_series(conn, trial_id: int, name: str, steps: list[int], values: list[float],
                    walls: list[float]) -> tuple[int, tuple[int, int, float] | None]:
-    """Store one series' new points: append to its last block, or merge where they overlap.
+    """Store one series' new points: append them to its open tail, or merge where they overlap.
 
     Returns how many points came at or below a step the series already had (stored, or
     earlier in this batch), with the first of them (see _out_of_order); 0 on the in-order path.
     """
-    tail = conn.execute(
-        f"SELECT {_BLOB_COLS} FROM metric_blocks WHERE trial_id = ? AND name = ? "
+    last = conn.execute(
+        "SELECT last_step, tail FROM metric_blocks WHERE trial_id = ? AND name = ? "
         "ORDER BY first_step DESC LIMIT 1", [trial_id, name]).fetchone()
     in_order = sb.is_increasing(steps)
-    if in_order and (tail is None or steps[0] > tail[1]):
-        _extend_series(conn, trial_id, name, steps, values, walls, tail)
+    if in_order and (last is None or steps[0] > last[0]):
+        _extend_series(conn, trial_id, name, steps, values, walls, 0 if last is None else last[1])
         return 0, None
-    repeats = _out_of_order(steps, values, None if tail is None else tail[1])
+    repeats = _out_of_order(steps, values, None if last is None else last[0])
     if not in_order:
         steps, values, walls = sb.merge([], steps, values, walls)
-    if tail is not None and steps[0] <= tail[1]:
+    if last is not None and steps[0] <= last[0]:
         _merge_series(conn, trial_id, name, steps, values, walls)
     else:
-        _extend_series(conn, trial_id, name, steps, values, walls, tail)
+        _extend_series(conn, trial_id, name, steps, values, walls, last[1] if last else 0)
     return repeats
 
 
@@ -215,28 +218,85 @@ def _out_of_order_sample(u: TrialUpdate, name: str, first: tuple[int, int, float
 
 
 def _extend_series(conn, trial_id: int, name: str, steps: list[int], values: list[float],
-                   walls: list[float], tail: tuple | None) -> None:
-    """Append points that all come after the series' stored ones."""
-    if tail is not None and tail[2] < sb.BLOCK_POINTS:  # reopen the last block to fill it
-        block = sb.unpack(*tail)
-        steps = [*block.steps, *steps]
-        values = [*block.values, *values]
-        walls = [*block.walls, *walls]
-    conn.executemany(_INSERT, sb.block_rows(trial_id, name, steps, values, walls))
+                   walls: list[float], pending: int) -> None:
+    """Append points that all come after the series' stored ones.
+
+    They go in as one raw row of the open tail (nothing stored is rewritten) until the tail
+    would reach SEAL_POINTS: then the tail and the new points are sealed into packed blocks,
+    the rest (fewer than SEAL_POINTS) starting a new tail.
+    """
+    if pending + len(steps) < sb.SEAL_POINTS:
+        conn.execute(_INSERT, sb.block_row(trial_id, name, steps, values, walls, sb.RAW, pending + len(steps)))
+        return
+    if pending:
+        tail = _take_tail(conn, trial_id, name)
+        steps, values, walls = (np.concatenate((old, np.asarray(new, dtype=old.dtype))) for old, new in
+                                ((tail.steps, steps), (tail.values, values), (tail.walls, walls)))
+    sealed = len(steps) - len(steps) % sb.SEAL_POINTS
+    rows = sb.block_rows(trial_id, name, steps[:sealed], values[:sealed], walls[:sealed])
+    if sealed < len(steps):
+        rest = [list(col[sealed:]) if isinstance(col, list) else col[sealed:].tolist()
+                for col in (steps, values, walls)]
+        rows.append(sb.block_row(trial_id, name, *rest, sb.RAW, len(steps) - sealed))
+    conn.executemany(_INSERT, rows)
+
+
+def _tail_rows(conn, trial_id: int, name: str) -> list[tuple]:
+    """The series' open tail: its raw rows at the end, newest first (as _BLOB_COLS)."""
+    rows = []
+    cursor = conn.execute(f"SELECT {_BLOB_COLS} FROM metric_blocks WHERE trial_id = ? AND name = ? "
+                          "ORDER BY first_step DESC", [trial_id, name])
+    try:
+        for row in cursor:
+            if row[3] != sb.RAW:
+                break
+            rows.append(row)
+    finally:
+        cursor.close()
+    return rows
+
+
+def _take_tail(conn, trial_id: int, name: str) -> sb.Block:
+    """The series' open tail (its raw rows, in step order), deleted from the table."""
+    rows = _tail_rows(conn, trial_id, name)
+    if rows:
+        conn.execute("DELETE FROM metric_blocks WHERE trial_id = ? AND name = ? AND first_step >= ?",
+                     [trial_id, name, rows[-1][0]])
+    return sb.concat([sb.unpack(*row) for row in reversed(rows)])
+
+
+def seal_tails(db: Database, trial_id: int) -> int:
+    """Pack every open tail of a trial into a sealed block (it has ended: no pass will fill them).
+
+    Returns the points sealed. One transaction: a crash leaves the tails as they were.
+    """
+    sealed = 0
+    with transaction(db):
+        conn = db.conn
+        names = [r[0] for r in conn.execute(
+            "SELECT DISTINCT name FROM metric_blocks WHERE trial_id = ? AND codec = ?", [trial_id, sb.RAW])]
+        for name in names:
+            tail = _take_tail(conn, trial_id, name)
+            if len(tail.steps):
+                conn.executemany(_INSERT, sb.block_rows(trial_id, name, tail.steps, tail.values, tail.walls))
+                sealed += len(tail.steps)
+    return sealed
 
 
 def _merge_series(conn, trial_id: int, name: str, steps: list[int], values: list[float],
                   walls: list[float]) -> None:
-    """Rewrite the blocks that new points overlap (and the one just before them) as one run."""
+    """Rewrite the blocks from the one just before the new points to the series' end (its open
+    tail included) as one run of sealed blocks."""
     where = "trial_id = ? AND name = ?"
     before = conn.execute(f"SELECT first_step FROM metric_blocks WHERE {where} AND first_step <= ? "
                           "ORDER BY first_step DESC LIMIT 1", [trial_id, name, steps[0]]).fetchone()
     start = before[0] if before else steps[0]
+    tail = _tail_rows(conn, trial_id, name)
+    if tail:  # the open tail is rewritten too, so that raw rows stay only at the series' end
+        start = min(start, tail[-1][0])
     old = conn.execute(f"SELECT {_BLOB_COLS} FROM metric_blocks WHERE {where} "
-                       "AND first_step BETWEEN ? AND ? ORDER BY first_step",
-                       [trial_id, name, start, steps[-1]]).fetchall()
-    conn.execute(f"DELETE FROM metric_blocks WHERE {where} AND first_step BETWEEN ? AND ?",
-                 [trial_id, name, start, steps[-1]])
+                       "AND first_step >= ? ORDER BY first_step", [trial_id, name, start]).fetchall()
+    conn.execute(f"DELETE FROM metric_blocks WHERE {where} AND first_step >= ?", [trial_id, name, start])
     merged = sb.merge([sb.unpack(*row) for row in old], steps, values, walls)
     conn.executemany(_INSERT, sb.block_rows(trial_id, name, *merged))
 
@@ -303,11 +363,8 @@ def _bucketed(name: str, summaries: list[tuple], blocks: dict[int, sb.Block], lo
         if pending:
             segments.append(_summary_segment(np, pending))
             pending = []
-        values, steps = np.frombuffer(block.values, dtype=np.float64), block.steps
-        steps = (np.arange(steps.start, steps.stop, steps.step, dtype=np.int64) if isinstance(steps, range)
-                 else np.frombuffer(steps, dtype=np.int64))
-        segments.append((steps, values, values, values,
-                         np.frombuffer(block.walls, dtype=np.float64), np.ones(len(values), np.int64)))
+        values = block.values
+        segments.append((block.steps, values, values, values, block.walls, np.ones(len(values), np.int64)))
     if pending:
         segments.append(_summary_segment(np, pending))
     steps, lows, highs, values, walls, counts = (np.concatenate(col) for col in zip(*segments, strict=True))
@@ -342,16 +399,10 @@ def _blocks_at(conn, trial_id: int, name: str, firsts: list[int]) -> dict[int, s
 
 
 def _read_points(conn, trial_id: int, name: str) -> tuple[list[int], list, list]:
-    steps: list[int] = []
-    values: list[float | None] = []
-    walls: list[float | None] = []
-    for row in conn.execute(f"SELECT {_BLOB_COLS} FROM metric_blocks WHERE trial_id = ? AND name = ? "
-                            "ORDER BY first_step", [trial_id, name]).fetchall():
-        block = sb.unpack(*row)
-        steps.extend(block.steps)
-        values.extend(sb.values_of(block.values))
-        walls.extend(sb.values_of(block.walls))
-    return steps, values, walls
+    rows = conn.execute(f"SELECT {_BLOB_COLS} FROM metric_blocks WHERE trial_id = ? AND name = ? "
+                        "ORDER BY first_step", [trial_id, name]).fetchall()
+    block = sb.concat([sb.unpack(*row) for row in rows])
+    return block.steps.tolist(), sb.values_of(block.values), sb.values_of(block.walls)
 
 
 def read_all(db: Database, trial_id: int, name: str) -> Series:

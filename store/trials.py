@@ -81,9 +81,12 @@ class Trial:
 
     @classmethod
     def from_row(cls, row: dict) -> Trial:
-        values = {f.name: row[f.name] for f in fields(cls) if f.name in row}  # older schemas lack new columns
+        values = {name: row[name] for name in _TRIAL_FIELDS if name in row}  # older schemas lack new columns
         values["state"] = TrialState(values["state"])
         return cls(**values)
+
+
+_TRIAL_FIELDS = tuple(f.name for f in fields(Trial))  # read once: fields() per row costs a 1,000-trial list
 
 
 @dataclass(frozen=True)
@@ -177,6 +180,16 @@ def param_roles(db: Database, *, study_id: int | None = None, trial_id: int | No
             "SELECT DISTINCT p.name, p.role FROM params p JOIN trials t ON t.id = p.trial_id "
             "WHERE t.study_id = ?", [study_id])
     return dict(rows.fetchall())
+
+
+def roles_by_trial(db: Database, study_id: int) -> dict[int, dict[str, str]]:
+    """Trial id -> its parameters' roles (name -> role), for every trial of a study, in one query."""
+    out: dict[int, dict[str, str]] = {}
+    for trial_id, name, role in db.execute(
+            "SELECT p.trial_id, p.name, p.role FROM params p JOIN trials t ON t.id = p.trial_id "
+            "WHERE t.study_id = ?", [study_id]):
+        out.setdefault(trial_id, {})[name] = role
+    return out
 
 
 def next_number(db: Database, study_id: int) -> int:
@@ -312,3 +325,18 @@ def state_counts(db: Database, study_id: int) -> dict[str, int]:
         "SELECT COUNT(*) FROM trials WHERE study_id = ? AND feasible = 0", [study_id]
     ).fetchone()[0]
     return counts
+
+
+def set_waiting(db: Database, reasons: dict[int, str | None]) -> None:
+    """Why queued trials wait (None: clear it), as their `detail`; a trial that left the queue
+    meanwhile is not touched (claim clears the detail of the trial it starts)."""
+    if reasons:
+        with transaction(db):
+            db.conn.executemany("UPDATE trials SET detail = ? WHERE id = ? AND state = 'queued'",
+                                [(why, trial_id) for trial_id, why in reasons.items()])
+
+
+def clear_waiting(db: Database) -> None:
+    """Forget every queued trial's waiting reason (no runner schedules them, or a new one starts)."""
+    with transaction(db):
+        db.execute("UPDATE trials SET detail = NULL WHERE state = 'queued' AND detail IS NOT NULL")

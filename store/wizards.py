@@ -11,7 +11,7 @@ from sqlite_utils import Database
 
 from store.db import transaction
 
-KINDS = ("probe-batch", "warmup", "decide")
+KINDS = ("probe-batch", "warmup", "decide", "length")  # checked here, not by the table (0011)
 
 
 class WizardConflict(Exception):

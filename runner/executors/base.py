@@ -100,5 +100,8 @@ class Executor(Protocol):
     def adopt(self, record: AttemptRecord) -> Adopted:
         """Find an attempt a previous runner started."""
 
+    def lost(self, handle: Any) -> str | None:
+        """Why an ended attempt was lost (the machine it ran on died), or None: it ended by itself."""
+
     def oom_kills(self) -> int | None:
         """A counter of out-of-memory kills where the trials run (None: not known)."""

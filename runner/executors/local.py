@@ -40,7 +40,9 @@ class LocalExecutor:
         if request.gpus:  # which cards, by UUID and name: slot numbers alone are not the card
             process.write_placement(request.paths, {
                 "executor": self.name, "host": self.host, "attempt": request.attempt,
-                "gpus": [{"index": g.index, "uuid": g.uuid, "name": g.name} for g in request.gpus]})
+                "gpus": [{"index": g.index, "uuid": g.uuid, "name": g.name,
+                          **({"mig": g.mig, "parent_uuid": g.parent_uuid} if g.mig is not None else {})}
+                         for g in request.gpus]})
         return LocalHandle(request.paths, request.attempt, popen.pid, process.start_time(popen.pid), popen)
 
     def identity(self, handle: LocalHandle) -> Identity | None:
@@ -72,6 +74,11 @@ class LocalExecutor:
         launched before the lock existed is asked by pid)."""
         return process.attempt_alive(handle.paths) or process.is_alive(handle.pid, handle.proc_start)
 
+    def exit_fd(self, handle: LocalHandle) -> int | None:
+        """A descriptor readable once the attempt's shim has exited, for the runner to wait on
+        (the caller closes it); None where there is none (pid not known yet, another machine)."""
+        return process.exit_fd(handle.pid) if handle.here and handle.pid else None
+
     def signalable(self, handle: LocalHandle) -> bool:
         return bool(handle.pid)  # no pid: signalled once its launch record is read
 
@@ -102,6 +109,9 @@ class LocalExecutor:
         ended = process.read_exit(record.paths, record.attempt)
         started = launched is not None or record.pid is not None or ended is not None
         return Adopted(handle, alive=False, started=started, exit=ended, identity=identity)
+
+    def lost(self, handle: LocalHandle) -> str | None:
+        return None  # this machine is the runner's: a shim killed here ends as failed, by its signal
 
     def oom_kills(self) -> int | None:
         return process.host_oom_kills()

@@ -16,8 +16,6 @@ from __future__ import annotations
 import math
 import warnings
 
-from scipy import stats
-
 from runner.playbook.check import Check, fmt
 from runner.playbook.data import ParamInfo, StudyData, TrialResult
 from runner.playbook.isolation import varied_params
@@ -85,6 +83,8 @@ def trend_toward_high(positions: list[float], goodness: list[float]) -> tuple[fl
     """
     if len(positions) < MIN_TREND_TRIALS or len(set(positions)) < 2 or len(set(goodness)) < 2:
         return None, None, None
+    from scipy import stats  # here, not at import: the runner imports this module, and scipy costs ~0.3 s
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ties make scipy fall back to its approximation, with a warning
         up = stats.kendalltau(positions, goodness, alternative="greater")
@@ -101,6 +101,8 @@ CROWD_RULE = "more of the best trials in the outer band than chance puts there"
 
 def crowd_p(k: int, m: int) -> float:
     """Chance that k or more of m trials land in one end's outer band when position does not matter."""
+    from scipy import stats  # see trend_toward_high
+
     return min(1.0, 2 * float(stats.binom.sf(k - 1, m, EDGE_FRACTION))) if m else 1.0
 
 

@@ -187,11 +187,18 @@ class Kind:
         out = []
         for p in plans:
             name, values = p.vary
-            shown = ", ".join(_short(v) for v in values)
+            shown = f"{name} = {', '.join(_short(v) for v in values)}" if not p.configurations else \
+                "; ".join(config_label(c) for c in p.configurations)
             eta = stage_seconds(timing, p.trial_count, p.concurrency, p.max_train_steps)
             out.append(f"{p.study_name}: {p.trial_count} trial(s) of {p.max_train_steps} steps, "
-                       f"{name} = {shown}; {describe_estimate(timing, eta, p.max_train_steps)}")
+                       f"{shown}; {describe_estimate(timing, eta, p.max_train_steps)}")
         return tuple(out)
+
+
+def config_label(config: dict[str, Any]) -> str:
+    """'learning_rate=0.03 width=128': a configuration as the wizards show and key it (every digit:
+    two configurations never share a label)."""
+    return " ".join(f"{k}={v}" for k, v in config.items())
 
 
 def _short(v: Any) -> str:

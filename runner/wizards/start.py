@@ -25,6 +25,8 @@ def kind_class(kind: str) -> type[Kind]:
         from runner.wizards.probe import BatchProbe as cls
     elif kind == "warmup":
         from runner.wizards.warmup import Warmup as cls
+    elif kind == "length":
+        from runner.wizards.length import Length as cls
     else:
         from runner.wizards.decide import Decide as cls
     return cls

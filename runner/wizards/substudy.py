@@ -43,10 +43,13 @@ class StagePlan:
     gpus_per_trial: int | None = None
     extra_params: dict[str, dict] = field(default_factory=dict)  # e.g. a seed the script reads from env
     halt_on_failure: bool = False  # the runner stops the queued trials once one fails (the probe)
+    # Instead of one trial per value of `vary`: one trial per configuration (values of several
+    # parameters together, as [[trial]]s), e.g. the few best points of an earlier stage.
+    configurations: tuple[dict[str, Any], ...] = ()
 
     @property
     def trial_count(self) -> int:
-        return len(self.vary[1])
+        return len(self.configurations) if self.configurations else len(self.vary[1])
 
 
 def derive_config(base: StudySpec, plan: StagePlan, note: str) -> str:
@@ -65,7 +68,16 @@ def derive_config(base: StudySpec, plan: StagePlan, note: str) -> str:
         study["halt_on_failure"] = True
     params = {p.name: _derived_param(p, plan) for p in base.params}
     params.update(plan.extra_params)
-    return tomli_w.dumps({"study": study, "params": params})
+    if not plan.configurations:
+        return tomli_w.dumps({"study": study, "params": params})
+    # Every parameter a configuration sets becomes a nuisance choice of the values used, and
+    # the study runs exactly the configurations: no searched trials.
+    study["trials"] = 0
+    for name in plan.configurations[0]:
+        used = list(dict.fromkeys(c[name] for c in plan.configurations))
+        params[name] = {**{k: v for k, v in params[name].items() if k in ("when", "in_command")},
+                        "role": "nuisance", "values": used}
+    return tomli_w.dumps({"study": study, "params": params, "trial": [dict(c) for c in plan.configurations]})
 
 
 def _derived_param(p, plan: StagePlan) -> dict:

@@ -95,7 +95,8 @@ def stage_seconds(timing: Timing | None, trial_count: int, concurrency: int, ste
 
 def trial_split(db: Database, t: Trial) -> TrialSplit | None:
     """One finished trial's start-up, per-step time and tail, from its stored points (None if unknown)."""
-    names = metric_store.metric_names(db, t.id)
+    # The runner's own series (runner.gpu_util, ...) are stepped in seconds, not training steps.
+    names = [n for n in metric_store.metric_names(db, t.id) if not n.startswith("runner.")]
     name = next((n for n in PREFERRED_METRICS if n in names), names[0] if names else None)
     if name is None or t.started_at is None or t.ended_at is None:
         return None

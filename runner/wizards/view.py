@@ -26,7 +26,7 @@ def progress_line(db, study: Study | None) -> str:
 
 def render(w: Wizard, results: dict[str, Any]) -> list[str]:
     lines = [f"wizard {w.name} ({w.kind}, from study {w.base_study}): {w.stage}"]
-    body = {"probe-batch": _probe, "warmup": _warmup, "decide": _decide}[w.kind](results)
+    body = {"probe-batch": _probe, "warmup": _warmup, "decide": _decide, "length": _length}[w.kind](results)
     lines += body
     if w.verdict:
         lines += ["", f"verdict: {w.verdict}"]
@@ -148,4 +148,34 @@ def _decide(results: dict) -> list[str]:
     out += ["", r["reasoning"]]
     if r.get("adopted"):
         out.append(f"recorded as the new baseline of {r['adopted']['scope']}")
+    return out
+
+
+def _length(results: dict) -> list[str]:
+    out: list[str] = []
+    sweep = results.get("sweep")
+    if sweep:
+        out += ["", f"constant-lr sweep ({sweep['horizon']} steps): training-loss target {fmt(sweep['target'])}"
+                    f"{' (proposed: ' + sweep['target_why'] + ')' if sweep.get('target_proposed') else ''}"]
+        out += table(["lr", "final loss", "steps to target"],
+                     [[row["learning_rate"], row["final_loss"], row["steps_to_target"]
+                       if row["steps_to_target"] is not None else
+                       (f"left it after {row['left_target_after']}" if row.get("left_target_after") else "never")]
+                      for row in sweep["rows"]])
+        out += [sweep["summary"], *[f"- {a}" for a in sweep.get("advice", [])]]
+    r1, r2 = results.get("round-1"), results.get("round-2")
+    if r1:
+        out += ["", f"round 1: {len(r1['rows'])} configurations of {r1['steps']} steps, {r1['schedule']} schedule "
+                    f"(decay_steps {r1['decay_steps']}); the best {len(r1['chosen'])} go on"]
+        out += table(["configuration", "objective", "outcome"],
+                     [[row["config"], row["objective"], row["outcome"]] for row in r1["rows"]])
+    if r2:
+        short = r2["round1_objective"]
+        out += ["", f"round 2: {r2['steps']} steps; {r2['stretch']['why']}"]
+        out += table(["configuration", "round 1", "round 2"],
+                     [[row["config"], short.get(row["config"]), row["objective"]] for row in r2["rows"]])
+        t = r2["transfer"]
+        out += ["", f"what transferred from short to long runs: {t['summary']}"]
+        out += [f"- {p['summary']}" for p in r2.get("params", [])]
+        out += ["the playbook's order, most likely to transfer first: " + "; ".join(t["transfer_order"])]
     return out

@@ -114,3 +114,14 @@ def test_the_database_is_found_like_git_finds_its_repository(tmp_path):
     assert result.returncode == 2
     assert f"database: {lonely / '.playbook' / 'playbook.db'} (default: none found here or above)" in result.stderr
     assert not (lonely / ".playbook").exists()
+
+
+def test_an_error_naming_a_hostile_file_shows_its_escapes_and_never_obeys_them(tmp_path):
+    # A study file whose name carries a terminal escape (ESC ] 0; sets the window title, ESC [2J
+    # clears the screen): the error line names the file with the escape shown as \x1b, one line each.
+    bad = tmp_path / "study\x1b[2J\x1b]0;owned\x07.toml"
+    bad.write_text('[study]\nname = "x"\n')
+    done = cli("--db", str(tmp_path / "p.db"), "run", str(bad), cwd=tmp_path)
+    assert done.returncode == 2
+    assert "\x1b" not in done.stderr and "\x07" not in done.stderr
+    assert "study\\x1b[2J\\x1b]0;owned\\x07.toml" in done.stderr

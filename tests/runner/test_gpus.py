@@ -9,17 +9,19 @@ start real trials through the real shim and check the environment each one saw.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import subprocess
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 import store
-from runner import gpus
+from runner import gpu_sampling, gpus
 from runner.gpus import Gpu, GpuChoiceError, busy_reason, choose, parse_list
 from runner.scheduler import Slot
 from runner.service import Runner
-from store import studies, trials
+from store import metrics, studies, trials
 
 H200_A = "GPU-11111111-aaaa-bbbb-cccc-000000000000"
 H200_B = "GPU-22222222-aaaa-bbbb-cccc-000000000000"
@@ -28,16 +30,46 @@ A100 = "GPU-33333333-aaaa-bbbb-cccc-000000000000"
 
 @dataclass
 class Card:
+    """A GPU (or a MIG instance) as the fake NVML describes it.
+
+    processes: how many compute processes of someone else run on it; pids: processes by pid with
+    the MiB each uses (a trial's, say); util: the device's utilisation (None: NVML does not
+    support it, as for a MIG instance); proc_util: (pid, smUtil) samples; migs: the MIG instances
+    by MIG index (None for an empty index), where the GPU is in MIG mode; broken: every reading
+    raises NVMLError (a driver hiccup).
+    """
+
     uuid: str
     name: str
     used_mib: int = 300
     total_mib: int = 81920
     processes: int = 0
     name_as_bytes: bool = False
+    pids: dict[int, int] = field(default_factory=dict)
+    util: int | None = 0
+    proc_util: list[tuple[int, int]] = field(default_factory=list)
+    migs: list[Card | None] | None = None
+    broken: bool = False
+
+
+@dataclass
+class Proc:
+    pid: int
+    usedGpuMemory: int | None  # noqa: N815  (NVML's field name)
+
+
+@dataclass
+class ProcUtil:
+    pid: int
+    timeStamp: int  # noqa: N815
+    smUtil: int  # noqa: N815
 
 
 class FakeNvml:
-    """The slice of the pynvml module runner.gpus calls, over a list of cards in NVML (PCI) order."""
+    """The slice of the pynvml module runner.gpus and runner.gpu_sampling call, over a list of
+    cards in NVML (PCI) order."""
+
+    NVML_DEVICE_MIG_ENABLE = 1
 
     class NVMLError(Exception):
         pass
@@ -45,6 +77,11 @@ class FakeNvml:
     def __init__(self, cards: list[Card]) -> None:
         self.cards = cards
         self.inits = 0
+
+    def _check(self, card: Card) -> Card:
+        if card.broken:
+            raise self.NVMLError("GPU is lost")
+        return card
 
     def nvmlInit(self) -> None:
         self.inits += 1
@@ -69,10 +106,41 @@ class FakeNvml:
         class Memory:
             used: int
             total: int
+        self._check(card)
         return Memory(card.used_mib * 2**20, card.total_mib * 2**20)
 
-    def nvmlDeviceGetComputeRunningProcesses(self, card: Card) -> list[object]:
-        return [object()] * card.processes
+    def nvmlDeviceGetComputeRunningProcesses(self, card: Card) -> list[Proc]:
+        self._check(card)
+        return ([Proc(10**7 + i, None) for i in range(card.processes)]
+                + [Proc(pid, mib * 2**20) for pid, mib in card.pids.items()])
+
+    def nvmlDeviceGetUtilizationRates(self, card: Card):
+        @dataclass
+        class Utilization:
+            gpu: int
+            memory: int
+        if self._check(card).util is None:
+            raise self.NVMLError("Not Supported")
+        return Utilization(card.util, 0)
+
+    def nvmlDeviceGetProcessUtilization(self, card: Card, since: int) -> list[ProcUtil]:
+        self._check(card)
+        if not card.proc_util:
+            raise self.NVMLError("Not Found")  # what NVML says when it has no sample
+        return [ProcUtil(pid, since + i + 1, sm) for i, (pid, sm) in enumerate(card.proc_util)]
+
+    def nvmlDeviceGetMigMode(self, card: Card) -> tuple[int, int]:
+        if card.migs is None:
+            raise self.NVMLError("Not Supported")
+        return 1, 1
+
+    def nvmlDeviceGetMaxMigDeviceCount(self, card: Card) -> int:
+        return 7
+
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, card: Card, i: int) -> Card:
+        if card.migs is None or i >= len(card.migs) or card.migs[i] is None:
+            raise self.NVMLError("Not Found")
+        return card.migs[i]
 
 
 def mixed_box(**busy_b) -> FakeNvml:
@@ -143,7 +211,7 @@ def test_gpus_option_picks_within_what_the_runner_may_see():
         choose(t, runner_visible=f"{H200_A},{A100}", device_order=None, requested="1")
     with pytest.raises(GpuChoiceError, match="--gpus 7: '7' names no GPU .GPUs here: 0=GPU-1111"):
         choose(t, runner_visible=None, device_order=None, requested="7")
-    with pytest.raises(GpuChoiceError, match="'MIG-1234' is a MIG instance; MIG instances are not scheduled"):
+    with pytest.raises(GpuChoiceError, match="CUDA_VISIBLE_DEVICES=MIG-1234: 'MIG-1234' names no GPU"):
         choose(t, runner_visible="MIG-1234", device_order=None, requested=None)
     with pytest.raises(GpuChoiceError, match="'GPU-' matches several GPUs"):
         choose(t, runner_visible=None, device_order=None, requested="GPU-")
@@ -187,12 +255,13 @@ scale = "log"
 """
 
 
-def run_study(make_study, db_path: Path, nvml: FakeNvml, **runner_args) -> tuple[list, list[str]]:
+def run_study(make_study, db_path: Path, nvml: FakeNvml, study: str = STUDY,
+              **runner_args) -> tuple[list, list[str]]:
     from runner import launch
     from runner.spec import load
 
     db = store.connect(db_path)
-    study, _ = launch.register(db, db_path, load(make_study(STUDY)))
+    study, _ = launch.register(db, db_path, load(make_study(study)))
     studies.set_active(db, study.id, True)
     said: list[str] = []
     runner = Runner(db_path, cpu_slots=2, log=said.append, nvml=nvml, **runner_args)
@@ -266,3 +335,195 @@ def test_ambiguous_visible_devices_stop_a_scheduling_runner_but_not_a_stopping_o
     stopper = Runner(db_path, nvml=mixed_box(), schedule=False)  # `stop` launches nothing: no GPU needed
     assert stopper.gpus == []
     stopper.close()
+
+
+# -- MIG: each instance a slot of its own ---------------------------------------------
+
+A100_MIG = "GPU-44444444-aaaa-bbbb-cccc-000000000000"
+MIG_0 = "MIG-aaaaaaaa-1111-2222-3333-000000000000"
+MIG_2 = "MIG-bbbbbbbb-1111-2222-3333-000000000000"
+MIG_NAME = "NVIDIA A100-SXM4-80GB MIG 3g.40gb"
+
+
+def mig_box(**busy_mig_0) -> FakeNvml:
+    """GPU 0 a whole H200; GPU 1 an A100 in MIG mode, with instances at MIG indices 0 and 2 (1 empty)."""
+    return FakeNvml([
+        Card(H200_A, "NVIDIA H200"),
+        Card(A100_MIG, "NVIDIA A100-SXM4-80GB", used_mib=0, migs=[
+            Card(MIG_0, MIG_NAME, **{"used_mib": 10, "total_mib": 40192, "util": None, **busy_mig_0}),
+            None,
+            Card(MIG_2, MIG_NAME, used_mib=10, total_mib=40192, util=None)]),
+    ])
+
+
+def test_mig_instances_are_slots_and_their_gpu_is_not():
+    found = gpus.inventory(mig_box())
+    assert [(g.key, g.uuid) for g in found] == [(0, H200_A), ("1:0", MIG_0), ("1:2", MIG_2)]
+    assert found[2].parent_uuid == A100_MIG and found[2].memory_total_mib == 40192
+    assert found[2].described == f"GPU 1 MIG 2 ({MIG_NAME}, {MIG_2})"
+
+
+def test_mig_instances_are_chosen_by_gpu_index_pair_or_uuid():
+    t = table(mig_box())
+
+    def keys(visible: str | None = None, requested: str | None = None) -> list:
+        return [g.key for g in choose(t, runner_visible=visible, device_order="PCI_BUS_ID", requested=requested)]
+
+    assert keys(requested="1") == ["1:0", "1:2"]  # a GPU in MIG mode: all of its instances
+    assert keys(requested="1:2,0") == ["1:2", 0]
+    assert keys(visible=MIG_2[:12]) == ["1:2"]  # a MIG UUID prefix, as CUDA takes it
+    assert keys(visible=A100_MIG) == ["1:0", "1:2"]  # the MIG GPU's own UUID
+    with pytest.raises(GpuChoiceError, match=f"--gpus 1:1: '1:1' names no GPU .GPUs here: 0={H200_A}, "
+                                             f"1:0={MIG_0}, 1:2={MIG_2}"):
+        keys(requested="1:1")
+    with pytest.raises(GpuChoiceError, match="'MIG-' matches several GPUs"):
+        keys(visible="MIG-")
+    with pytest.raises(GpuChoiceError, match="--gpus 1:0: GPU 1 MIG 0 .* is not in this runner's"):
+        keys(visible=MIG_2, requested="1:0")
+
+
+def test_trials_run_on_mig_instances_by_their_uuid_and_a_busy_instance_is_skipped(make_study, db_path,
+                                                                                  monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    rows, said = run_study(make_study, db_path, mig_box(used_mib=20000, processes=1), gpu_choice="1")
+    assert all(t.state.value == "completed" for t in rows)
+    assert {t.slot for t in rows} == {"gpu:1:2"}  # MIG 0 is someone else's; GPU 0 was not chosen
+    for t in rows:
+        env, placed = seen(t)
+        assert env["CUDA_VISIBLE_DEVICES"] == MIG_2 and env["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
+        assert placed["gpus"] == [{"index": 1, "uuid": MIG_2, "name": MIG_NAME, "mig": 2,
+                                   "parent_uuid": A100_MIG}]
+    assert any(f"GPU 1 MIG 0 ({MIG_NAME}, {MIG_0}) is busy: 1 other process(es), 20000 MiB" in m for m in said)
+
+
+# -- a waiting trial says why -----------------------------------------------------------
+
+
+def test_waiting_trials_say_why_in_the_store_and_status_until_they_start(make_study, db_path, monkeypatch,
+                                                                        capsys):
+    from runner import launch
+    from runner.cli import main as cli
+    from runner.spec import load
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    db = store.connect(db_path)
+    study, _ = launch.register(db, db_path, load(make_study(STUDY)))
+    studies.set_active(db, study.id, True)
+    box = FakeNvml([Card(H200_A, "NVIDIA H200"), Card(H200_B, "NVIDIA H200", used_mib=30000, processes=1)])
+    runner = Runner(db_path, cpu_slots=2, log=lambda _: None, nvml=box)
+    runner.start()
+    try:
+        runner.run_pass()  # trial 1 takes GPU 0; GPU 1 is someone else's
+        why = "waiting: GPU 1 busy (another process uses 29 GiB); the other 1 GPU slot in use"
+        rows = trials.list_for_study(db, study.id)
+        assert [(t.state.value, t.detail) for t in rows] == [("running", None)] + [("queued", why)] * 3
+        assert cli(["--db", str(db_path), "status", "g"]) == 0
+        assert f"{why} (3 queued trial(s))" in capsys.readouterr().out
+        assert cli(["--db", str(db_path), "status", "g", "--json"]) == 0
+        record = json.loads(capsys.readouterr().out)
+        assert [t["detail"] for t in record["studies"][0]["trials"]][1:] == [why] * 3
+        from tui.data.trial_data import read_trial_detail
+
+        from tui.screens.trial import overview_text
+
+        shown = overview_text(read_trial_detail(db, rows[1].id, None, "val_loss", "min"), None).plain
+        assert f"why it waits\n{why}" in shown  # the TUI's trial overview
+        runner.stop_study(study.id)  # queued trials of a stopped study wait for a launch, not a GPU
+        runner.serve(until=runner.idle)
+        rows = trials.list_for_study(db, study.id)
+        assert [(t.state.value, t.detail) for t in rows][1:] == [("queued", None)] * 3
+        studies.set_active(db, study.id, True)
+        runner.run_pass()  # launched again: trial 2 takes GPU 0, the others wait as before
+        assert [t.detail for t in trials.list_for_study(db, study.id)][1:] == [None, why, why]
+    finally:
+        runner.close()
+    # no runner: no reason to wait on (the next runner says its own)
+    assert {t.detail for t in trials.list_for_study(db, study.id) if t.state.value == "queued"} == {None}
+
+
+# -- each trial's GPU use, sampled as its metrics ------------------------------------------
+
+
+def _own_group() -> subprocess.Popen:
+    """A real process in a process group of its own, as a trial's shim is."""
+    return subprocess.Popen(["sleep", "60"], start_new_session=True)
+
+
+def test_sampler_reads_the_trials_own_processes_and_falls_back_to_the_whole_device():
+    trial, unlisted, ended = _own_group(), _own_group(), subprocess.Popen(["true"], start_new_session=True)
+    ended.wait()
+    try:
+        stranger = 4_000_000  # a pid of someone else's, on the same card
+        card = Card(H200_A, "NVIDIA H200", used_mib=13000, util=95, pids={trial.pid: 3072, stranger: 9000},
+                    proc_util=[(trial.pid, 40), (stranger, 90), (trial.pid, 60)])
+        box = FakeNvml([card, *mig_box().cards[1:]])
+        sampler = gpu_sampling.GpuSampler(box, every_s=5, log=pytest.fail)
+        watched = [gpu_sampling.Watched(1, (0,), trial.pid, time.time() - 12.4),
+                   gpu_sampling.Watched(2, ("1:2",), unlisted.pid, time.time() - 3),  # NVML lists none of its pids
+                   gpu_sampling.Watched(3, (), 4_000_002, time.time()),  # a CPU trial: nothing to read
+                   gpu_sampling.Watched(4, (0,), ended.pid, time.time())]  # ended: its card is not its any more
+        first = sampler.sample(watched, now=100.0)
+        assert [(s.trial_id, s.step, s.util_pct, s.mem_mib) for s in first] == [
+            (1, 12, 50.0, 3072.0),  # its own memory and SM share, not the card's 13000 MiB and 95 %
+            (2, 3, None, 10.0)]  # a MIG instance: its memory, and no utilisation to read
+        assert sampler.sample(watched, now=102.0) == []  # not due yet: every 5 s
+        again = sampler.sample(watched, now=105.0)
+        assert [s.trial_id for s in again] == [1, 2] and again[0].step > first[0].step  # steps only go up
+    finally:
+        for p in (trial, unlisted):
+            p.kill()
+            p.wait()
+
+
+def test_sampler_errors_skip_a_round_and_no_nvml_turns_it_off(monkeypatch):
+    said: list[str] = []
+    box = mixed_box()
+    sampler = gpu_sampling.GpuSampler(box, every_s=1, log=said.append)
+    watched = [gpu_sampling.Watched(1, (0,), None, time.time())]
+    box.cards[0].broken = True
+    assert sampler.sample(watched, now=10) == [] and sampler.sample(watched, now=20) == []
+    assert said == ["GPU sampling skipped: NVMLError: GPU is lost; retrying every 1 s"]  # once per outage
+    box.cards[0].broken = False
+    assert [s.mem_mib for s in sampler.sample(watched, now=30)] == [300.0]
+
+    monkeypatch.setattr(gpus, "_nvml", lambda: None)  # as on this machine
+    off = gpu_sampling.GpuSampler(log=pytest.fail)
+    assert off.sample(watched, now=10) == [] and not off.due(20)
+
+
+def test_runner_stores_each_trials_gpu_use_as_metrics_the_trial_screen_plots(make_study, db_path, monkeypatch):
+    from tui.data.trial_data import read_trial_detail
+
+    from tui.screens.trial import metric_plot
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(gpu_sampling, "SAMPLE_EVERY_S", 0.05)
+    box = FakeNvml([Card(H200_A, "NVIDIA H200", util=70), Card(H200_B, "NVIDIA H200", util=70)])
+    rows, _ = run_study(make_study, db_path, box, study=STUDY.replace("--sleep 0.05", "--sleep 0.2"))
+    db = store.connect(db_path)
+    for t in rows:
+        assert t.state.value == "completed" and t.reason is None
+        util = metrics.points(db, t.id, gpu_sampling.GPU_UTIL)
+        assert util and {p[3] for p in util} == {70.0}  # the device's: NVML lists no pid of the fake's
+        assert {p[3] for p in metrics.points(db, t.id, gpu_sampling.GPU_MEM)} == {300.0}
+        steps = [p[2] for p in util]
+        assert steps == sorted(set(steps)) and t.out_of_order == 0  # seconds since start, never repeated
+    detail = read_trial_detail(db, rows[0].id, gpu_sampling.GPU_UTIL, "val_loss", "min")
+    assert {gpu_sampling.GPU_UTIL, gpu_sampling.GPU_MEM, "val_loss"} <= set(detail.metric_names)
+    assert metric_plot(detail).title == f"{gpu_sampling.GPU_UTIL} vs seconds since start"
+
+
+def test_a_gpu_lost_while_trials_run_never_stops_the_runner(make_study, db_path, monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(gpu_sampling, "SAMPLE_EVERY_S", 0.05)
+    box = mixed_box()
+
+    def break_after_discovery(*args, **kwargs):
+        box.cards[0].broken = box.cards[2].broken = True  # readable when the runner started, not after
+        return original(*args, **kwargs)
+
+    original = gpus.current
+    monkeypatch.setattr(gpus, "current", break_after_discovery)
+    rows, said = run_study(make_study, db_path, box, study=STUDY.replace("--sleep 0.05", "--sleep 0.2"))
+    assert all(t.state.value == "completed" for t in rows)
+    assert sum("GPU sampling skipped" in m for m in said) == 1

@@ -336,3 +336,22 @@ def test_printed_points_out_of_order_are_counted_by_the_capture_not_twice(tmp_pa
     from store import capture
 
     assert json.loads(capture.load(db, trial.id))["out_of_order"] == 1 and stored.out_of_order == 0
+
+
+def test_a_line_longer_than_a_pass_is_counted_as_dropped_not_lost_unseen(tmp_path):
+    # A trial printed one 9 MiB line (a tensor dumped by mistake) between two good points: both good
+    # points are stored, and the user sees the long line counted with why it was dropped.
+    from runner.ingest import MAX_BYTES_PER_PASS
+
+    path = tmp_path / "m.jsonl"
+    huge = b'{"step": 1, "m": {"val_loss": [' + b"0.5, " * (MAX_BYTES_PER_PASS // 5 + 1000) + b"0.5]}}\n"
+    path.write_bytes(b'{"step": 0, "m": {"val_loss": 2.0}}\n' + huge + b'{"step": 2, "m": {"val_loss": 1.0}}\n')
+    tgt, points, bad, samples = target(tmp_path), [], 0, []
+    while tgt.metrics_offset < path.stat().st_size:
+        u = collect(tgt, now=0)
+        points += [(r[2], r[3]) for r in u.points()]
+        bad += u.bad_lines
+        samples.append(u.bad_sample)
+        tgt = target(tmp_path, metrics_offset=u.metrics_offset)
+    assert points == [(0, 2.0), (2, 1.0)]
+    assert bad >= 1 and any(s and "longer than 8 MiB" in s for s in samples)

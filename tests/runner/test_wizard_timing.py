@@ -126,3 +126,24 @@ def test_a_command_probe_without_train_steps_prints_no_training_time(folder, db,
     assert t["seconds"] == pytest.approx(t["startup_s"] + 500 * 0.001)
     assert any("500 steps take about" in line and "start-up" in line
                for line in view.render(told.wizard, status.stage_results))
+
+
+def test_the_runners_gpu_series_never_times_a_trial(make_study, db_path):
+    # A trial that reports only `zloss` (no preferred metric) on a GPU box also has the runner's
+    # runner.gpu_mem_mib series, stepped in seconds since start: timing it by that series would give
+    # 1 s per step. Steps 1..101 at 10 ms each after 2 s of start-up; the GPU series at 0..3 s.
+    from runner.wizards.timing import trial_split
+    from store import metrics
+    from store import trials as trial_store
+    from store.metrics import TrialUpdate
+    from tests.runner.one_trial import registered
+
+    db, _, trial = registered(make_study, db_path)
+    steps = list(range(1, 102))
+    zloss = [(trial.id, "zloss", s, 1.0 / s, 102.0 + 0.01 * (s - 1)) for s in steps]
+    gpu = [(trial.id, "runner.gpu_mem_mib", s, 500.0, 100.0 + s) for s in range(4)]
+    metrics.write_updates(db, [TrialUpdate(trial.id, rows=zloss + gpu)], {trial.id: "min"})
+    db.execute("UPDATE trials SET started_at = 100.0, ended_at = 103.5 WHERE id = ?", [trial.id])
+    db.conn.commit()
+    split = trial_split(db, trial_store.get(db, trial.id))
+    assert split.step_s == pytest.approx(0.01) and split.startup_s == pytest.approx(2.0, abs=0.02)

@@ -14,7 +14,7 @@ from test_store import add_study, add_trials
 import store
 from store import metrics
 from store.metrics import TrialUpdate
-from store.series_blocks import BLOCK_POINTS
+from store.series_blocks import SEAL_POINTS as BLOCK_POINTS
 from store.trials import TrialState
 
 
@@ -73,9 +73,11 @@ def test_points_written_in_many_small_passes_read_back_exactly(db, trial):
     assert stored(db, trial.id) == expected_after(passes)
     assert metrics.count_points(db, trial.id) == step
     assert metrics.latest(db, trial.id, "loss") == (step - 1, passes[-1][-1][1])
-    # Full blocks are not rewritten into many small ones: about one row per BLOCK_POINTS.
-    rows = db.execute("SELECT COUNT(*) FROM metric_blocks WHERE trial_id = ?", [trial.id]).fetchone()[0]
-    assert rows <= step // BLOCK_POINTS + 1
+    # Full blocks are sealed whole, not left as many small ones: about one per BLOCK_POINTS, and
+    # fewer than BLOCK_POINTS points wait in the open tail.
+    sealed, tail = db.execute("SELECT COUNT(*) FILTER (WHERE codec = 1), SUM(n) FILTER (WHERE codec = 0) "
+                              "FROM metric_blocks WHERE trial_id = ?", [trial.id]).fetchone()
+    assert sealed <= step // BLOCK_POINTS + 1 and (tail or 0) < BLOCK_POINTS
 
 
 def test_repeated_out_of_order_and_resumed_steps_keep_the_last_reported_value(db, trial):

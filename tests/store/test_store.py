@@ -42,7 +42,8 @@ def test_reopening_and_concurrent_opens_migrate_once(db_path):
     # Each migration recorded exactly once, however many opens raced.
     names = [r[0] for r in db.execute("SELECT name FROM _sqlite_migrations ORDER BY name")]
     assert names == ["0001_initial", "0002_wizards", "0003_metric_blocks", "0004_bad_line_sample",
-                     "0005_printed_capture", "0006_judgements", "0007_out_of_order_points"]
+                     "0005_printed_capture", "0006_judgements", "0007_out_of_order_points",
+                     "0008_packed_metric_blocks", "0011_wizard_kinds"]
 
 
 def test_not_a_database_is_a_clear_error(tmp_path):

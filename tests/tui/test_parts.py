@@ -102,6 +102,7 @@ def test_best_checkpoint_is_the_best_objective_earliest_on_ties():
 
 def test_gpu_indices_of_a_slot():
     assert gpu_indices("gpu:0,1") == (0, 1)
+    assert gpu_indices("gpu:1:2") == (1,)  # a MIG instance is shown on its GPU's line
     assert gpu_indices("cpu") == ()
 
 

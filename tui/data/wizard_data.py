@@ -89,10 +89,9 @@ class WizardReader:
 
     def start(self, kind_name: str, argv: list[str]) -> int:
         """Create (or resume) a wizard from command-line style options; returns its id."""
-        from runner.wizard_cli import parse_wizard_args, start_from_args
+        from runner.wizards import options
 
-        args = parse_wizard_args(kind_name, argv)
-        return start_from_args(self.db, self.db_path, args).wizard.id
+        return options.start(self.db, self.db_path, options.parse(kind_name, argv)).wizard.id
 
     def answer(self, wizard_id: int, key: str, value: str) -> None:
         kind = open_wizard(self.db, self.db_path, wizard_store.get(self.db, wizard_id))
@@ -157,6 +156,8 @@ class WizardReader:
             return self._probe_plot(kind, stage_studies)
         if kind.kind == "decide":
             return self._seed_plot(kind, stage_studies)
+        if kind.kind == "length":
+            return self._length_plot(kind, status, stage_studies)
         return self._loss_plot(kind, stage_studies)
 
     def _probe_plot(self, kind, stage_studies) -> PlotSpec:
@@ -185,6 +186,19 @@ class WizardReader:
                                   COLORS[i % len(COLORS)], LINE))
         return PlotSpec(f"{metric} vs step", tuple(out), empty="no loss reported yet")
 
+    def _length_plot(self, kind, status: Status, stage_studies) -> PlotSpec:
+        """The sweep's loss curves with the target and each run's steps to it; once round 2 has
+        finished, round 1's objective against round 2's, one point per configuration."""
+        r2 = status.stage_results.get("round-2")
+        if r2 is not None:
+            return length_rank_plot(r2)
+        plot = self._loss_plot(kind, stage_studies)
+        sweep = status.stage_results.get("sweep")
+        if sweep is None or sweep.get("target") is None or not stage_studies \
+                or not stage_studies[0].name.endswith(".sweep"):
+            return plot
+        return with_target(plot, sweep)
+
     def _seed_plot(self, kind, stage_studies) -> PlotSpec:
         out = []
         for i, s in enumerate(stage_studies):
@@ -192,6 +206,34 @@ class WizardReader:
             out.append(Series(s.name.rsplit(".", 1)[1], tuple(float(t.number) for t in done),
                               tuple(float(t.best_value) for t in done), COLORS[i], POINTS, "dot"))
         return PlotSpec("best objective per seed", tuple(out), empty="no seed has finished yet")
+
+
+def with_target(plot: PlotSpec, sweep: dict) -> PlotSpec:
+    """The sweep's curves plus the target as a line and an x where each run first reached it."""
+    xs = [x for s in plot.series for x in s.xs]
+    if not xs:
+        return plot
+    target = float(sweep["target"])
+    reached = [r for r in sweep["rows"] if r.get("steps_to_target") is not None]
+    line = Series(f"target {text_view.fmt(target)}", (min(xs), max(xs)), (target, target), "error", LINE)
+    marks = Series("steps to target", tuple(float(r["steps_to_target"]) for r in reached),
+                   tuple(target for _ in reached), "foreground", POINTS, "x")
+    vlines = ((float(sweep["max_train_steps"]), f"max_train_steps {sweep['max_train_steps']}", "success"),) \
+        if sweep.get("max_train_steps") else ()
+    return PlotSpec(f"{plot.title}: steps to the training-loss target", (*plot.series, line, marks),
+                    vlines=vlines, empty=plot.empty)
+
+
+def length_rank_plot(r2: dict) -> PlotSpec:
+    """Round 1's objective (x) against round 2's (y) per configuration: the transfer at a glance."""
+    short = r2["round1_objective"]
+    pts = [(short.get(r["config"]), r["objective"]) for r in r2["rows"]]
+    pts = sorted((float(a), float(b)) for a, b in pts if a is not None and b is not None)
+    t = r2["transfer"]
+    return PlotSpec(f"round 2 vs round 1 objective per configuration · {t['verdict']}, Spearman rho "
+                    f"{text_view.fmt(t['spearman'])}",
+                    (Series("configuration", tuple(p[0] for p in pts), tuple(p[1] for p in pts), "primary",
+                            POINTS, "dot"),), empty="no configuration finished both rounds")
 
 
 def _before(kind, stage: str, current: str) -> bool:
@@ -209,6 +251,9 @@ def _varied_label(params: dict, kind) -> str:
         name = o["batch_param"]
     elif kind.kind == "decide":
         name = "seed"
+    elif kind.kind == "length":
+        varied = {k: params.get(k) for k in (o["lr_param"], *o.get("vary", {}))}
+        return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in varied.items())
     else:
         name = o["warmup_param"] if params.get(o["warmup_param"]) else o["lr_param"]
     value = params.get(name)
@@ -220,6 +265,12 @@ def _stage_summary(result: dict | None) -> str:
         return ""
     if "recommended" in result and "rows" in result and "base_learning_rate" not in result:
         return f"recommended batch size {result['recommended']}"
+    if "target_why" in result:
+        return result["summary"]
+    if "transfer" in result:
+        return result["transfer"]["summary"]
+    if "chosen" in result:
+        return f"best {len(result['chosen'])} go to round 2"
     if "lr_star" in result:
         return (f"lr* {text_view.fmt(result['lr_star'])}, smallest unstable "
                 f"{text_view.fmt(result.get('unstable_lr'))}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Header, Select, Static, TabbedContent, TabPane
 
+from runner.executors.where import placement_note
+from runner.gpu_sampling import SERIES as GPU_SERIES
 from runner.ingest import out_of_order_note
 from runner.process import TrialPaths
 from runner.text import printable, printable_line
@@ -123,7 +126,7 @@ class TrialScreen(SnapshotScreen):
             select.set_options([(Text(printable_line(n)), n) for n in names])  # Text: a str prompt is markup
         if detail.metric is not None and select.value != detail.metric.name:
             select.value = detail.metric.name
-        self.query_one("#metric-plot", PlotWidget).replot(plots.metric_spec(detail.metric))
+        self.query_one("#metric-plot", PlotWidget).replot(metric_plot(detail))
 
     def on_select_changed(self, event: Select.Changed) -> None:
         if isinstance(event.value, str) and event.value != self.metric:
@@ -195,6 +198,14 @@ class TrialScreen(SnapshotScreen):
         self.post_message(Confirm(f"Stop {what}?", StopTrial(trial_id)))
 
 
+def metric_plot(detail: TrialDetail):
+    """The chosen metric's plot; the runner's GPU samples (runner.gpu_sampling) are at seconds, not steps."""
+    spec = plots.metric_spec(detail.metric)
+    if detail.metric is not None and detail.metric.name in GPU_SERIES:
+        spec = dataclasses.replace(spec, title=spec.title.replace(" vs step", " vs seconds since start"))
+    return spec
+
+
 def title_text(detail: TrialDetail, study: StudyRow | None) -> Text:
     text = Text(f"{printable_line(study.name) if study else '?'} · trial #{detail.number} · ", style="bold",
                 no_wrap=True, overflow="ellipsis")
@@ -208,6 +219,8 @@ def title_text(detail: TrialDetail, study: StudyRow | None) -> Text:
                 and detail.outcome.infeasible else tables.STATE_STYLE.get(detail.state, ""))
     if detail.slot:
         text.append(printable_line(f" · {detail.slot}"))
+    if where := placement_note(detail.trial_dir):  # a trial on a cluster: which node, which cards
+        text.append(printable_line(f" · {where}"))
     return text
 
 
@@ -255,7 +268,7 @@ def _state_lines(text: Text, detail: TrialDetail, metric: str) -> None:
         text.append(printable_line(out_of_order_note(detail.out_of_order, detail.out_of_order_sample)) + "\n",
                     style="yellow")
     if detail.detail:
-        _heading(text, f"why it ended ({detail.reason or detail.state})")
+        _heading(text, "why it waits" if detail.state == "queued" else f"why it ended ({detail.reason or detail.state})")
         text.append(printable(detail.detail.rstrip()) + "\n", style="red" if detail.state == "failed" else "")
     if detail.capture_notes:
         _heading(text, "printed-line capture")

@@ -21,6 +21,7 @@ from textual.widgets import DataTable, Header, Input, Static
 from textual.worker import get_current_worker
 
 from runner.text import printable
+from runner.wizards.options import USAGE, proposal
 from tui.data.wizard_data import WizardReader, WizardRow, WizardView
 from tui.messages import OpenStudy, PushScreen
 from tui.widgets.footer import KeyFooter
@@ -28,24 +29,6 @@ from tui.widgets.plot import PlotWidget
 
 REFRESH_S = 1.0
 MARKS = {"done": "✓", "current": "▶", "later": "·", "skipped": "–"}
-KIND_HELP = {
-    "probe-batch": "STUDY [--start 8] [--cap 4096] [--steps 30] [--set NAME=VALUE] | --command 'CMD {batch_size}'",
-    "warmup": "STUDY [--low LR] [--high LR] [--points 7] [--horizon STEPS] [--early-check] [--also-100x]",
-    "decide": "BASELINE CANDIDATE [--seeds 5] [--complexity none|some|'a lot'] (STUDY, STUDY/N or STUDY:P=V)",
-}
-
-
-def default_args(kind: str, study_names: list[str]) -> str:
-    """What the start dialog proposes: the first sensible study, with the usual options."""
-    first = study_names[0] if study_names else "STUDY"
-    if kind == "warmup":
-        first = next((n for n in study_names if "transformer" in n), first)
-        return f"{first} --points 6"
-    if kind == "decide":
-        return f"{first}/1 {first}/2 --seeds 5"
-    return f"{first} --start 16 --cap 1024 --steps 30"
-
-
 class WizardsChanged(Message):
     def __init__(self, rows: tuple[WizardRow, ...]):
         super().__init__()
@@ -53,7 +36,7 @@ class WizardsChanged(Message):
 
 
 class WizardsScreen(Screen):
-    """Every stored wizard; b / w / d start a new one."""
+    """Every stored wizard; b / w / d / l start a new one."""
 
     BINDINGS = [
         Binding("escape", "back", "Back"),
@@ -61,6 +44,7 @@ class WizardsScreen(Screen):
         Binding("b", "new('probe-batch')", "Batch-size probe"),
         Binding("w", "new('warmup')", "Warmup sweep"),
         Binding("d", "new('decide')", "Adopt or not"),
+        Binding("l", "new('length')", "Training length"),
     ]
 
     def __init__(self, db_path: Path, study_names: tuple[str, ...] = ()):
@@ -71,7 +55,7 @@ class WizardsScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(Text("Guided wizards: the playbook's hard calls. b batch-size probe · w warmup · "
-                          "d adopt-or-not · enter opens one"), id="wiz-help")
+                          "d adopt-or-not · l training length · enter opens one"), id="wiz-help")
         yield DataTable(id="wizards", cursor_type="row", zebra_stripes=True)
         yield KeyFooter()
 
@@ -114,8 +98,8 @@ class WizardsScreen(Screen):
             self.post_message(PushScreen(WizardScreen(row.id, self.db_path)))
 
     def action_new(self, kind: str) -> None:
-        proposal = default_args(kind, list(self.study_names))
-        self.post_message(PushScreen(StartWizardScreen(kind, proposal, self.db_path), self._started))
+        self.post_message(PushScreen(StartWizardScreen(kind, proposal(kind, list(self.study_names)), self.db_path),
+                                     self._started))
 
     def _started(self, wizard_id: int | None) -> None:
         if wizard_id is not None:
@@ -154,7 +138,7 @@ class StartWizardScreen(ModalScreen[int | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="add-dialog"):
             yield Static(Text(f"Start a {self.kind} wizard", style="bold"))
-            yield Static(Text(f"Options, as for playbook-runner {self.kind}: {KIND_HELP[self.kind]}. "
+            yield Static(Text(f"Options, as for playbook-runner {self.kind}: {USAGE[self.kind]}. "
                               "The same name resumes a stored wizard."), id="add-help")
             yield Input(self.proposal, id="wiz-args")
             yield Static(id="add-error")

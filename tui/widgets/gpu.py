@@ -16,10 +16,11 @@ BAR_CELLS = 8
 
 
 def gpu_indices(slot: str) -> tuple[int, ...]:
-    """'gpu:0,1' -> (0, 1); 'cpu' -> ()."""
+    """'gpu:0,1' -> (0, 1); a MIG instance's GPU: 'gpu:1:2' -> (1,); 'cpu' -> ()."""
     if not slot.startswith("gpu:"):
         return ()
-    return tuple(int(g) for g in slot[4:].split(",") if g.strip().isdigit())
+    gpus = (g.split(":")[0].strip() for g in slot[4:].split(","))
+    return tuple(int(g) for g in gpus if g.isdigit())
 
 
 def _trials_on(slots: Sequence[Any], gpu: int | None) -> str:

@@ -1,0 +1,302 @@
+"""Trials on a Ray cluster: one named, detached actor per attempt (runner.executors.ray_actor).
+
+The actor asks Ray for `num_gpus = gpus_per_trial` (Ray picks the cards and sets
+CUDA_VISIBLE_DEVICES) and one CPU, and runs the command under the shim in a scratch folder
+on its node. Each runner pass asks it for the bytes of metrics.jsonl, stdout.log and
+stderr.log past what the runner's trial folder already holds, appends them there, and
+finally writes the attempt's exit record: ingest reads the runner's trial folder as it
+does for local trials, and no shared filesystem is needed. The store stays on the runner.
+
+Actors are named after the trial folder and the attempt, in a namespace per database, and
+outlive the runner: a restarted runner finds each running attempt by its name (adopt) and
+goes on from the sizes of the files it already has, so nothing is shipped twice or run twice.
+An actor whose node died ends its attempt `lost` (re-queued when the study says
+requeue_lost). Ray is imported only here, when a runner is asked for this executor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runner import process
+from runner.executors.base import Adopted, AttemptRecord, Capacity, Identity, TrialStart
+from runner.executors.ray_actor import STREAMS, TrialActor
+from runner.process import TrialPaths
+from runner.shim import RotatingLog
+
+CLOSE_WAIT_S = 5.0  # how long clean-up waits for an actor to kill its attempt and remove its scratch folder
+CUDA_KEYS = ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER")
+REACH_TIMEOUT_S = 5.0
+READ_WAIT_S = 1.0  # a read waits this long on the node for new bytes: ready as soon as the trial writes
+# A read may be waiting when a signal or the clean-up comes: the actor takes them on other threads.
+ACTOR_THREADS = 4
+MAX_FAILED_READS = 5
+
+
+class RayUnavailable(Exception):
+    """Ray is not installed, or the cluster cannot be reached."""
+
+
+def namespace_for(db_path: str | Path) -> str:
+    """One Ray namespace per database: two runners of different databases never see each other's actors."""
+    return "playbook-" + hashlib.sha1(str(Path(db_path).resolve()).encode()).hexdigest()[:12]
+
+
+def actor_name(paths: TrialPaths, attempt: int) -> str:
+    return f"trial-{hashlib.sha1(str(paths.root.resolve()).encode()).hexdigest()[:16]}-a{attempt}"
+
+
+def _stream_position(path: Path) -> int:
+    """How much of a stream the runner's copy holds: its current file's start plus its size."""
+    try:
+        start = int(Path(f"{path}.start").read_text().strip() or 0)
+    except (OSError, ValueError):
+        start = 0
+    try:
+        return start + path.stat().st_size
+    except OSError:
+        return start
+
+
+def _append(path: Path, data: bytes, rotate: bool) -> None:
+    """Append to the runner's copy; stdout and stderr rotate as the shim rotates them locally."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        if not rotate:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            return
+        log = RotatingLog(fd, str(path))
+        try:
+            log.start = int(Path(f"{path}.start").read_text().strip() or 0)
+        except (OSError, ValueError):
+            pass
+        log.write(data)
+    finally:
+        os.close(fd)
+
+
+def _check_reachable(address: str) -> None:
+    """A HOST:PORT with nothing listening fails here in seconds (ray.init would retry for minutes)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "://" in address:
+        return  # 'auto', or a ray:// client address: ray.init says what is wrong
+    try:
+        socket.create_connection((host, int(port)), timeout=REACH_TIMEOUT_S).close()
+    except OSError as exc:
+        raise RayUnavailable(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc} "
+                             "(start one with `ray start --head`, see README: Running on a cluster)") from None
+
+
+def _write_json(path: Path, record: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(record) + "\n")
+    os.replace(tmp, path)
+
+
+@dataclass
+class RayHandle:
+    """One attempt on the cluster, as this runner follows it."""
+
+    paths: TrialPaths
+    attempt: int
+    actor: Any
+    positions: dict[str, int]  # per stream: how far the runner's copy goes
+    pending: Any = None  # the read in flight
+    identity: Identity | None = None
+    identity_told: bool = False
+    placed: bool = False
+    exit: dict | None = None
+    lost: str | None = None  # why, once its actor or node is gone
+    failed_reads: int = 0  # in a row
+
+
+class RayExecutor:
+    name = "ray"
+
+    def __init__(self, db_path: str | Path, address: str | None = None, cpus_per_trial: float = 1.0) -> None:
+        try:
+            import ray
+        except ImportError as exc:
+            raise RayUnavailable("the ray executor needs Ray: pip install 'playbook-tui[ray]'") from exc
+        self._ray = ray
+        self.address = address or os.environ.get("RAY_ADDRESS") or "auto"
+        self.namespace = namespace_for(db_path)
+        self.cpus_per_trial = cpus_per_trial
+        _check_reachable(self.address)
+        try:
+            ray.init(address=self.address, namespace=self.namespace, log_to_driver=False,
+                     logging_level=logging.WARNING, configure_logging=True)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise RayUnavailable(f"cannot reach the Ray cluster at {self.address}: {exc}") from None
+        self._actor = ray.remote(TrialActor)
+
+    def capacity(self) -> Capacity:
+        total = self._ray.cluster_resources()
+        cpu_slots = int(total.get("CPU", 0) // self.cpus_per_trial)
+        return Capacity(tuple(range(int(total.get("GPU", 0)))), max(1, cpu_slots))
+
+    def start(self, request: TrialStart) -> RayHandle:
+        paths = request.paths
+        paths.root.mkdir(parents=True, exist_ok=True)
+        process._archive_previous_attempt(paths)  # a re-run starts clean, as a local one does
+        _write_json(paths.params, request.params)
+        _write_json(paths.command, {"argv": request.argv, "cwd": str(request.cwd)})
+        env = dict(request.env)
+        if request.slot.gpus:  # the runner's slot numbers are not the node's cards: Ray's are
+            env = {k: v for k, v in env.items() if k not in CUDA_KEYS}
+        # Where it runs is known once its node answers; until then the record says "on Ray", so a
+        # runner started without --executor ray knows not to take the trial for lost (runner.cli).
+        _write_json(paths.placement, {"executor": self.name, "attempt": request.attempt, "node_id": None})
+        name = actor_name(paths, request.attempt)
+        try:
+            actor = self._actor.options(
+                name=name, namespace=self.namespace, lifetime="detached", max_restarts=0,
+                max_concurrency=ACTOR_THREADS,
+                num_cpus=self.cpus_per_trial, num_gpus=len(request.slot.gpus), scheduling_strategy="SPREAD",
+            ).remote(name, list(request.argv), str(request.cwd), request.params, env, request.attempt)
+        except ValueError as exc:  # a live actor has this attempt's name
+            raise OSError(f"cannot start on the Ray cluster: {exc}") from None
+        return RayHandle(paths, request.attempt, actor, dict.fromkeys(STREAMS, 0))
+
+    def identity(self, handle: RayHandle) -> Identity | None:
+        return handle.identity
+
+    def resolve(self, handle: RayHandle) -> Identity | None:
+        if handle.identity is None or handle.identity_told:
+            return None
+        handle.identity_told = True
+        return handle.identity
+
+    def poll(self, handle: RayHandle) -> tuple[bool, int | None]:
+        if handle.exit is not None:
+            return True, handle.exit.get("returncode")
+        if handle.lost is not None:
+            return True, None
+        if handle.pending is None:
+            handle.pending = handle.actor.read.remote(dict(handle.positions), READ_WAIT_S)
+        ready, _ = self._ray.wait([handle.pending], timeout=0)
+        if not ready:
+            return False, None
+        ref, handle.pending = handle.pending, None
+        try:
+            reply = self._ray.get(ref)
+        except self._ray.exceptions.ActorUnavailableError:
+            return False, None  # a hiccup (its node restarting a connection): asked again next pass
+        except self._ray.exceptions.RayActorError as exc:
+            return self._actor_gone(handle, exc)
+        except self._ray.exceptions.RayError as exc:  # the read itself failed on the node: try again
+            handle.failed_reads += 1
+            if handle.failed_reads >= MAX_FAILED_READS:  # it will not get better: give the attempt up
+                handle.lost = f"its node cannot read its files: {str(exc).splitlines()[-1]}"
+                return True, None
+            return False, None
+        handle.failed_reads = 0
+        self._take(handle, reply)
+        if handle.exit is not None:
+            return True, handle.exit.get("returncode")
+        handle.pending = handle.actor.read.remote(dict(handle.positions), READ_WAIT_S)  # ready by the next pass
+        return False, None
+
+    def _actor_gone(self, handle: RayHandle, exc: Exception) -> tuple[bool, int | None]:
+        if getattr(exc, "actor_init_failed", False):  # e.g. the study folder is not on that node
+            message = f"playbook: cannot start on the Ray cluster: {exc}\n"
+            _append(handle.paths.stderr, message.encode(), rotate=True)
+            handle.exit = {"returncode": 127, "spawn_error": message.strip(), "attempt": handle.attempt}
+            _write_json(handle.paths.exit, handle.exit)
+            return True, 127
+        handle.lost = f"its Ray actor is gone (node died or actor killed): {str(exc).splitlines()[0]}"
+        return True, None
+
+    def _take(self, handle: RayHandle, reply: dict) -> None:
+        """Append what the actor sent to the runner's copies; note who runs it and where; its end."""
+        for stream, (begin, data) in reply["chunks"].items():
+            path = getattr(handle.paths, stream)
+            if begin > handle.positions[stream]:  # rotated away on the node before it was shipped
+                lost = begin - handle.positions[stream]
+                _append(path, f"[playbook: {lost} bytes of {stream} were rotated away on the node]\n".encode(),
+                        rotate=True)
+            if data:
+                _append(path, data, rotate=stream != "metrics")
+            handle.positions[stream] = begin + len(data)
+        launched = reply.get("launch")
+        if handle.identity is None and launched and launched.get("attempt") == handle.attempt:
+            _write_json(handle.paths.launch, {**launched, "node_id": reply["placement"]["node_id"]})
+            handle.identity = Identity(launched["pid"], launched.get("proc_start"), launched.get("started_at"))
+        if not handle.placed:
+            _write_json(handle.paths.placement, reply["placement"])
+            handle.placed = True
+        if reply.get("exit") is not None:
+            handle.exit = reply["exit"]
+            _write_json(handle.paths.exit, handle.exit)
+
+    def signalable(self, handle: RayHandle) -> bool:
+        return True  # the actor takes the signal once it has started the command
+
+    def signal(self, handle: RayHandle, sig: int) -> bool:
+        if handle.exit is not None or handle.lost is not None:
+            return False
+        handle.actor.signal.remote(int(sig))  # not waited for: the pass goes on
+        return True
+
+    def clean_up(self, handle: RayHandle) -> list[int]:
+        """The attempt ended (or was lost): its actor kills what is left, removes its scratch
+        folder, and goes, giving back its CPU and GPUs."""
+        killed: list[int] = []
+        if handle.actor is None:
+            return killed
+        if handle.lost is None:
+            try:
+                killed = self._ray.get(handle.actor.close.remote(), timeout=CLOSE_WAIT_S)
+            except Exception:  # gone already, or slow: the kill below ends it either way
+                pass
+        try:
+            self._ray.kill(handle.actor, no_restart=True)
+        except Exception:
+            pass
+        return killed
+
+    def adopt(self, record: AttemptRecord) -> Adopted:
+        paths = record.paths
+        ended = process.read_exit(paths, record.attempt)
+        launched = process.read_launch(paths, record.attempt)
+        identity = (Identity(launched["pid"], launched.get("proc_start"), launched.get("started_at"))
+                    if launched is not None else None)
+        try:
+            actor = self._ray.get_actor(actor_name(paths, record.attempt), namespace=self.namespace)
+        except ValueError:
+            actor = None
+        positions = {s: _stream_position(getattr(paths, s)) if s != "metrics" else _file_size(paths.metrics)
+                     for s in STREAMS}
+        placed = bool((process.read_placement(paths) or {}).get("node_id"))
+        handle = RayHandle(paths, record.attempt, actor, positions, identity=identity,
+                           identity_told=identity is not None, placed=placed, exit=ended)
+        if actor is not None and ended is None:
+            return Adopted(handle, alive=True, started=True, exit=None, identity=identity)
+        if actor is None and ended is None:
+            handle.lost = "its Ray actor was gone when the runner came back"
+        started = launched is not None or ended is not None or placed
+        return Adopted(handle, alive=False, started=started, exit=ended, identity=identity)
+
+    def lost(self, handle: RayHandle) -> str | None:
+        return handle.lost
+
+    def oom_kills(self) -> int | None:
+        return None
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
