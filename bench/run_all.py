@@ -37,6 +37,7 @@ import ray_latency  # noqa: E402
 import read  # noqa: E402
 import reporter  # noqa: E402
 import scheduler  # noqa: E402
+import tui_ssh  # noqa: E402
 from _common import RESULTS_DIR  # noqa: E402
 
 COLUMNS = ("figure", "ours", "baseline", "ratio", "goal", "met?")
@@ -100,6 +101,7 @@ FULL: dict[str, Callable[[], dict]] = {
     "tui": lambda: tui(quick=False),
     "hf_callback": lambda: hf_callback.run(steps=400),
     "cli_startup": lambda: cli_startup.run(n_trials=1000, repeats=7),
+    "tui_ssh": lambda: tui_ssh.run(n_trials=8, window=20.0),
 }
 QUICK: dict[str, Callable[[], dict]] = {
     "reporter": lambda: reporter.run(calls=20_000),
@@ -111,11 +113,13 @@ QUICK: dict[str, Callable[[], dict]] = {
     "tui": lambda: tui(quick=True),
     "hf_callback": lambda: hf_callback.run(steps=40),
     "cli_startup": lambda: cli_startup.run(n_trials=100, repeats=2),
+    "tui_ssh": lambda: tui_ssh.run(n_trials=8, window=5.0),
 }
 ROWS: dict[str, Callable[[dict], list[tuple[str, ...]]]] = {
     "reporter": reporter.summary_rows, "ingest": ingest.summary_rows, "read": read.summary_rows,
     "read_study": read.study_rows, "read_long": read.long_rows, "scheduler": scheduler.summary_rows, "tui": tui_rows,
     "hf_callback": hf_callback.summary_rows, "cli_startup": cli_startup.summary_rows,
+    "tui_ssh": tui_ssh.summary_rows,
 }
 
 ray_latency.register(FULL, QUICK, ROWS)  # where Ray, root and unshare are there

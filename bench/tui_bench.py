@@ -264,19 +264,19 @@ def _stamp_app(n_trials: int) -> dict:
     (Pilot's press() returns only once the app is idle, which a plot build in a
     thread postpones, so its return says little about when the user sees the table.)
     """
-    from tui.screens import StudyScreen
     from tui.widgets.plot import PlotWidget
+    from tui.widgets.trial_table import TrialTable
 
     stamps: dict = {}
-    sync, built = StudyScreen._sync_table, PlotWidget.on_plot_widget_built
+    sync, built = TrialTable.resync, PlotWidget.on_plot_widget_built
 
     def timed_sync(self, *args, **kwargs):
         sync(self, *args, **kwargs)
-        table = self.query_one("#trials")
-        keys = [k.value for k in table.rows]
+        table = self
+        keys = [r.key.value for r in table.ordered_rows]
         # The first screenful: the rows in view are the first of the current order, with their cells.
-        expected = [str(r.id) for r in self._shown_rows()][: max(1, table.size.height - 1)]
-        if len(self.rows) == n_trials and keys[: len(expected)] == expected and "first" not in stamps:
+        expected = [str(r.id) for r in self.shown_trials()][: max(1, table.size.height - 1)]
+        if len(self.trials) == n_trials and keys[: len(expected)] == expected and "first" not in stamps:
             stamps["first"] = time.perf_counter()
             self.app.call_after_refresh(lambda: stamps.setdefault("first_painted", time.perf_counter()))
         if table.row_count == n_trials and "table" not in stamps:
@@ -293,7 +293,7 @@ def _stamp_app(n_trials: int) -> dict:
         if self.id == "study-plot" and self.drawn and self.spec.series:
             stamps.setdefault(self.spec.series[0].label.split()[0], time.perf_counter())
 
-    StudyScreen._sync_table, PlotWidget.on_plot_widget_built = timed_sync, timed_built
+    TrialTable.resync, PlotWidget.on_plot_widget_built = timed_sync, timed_built
     return stamps
 
 

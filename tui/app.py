@@ -51,6 +51,7 @@ from tui.messages import (
     ViewChanged,
 )
 from tui.screens import SnapshotScreen, StudiesScreen, StudyScreen
+from tui.wire import crop_partial_updates
 
 COLLECT_TRIES = 3  # full collections at most after a screen closes
 POLL_S = 0.75  # sets the report-to-screen delay; a poll with no change costs one PRAGMA
@@ -95,6 +96,7 @@ class PlaybookApp(App):
 
     def __init__(self, db_path: Path, sample_study: Path = SAMPLE_STUDY, db_source: str = "--db"):
         super().__init__()
+        crop_partial_updates()  # a changed cell sends that cell to the terminal, not its whole line
         self.db_path = Path(db_path)
         self.sample_study = Path(sample_study)
         self.sub_title = f"{self.db_path} ({db_source})"  # which database, and why this one

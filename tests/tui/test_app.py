@@ -95,7 +95,7 @@ def test_untrusted_text_is_shown_literally(tmp_path):
 
     async def scenario():
         app = make_app(db_path)
-        async with app.run_test(size=SIZE) as pilot:
+        async with app.run_test(size=(160, 30)) as pilot:  # wide: a column per parameter, and the detail
             table = await open_study(pilot, app)
             label = cell(table, str(one.id), "label")
             detail = cell(table, str(one.id), "detail")
@@ -120,10 +120,10 @@ def test_sort_cycles_columns_and_reverses(tmp_path):
         app = make_app(db_path)
         async with app.run_test(size=SIZE) as pilot:
             table = await open_study(pilot, app)
-            order = lambda: [k.value for k in table.rows]  # noqa: E731
+            order = lambda: [r.key.value for r in table.ordered_rows]  # noqa: E731
             assert order() == [str(one.id), str(two.id)]
             screen = app.screen
-            while screen.sort_column != "best":
+            while screen.table.sort_column != "best":
                 await pilot.press("s")
             assert order() == [str(two.id), str(one.id)]  # best first (ascending)
             assert "sort: best val_loss ▲" in str(screen.query_one("#study-info", Static).render())

@@ -6,12 +6,13 @@ from __future__ import annotations
 from textual.widgets import DataTable
 from tui_helpers import SIZE, cell, run, wait_for, write_study
 
-import tui.screens.study as study_screen
+import tui.widgets.trial_table as trial_table
 from runner.launch import register
 from runner.spec import load
 from store import connect, trials
 from tui.app import make_app
 from tui.screens import StudyScreen
+from tui.widgets.trial_table import TrialTable
 
 N = 600  # trials: 300 per width; more than the first screens and one batch
 
@@ -34,31 +35,31 @@ def big_study(tmp_path):
 
 
 def numbers(table: DataTable) -> list[int]:
-    return [int(cell(table, k.value, "#").lstrip("●★")) for k in table.rows]
+    return [int(cell(table, r.key.value, "#").lstrip("●★")) for r in table.ordered_rows]
 
 
 async def open_big(pilot, app, during=None) -> tuple[DataTable, list[tuple[bool, int]]]:
     """Open the study; record (feeding, rows in the table) after each sync of the table, and
     run `during(screen)` once, between the first and the second batch."""
     calls: list[tuple[bool, int]] = []
-    sync = StudyScreen._sync_table
+    sync = TrialTable.resync
     pending = [during] if during else []
 
-    def recorded(self, study, feeding=False):
+    def recorded(self, feeding=False):
         if feeding and pending:
-            pending.pop()(self)  # a key pressed between two frames of the stream
-        sync(self, study, feeding)
-        calls.append((feeding, self.query_one("#trials", DataTable).row_count))
+            pending.pop()(self.screen)  # a key pressed between two frames of the stream
+        sync(self, feeding)
+        calls.append((feeding, self.row_count))
 
-    StudyScreen._sync_table = recorded
+    TrialTable.resync = recorded
     try:
         await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, StudyScreen) and app.screen.rows)
         table = app.screen.query_one("#trials", DataTable)
-        await wait_for(pilot, lambda: app.screen.rows_pending == 0 and table.row_count > 0)
+        await wait_for(pilot, lambda: table.rows_pending == 0 and table.row_count > 0)
     finally:
-        StudyScreen._sync_table = sync
+        TrialTable.resync = sync
     return table, [c for c in calls if c[1]]
 
 
@@ -69,10 +70,10 @@ def test_rows_arrive_a_bounded_batch_at_a_time_in_order(tmp_path):
         app = make_app(db_path)
         async with app.run_test(size=SIZE) as pilot:
             table, calls = await open_big(pilot, app)
-            first = study_screen.FIRST_SCREENS * SIZE[1]
+            first = trial_table.FIRST_SCREENS * SIZE[1]
             assert calls[0] == (False, first)  # the first paint: three screens of rows, not all
             added = [(f, b - a) for (_, a), (f, b) in zip(calls, calls[1:], strict=False)]
-            assert all(n <= study_screen.CHUNK_ROWS for feeding, n in added if feeding)
+            assert all(n <= trial_table.CHUNK_ROWS for feeding, n in added if feeding)
             assert calls[-1][1] == N
             assert numbers(table) == list(range(1, N + 1))
             assert table.cursor_row == 0 and "trial #1 " in str(app.screen.query_one("#trial-detail").render())

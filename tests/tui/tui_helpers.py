@@ -199,7 +199,7 @@ async def open_study(pilot, app, rows: int = 2) -> DataTable:
 
 async def open_trial(pilot, app, table: DataTable, trial_id: int) -> TrialScreen:
     """Move the cursor to the trial's row and press enter."""
-    keys = [k.value for k in table.rows]
+    keys = [r.key.value for r in table.ordered_rows]
     table.move_cursor(row=keys.index(str(trial_id)))
     await pilot.pause()
     await pilot.press("enter")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -211,8 +212,9 @@ SPARK_WINDOW = 64  # recent points read per sparkline (one index seek), averaged
 SPARK_METRICS = ("train_loss", "grad_norm")
 
 
-def read_trials(db: Database, study_id: int) -> tuple[TrialRow, ...]:
-    """The study's trials with their outcomes; running ones carry sparklines of loss and gradient norm."""
+def read_trials(db: Database, study_id: int, sparks: dict | None = None) -> tuple[TrialRow, ...]:
+    """The study's trials with their outcomes and sparklines of loss and gradient norm: a running
+    trial's recent window, an ended trial's whole curve (kept in `sparks`, the poller's, across polls)."""
     study = studies.get(db, study_id)
     totals = progress_totals(capture.for_study(db, study_id))
     rows = tuple(dataclasses.replace(r, progress_total=totals.get(r.id))
@@ -221,13 +223,42 @@ def read_trials(db: Database, study_id: int) -> tuple[TrialRow, ...]:
         outcomes = study_outcomes(db, study)
         rows = tuple(dataclasses.replace(r, outcome=outcomes.of(r.number, r.state, r.reason, r.feasible,
                                                                 r.last_step, r.detail)) for r in rows)
-    return tuple(_with_sparklines(db, row) if row.state == "running" else row for row in rows)
+    ended = _EndedSparks(db, sparks if sparks is not None else {})
+    return tuple(_with_sparklines(db, row) if row.state == "running" else ended.of(row) for row in rows)
 
 
 def _with_sparklines(db: Database, row: TrialRow) -> TrialRow:
     loss, grad = (_averaged(metrics.recent(db, row.id, name, SPARK_WINDOW), SPARK_POINTS)
                   for name in SPARK_METRICS)
     return dataclasses.replace(row, loss_spark=loss, grad_spark=grad)
+
+
+ENDED_STATES = ("completed", "stopped", "failed", "lost")
+ENDED_SPARK_BUDGET_S = 0.05  # whole curves read per snapshot; the rest come with the next polls
+
+
+class _EndedSparks:
+    """Ended trials' whole curves, downsampled; read once per trial (an ended trial's curve does
+    not change), at most ENDED_SPARK_BUDGET_S of reads per snapshot so a big study opens at once."""
+
+    def __init__(self, db: Database, cache: dict):
+        self.db, self.cache = db, cache
+        self.deadline = time.monotonic() + ENDED_SPARK_BUDGET_S
+        cache["pending"] = False
+
+    def of(self, row: TrialRow) -> TrialRow:
+        if row.state not in ENDED_STATES or row.last_step is None:
+            return row
+        key = (row.id, row.state, row.last_step)
+        sparks = self.cache.get(key)
+        if sparks is None:
+            if time.monotonic() > self.deadline:
+                self.cache["pending"] = True  # the poller reads again on its next tick
+                return row
+            sparks = self.cache[key] = tuple(
+                tuple(metrics.read_series(self.db, row.id, name, max_points=SPARK_POINTS).values)
+                for name in SPARK_METRICS)
+        return dataclasses.replace(row, loss_spark=sparks[0], grad_spark=sparks[1])
 
 
 def _averaged(values: list[float | None], width: int) -> tuple[float | None, ...]:
@@ -345,12 +376,17 @@ def read_study_detail(db: Database, view: View, study: StudyRow | None,
     changed: moving the cursor then reads only the curves of the new trial.
     """
     key = (data_version(db), view.study_id)
+    sparks = cache.setdefault("sparks", {}) if cache is not None else None
     if cache is None or cache.get("key") != key:
-        rows = read_trials(db, view.study_id)
+        rows = read_trials(db, view.study_id, sparks)
         base = StudyDetail(view.study_id, rows, read_roles(db, view.study_id, rows),
                            **analyze(db, view.study_id, rows))
         if cache is not None:
             cache.update(key=key, base=base)
+    elif sparks.get("pending"):  # the same trials: only the ended ones' curves left to read
+        ended = _EndedSparks(db, sparks)
+        base = cache["base"] = dataclasses.replace(cache["base"], trials=tuple(
+            ended.of(row) if not row.loss_spark else row for row in cache["base"].trials))
     else:
         base = cache["base"]
     objective = study.objective_metric if study else ""
@@ -392,7 +428,7 @@ class StorePoller:
             self.db = connect(self.db_path)
         runner, checked = self._runner()
         key = (data_version(self.db), view, runner, checked)
-        if key == self._last:
+        if key == self._last and not self._cache.get("sparks", {}).get("pending"):
             return None
         snap = read_snapshot(self.db, view, runner, checked, self._cache)
         self._last = key

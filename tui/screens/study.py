@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.timer import Timer
 from textual.widgets import DataTable, Header, Static
 
 from runner.text import printable, printable_line
@@ -29,47 +30,33 @@ from tui.widgets import tables
 from tui.widgets.checklist import CheckLine, ChecklistPanel
 from tui.widgets.footer import KeyFooter
 from tui.widgets.plot import PlotSpec, PlotWidget
-from tui.widgets.table import TextTable
+from tui.widgets.trial_table import TrialTable
 
-# The state filter `f` cycles through; "running" includes starting, "failed" includes lost.
-FILTERS = {
-    "all": None,
-    "running": {"starting", "running"},
-    "completed": {"completed"},
-    "failed": {"failed", "lost"},
-    "queued": {"queued"},
-}
 CURVES = "curves"
 # The checklist's plots, last in the cycle; they (and the checklist) are computed only while shown.
 BEST_STEPS, COMPUTE = "best-steps", "compute"
 CHECKLIST_PAGES = (BEST_STEPS, COMPUTE)
-NUMBER = tables.Column("number", "#", lambda r: r.number)
-# Rows are added to the table a bounded batch at a time, so that opening (or re-sorting) a
-# study of 1,000 trials paints its first screen without building every row's cells first.
-FIRST_SCREENS = 3  # before the first paint: the screen in view and two more to page into
-CHUNK_ROWS = 500  # then per frame: ~60-80 ms of the event loop; smaller batches delayed the
-# rest (and the curves plot, which waits on the same thread) by a frame each: 200 rows a batch
-# put the 1,000th row at 660 ms and the plot at 718 ms, 500 a batch at 524 and 583 ms
 
 
 class StudyScreen(SnapshotScreen):
+    # In the order of use: the footer keeps the first ones when they do not all fit (tui.widgets.keys).
     BINDINGS = [
         Binding("escape", "back", "Back"),
         # priority: the table would take enter for itself (and only on the row it knows).
         Binding("enter", "open_trial", "Open trial", priority=True),
-        Binding("space", "mark", "Overlay", tooltip="Overlay (or not) this trial's curves on the plot"),
         Binding("p", "next_plot", "Next plot", tooltip="Curves, an axis plot per varied parameter, "
                 "isolation, best steps, compute"),
         Binding("c", "toggle_checklist", "Checklist", tooltip="The playbook's checklist for this study, "
                 "or back to the plots"),
         Binding("f", "cycle_filter", "Filter", tooltip="Show all, running, completed, failed or queued trials"),
+        Binding("s", "cycle_sort", "Sort", tooltip="Sort by the next column"),
+        Binding("space", "mark", "Overlay", tooltip="Overlay (or not) this trial's curves on the plot"),
+        Binding("x", "stop_trial", "Stop trial", tooltip="Stop the highlighted trial (asks first)"),
         Binding("l", "launch", "Launch", tooltip="Launch or resume this study"),
         Binding("a", "add_trials", "Add trials", tooltip="Queue more quasi-random samples of this study"),
-        Binding("x", "stop_trial", "Stop trial", tooltip="Stop the highlighted trial (asks first)"),
         Binding("X", "stop_study", "Stop study", tooltip="Stop this study's running trials (asks first)"),
         Binding("r", "requeue_trial", "Re-queue", tooltip="Run the highlighted stopped, failed or lost "
                 "trial again from scratch (asks first)"),
-        Binding("s", "cycle_sort", "Sort", tooltip="Sort by the next column"),
         Binding("S", "reverse_sort", "Reverse sort", show=False),
         Binding("R", "app.refine_study", "Refine", tooltip="Refine this exploration into a Bayesian-optimization study"),
     ]
@@ -77,27 +64,22 @@ class StudyScreen(SnapshotScreen):
     def __init__(self, study_id: int, checklist: ChecklistResult | None = None):
         super().__init__()
         self.study_id = study_id
-        self.sort_column = "number"
-        self.sort_reverse = False
-        self.filter = "all"
         self.marked: set[int] = set()  # trial ids overlaid on the curves plot
         self.plot_page = CURVES  # CURVES, "axis:<param>", "isolation:<param>" or a CHECKLIST_PAGES
         self.checklist_shown = False  # the pane shows the checklist instead of a plot
         # The last one computed, on an earlier visit: shown until a fresh one comes.
         self._checklist = checklist if checklist is not None and checklist.study_id == study_id else None
-        self.columns: tuple[tables.Column, ...] = ()
         self._detail: StudyDetail | None = None
-        self._cells = tables.RowCache()
+        self._plotted_at = 0.0  # when the plot was last given new data (see _replot)
+        self._plot_timer: Timer | None = None
         self._runner_shown: tuple | None = None  # what the runner line shows (see show)
         self._texts: dict[str, Text] = {}  # what each Static shows (see _put)
-        self.rows_pending = 0  # rows of the current order not in the table yet (added frame by frame)
-        self._feeding = False  # a _feed_rows is scheduled after the next refresh
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield RunnerStatus(id="runner")
         yield Static(id="study-info")
-        yield TextTable(id="trials", cursor_type="row", zebra_stripes=True)
+        yield TrialTable(id="trials")
         with Vertical(id="trial-pane"):
             yield Static(id="trial-detail")
             yield PlotWidget(id="study-plot")
@@ -105,7 +87,7 @@ class StudyScreen(SnapshotScreen):
         yield KeyFooter()
 
     def on_mount(self) -> None:
-        self.query_one(DataTable).focus()
+        self.table.focus()
 
     def view(self) -> View:
         row = self.highlighted()
@@ -124,61 +106,30 @@ class StudyScreen(SnapshotScreen):
         if detail is not None and detail.study_id == self.study_id:
             self._detail = detail  # else a snapshot of another view: keep what is shown
             self.marked &= {r.id for r in detail.trials}
-            self._sync_table(study)
+            self.table.show(study, detail, frozenset(self.marked))
         self._show_info(study)
         self._show_detail(self.highlighted(), study)
         self._show_plot(study)
 
     @property
+    def table(self) -> TrialTable:
+        return self.query_one("#trials", TrialTable)
+
+    @property
     def rows(self) -> tuple[TrialRow, ...]:
         return self._detail.trials if self._detail else ()
-
-    def _shown_rows(self) -> list[TrialRow]:
-        states = FILTERS[self.filter]
-        rows = [r for r in self.rows if states is None or r.state in states]
-        return tables.sorted_rows(rows, self._column(self.sort_column), self.sort_reverse)
-
-    def _sync_table(self, study: StudyRow | None, feeding: bool = False) -> None:
-        """Show the current rows in the table: the first few screens now, the rest (a batch
-        a frame) from _feed_rows; `feeding` is that call."""
-        detail = self._detail
-        if detail is None:
-            return
-        best, marked = detail.best, frozenset(self.marked)
-        self.columns = tables.trial_columns(study, detail.roles, best, marked)
-        table = self.query_one(DataTable)
-        if tables.set_columns(table, self.columns):
-            self._cells.clear()
-        limit = CHUNK_ROWS if feeding else FIRST_SCREENS * max(table.size.height, self.size.height)
-        self.rows_pending = tables.sync_rows(
-            table, self.columns, self._shown_rows(), key=lambda r: str(r.id),
-            row_style=lambda r: "bold" if r.id in best else "", cache=self._cells,
-            signature=lambda r: (r, r.id in best, r.id in marked), limit=limit)
-        if self.rows_pending and not self._feeding:
-            self._feeding = True
-            self.call_after_refresh(self._feed_rows)
-
-    def _feed_rows(self) -> None:
-        """The next rows after a frame is painted; a later sort, filter or snapshot is
-        already in the rows (each batch re-syncs the table with the current order)."""
-        self._feeding = False
-        if self.is_mounted and self.rows_pending:
-            snap = self.snapshot
-            self._sync_table(snap.study(self.study_id) if snap else None, feeding=True)
-
-    def _column(self, key: str) -> tables.Column:
-        """The column of that key; the first (#) when it is gone, or before any snapshot."""
-        return next((c for c in self.columns if c.key == key), self.columns[0] if self.columns else NUMBER)
 
     def _show_info(self, study: StudyRow | None) -> None:
         if study is None:
             text = f"study {self.study_id} is not in this database"
         else:
-            arrow = "▼" if self.sort_reverse else "▲"
-            shown = f" ({len(self._shown_rows())} of {len(self.rows)})" if self.filter != "all" else ""
+            table = self.table
+            arrow = "▼" if table.sort_reverse else "▲"
+            state_filter = table.state_filter
+            shown = f" ({len(table.shown_trials())} of {len(self.rows)})" if state_filter != "all" else ""
             baseline = f"{tables.BASELINE_MARK} {study.baseline} · " if study.baseline else ""
             text = (f"{study.name} · {study.objective_metric} ({study.objective_mode}) · {baseline}"
-                    f"sort: {self._column(self.sort_column).label} {arrow} · filter: {self.filter}{shown}"
+                    f"sort: {table.column(table.sort_column).label} {arrow} · filter: {state_filter}{shown}"
                     f" · {tables.BEST_MARK} best per scientific value · {study.goal}")
         self._put("#study-info", Text(printable_line(text), no_wrap=True, overflow="ellipsis"))
 
@@ -225,11 +176,28 @@ class StudyScreen(SnapshotScreen):
             self.plot_page = CURVES
         pane = self.query_one("#trial-pane")
         if self.checklist_shown:
-            pane.border_title = self._checklist_title()
+            title = self._checklist_title()
         else:
-            pane.border_title = (f"{self.plot_page} ({pages.index(self.plot_page) + 1}/{len(pages)}) · "
-                                 "p: next plot · c: checklist")
-        self.query_one(PlotWidget).replot(self._plot_spec(study))
+            title = (f"{self.plot_page} ({pages.index(self.plot_page) + 1}/{len(pages)}) · "
+                     "p: next plot · c: checklist")
+        if pane.border_title != title:  # setting it, even to the same, repaints the whole pane
+            pane.border_title = title
+        self._replot(self._plot_spec(study))
+
+    def _replot(self, spec: PlotSpec) -> None:
+        """Show `spec`; a live curve's new points at most every LIVE_PLOT_S (each redraw sends
+        the whole plot to the terminal: over SSH most of the bytes), anything else at once."""
+        plot = self.query_one(PlotWidget)
+        if self._plot_timer is not None:
+            self._plot_timer.stop()
+            self._plot_timer = None
+        wait = self._plotted_at + LIVE_PLOT_S - time.monotonic()
+        if wait > 0 and spec != plot.spec and _same_plot(spec, plot.spec):
+            self._plot_timer = self.set_timer(wait, lambda: self._replot(spec))
+            return
+        if spec != plot.spec:
+            self._plotted_at = time.monotonic()
+            plot.replot(spec)
 
     def _plot_spec(self, study: StudyRow | None) -> PlotSpec:
         detail = self._detail
@@ -297,7 +265,7 @@ class StudyScreen(SnapshotScreen):
         if shown:
             self._show_checklist_panel()
         else:
-            self.query_one(DataTable).focus()
+            self.table.focus()
         self._refresh_plot()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -307,8 +275,7 @@ class StudyScreen(SnapshotScreen):
     # -- following the cursor ---------------------------------------------------------
 
     def highlighted(self) -> TrialRow | None:
-        key = tables.current_key(self.query_one(DataTable))
-        return next((r for r in self.rows if str(r.id) == key), None)
+        return self.table.highlighted_trial()
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.row_key.value is None:
@@ -321,9 +288,7 @@ class StudyScreen(SnapshotScreen):
         self.action_open_trial()  # a click on the highlighted row
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
-        key = event.column_key.value
-        self.sort_reverse = (not self.sort_reverse) if key == self.sort_column else False
-        self.sort_column = key
+        self.table.sort_by(event.column_key.value)
         self._refresh()
 
     # -- keys ------------------------------------------------------------------------------
@@ -379,27 +344,24 @@ class StudyScreen(SnapshotScreen):
         self.post_message(PushScreen(AddTrialsScreen(study.name), queue))
 
     def action_cycle_filter(self) -> None:
-        names = list(FILTERS)
-        self.filter = names[(names.index(self.filter) + 1) % len(names)]
+        self.table.cycle_filter()
         self._refresh()
         self.view_changed()  # the cursor may now be on another trial
 
     def action_cycle_sort(self) -> None:
-        keys = [c.key for c in self.columns] or ["number"]
-        index = keys.index(self.sort_column) if self.sort_column in keys else -1
-        self.sort_column = keys[(index + 1) % len(keys)]
-        self.sort_reverse = False
+        self.table.cycle_sort()
         self._refresh()
 
     def action_reverse_sort(self) -> None:
-        self.sort_reverse = not self.sort_reverse
+        self.table.reverse_sort()
         self._refresh()
 
     def _refresh(self) -> None:
         """Show the current snapshot again after a change of sort, filter, marks or plot."""
         snap = self.snapshot
         study = snap.study(self.study_id) if snap else None
-        self._sync_table(study)
+        if self._detail is not None:
+            self.table.show(study, self._detail, frozenset(self.marked))
         self._show_info(study)
         self._show_detail(self.highlighted(), study)
         self._show_plot(study)
@@ -453,6 +415,12 @@ class StudyScreen(SnapshotScreen):
 
 
 REQUEUEABLE = ("stopped", "failed", "lost")
+LIVE_PLOT_S = 3.0  # a live plot's redraws: the poll (0.75 s) would redraw it at 1.3 Hz
+
+
+def _same_plot(a: PlotSpec, b: PlotSpec) -> bool:
+    """The same plot with other points (a live curve grew), not another page or trial."""
+    return a.title == b.title and [s.label for s in a.series] == [s.label for s in b.series]
 
 
 def _params(row: TrialRow) -> str:

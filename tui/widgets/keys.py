@@ -42,3 +42,37 @@ def screen_keys(screen: Screen, app: App) -> list[KeyHelp]:
             entries.append(KeyHelp(shown, binding.description, binding.tooltip or binding.description,
                                    binding.action, on_app))
     return entries
+
+
+# The footer's words at a narrow width (an 80-column terminal), by action; the help modal and the
+# command palette keep the full descriptions.
+FOOTER_SHORT = {
+    "open_trial": "Open", "select_cursor": "Open", "mark": "Overlay", "next_plot": "Plot",
+    "toggle_checklist": "Checks", "cycle_filter": "Filter", "cycle_sort": "Sort", "add_trials": "Add",
+    "stop_trial": "Stop", "stop_study": "Stop all", "requeue_trial": "Requeue", "register_sample": "Sample",
+    "toggle_gpus": "GPUs", "edit_notes": "Notes", "wizards": "Wizards", "help": "Help",
+    "new('probe-batch')": "Probe", "new('warmup')": "Warmup", "new('decide')": "Adopt?",
+    "tab('overview')": "Info", "tab('gradients')": "Grads", "next_metric": "Metric", "answer(0)": "Run",
+    "open_study": "Stage study", "skip": "Skip",
+}
+# Kept first when the footer cannot show every key: help lists the rest, the wizards are the app's
+# guided path. Quit (q) comes after the screen's own keys: it is the key everyone knows.
+FOOTER_FIRST = ("help", "wizards")
+FOOTER_LAST = ("quit",)
+
+
+def footer_rank(screen: Screen):
+    """action -> rank for the footer (lower is kept first): FOOTER_FIRST, the screen's keys in
+    the order it declares them, the app's other keys, FOOTER_LAST."""
+    order: dict[str, int] = {}
+    for binding in _declared(type(screen)):
+        order.setdefault(binding.action, len(order))
+
+    def rank(action: str) -> tuple[int, int]:
+        if action in FOOTER_FIRST:
+            return (0, FOOTER_FIRST.index(action))
+        if action in FOOTER_LAST:
+            return (3, FOOTER_LAST.index(action))
+        return (1, order[action]) if action in order else (2, 0)
+
+    return rank

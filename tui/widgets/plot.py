@@ -17,6 +17,7 @@ import threading
 from rich.style import Style
 from rich.text import Span, Text
 from textual.app import RenderResult
+from textual.geometry import Region
 from textual.message import Message
 from textual.widget import Widget
 
@@ -147,6 +148,50 @@ def _thin(xs: list[float], ys: list[float], limit: int) -> tuple[list[float], li
     return [xs[i] for i in idx], [ys[i] for i in idx]
 
 
+def changed_regions(old: Text, new: Text, gap: int = 6) -> list[Region] | None:
+    """The runs of cells where `new` differs from `old` (same size), one Region per run; runs
+    closer than `gap` cells are merged (moving the terminal's cursor costs bytes too).
+    None when they cannot be compared cell by cell (other line count, wide characters).
+
+    A live curve that grows a few steps changes the cells along the curves, a tenth of the
+    plot: repainting only those keeps the bytes sent to the terminal (over SSH) small.
+    """
+    old_lines, new_lines = old.split("\n", allow_blank=True), new.split("\n", allow_blank=True)
+    if len(old_lines) != len(new_lines):
+        return None
+    regions: list[Region] = []
+    for y, (a, b) in enumerate(zip(old_lines, new_lines, strict=True)):
+        cells_a, cells_b = _cells(a), _cells(b)
+        if cells_a is None or cells_b is None:
+            return None
+        width = max(len(cells_a), len(cells_b))
+        changed = [x for x in range(width)
+                   if x >= len(cells_a) or x >= len(cells_b) or cells_a[x] != cells_b[x]]
+        start = prev = None
+        for x in changed:
+            if start is not None and x - prev > gap:
+                regions.append(Region(start, y, prev - start + 1, 1))
+                start = None
+            if start is None:
+                start = x
+            prev = x
+        if start is not None:
+            regions.append(Region(start, y, prev - start + 1, 1))
+    return regions
+
+
+def _cells(line: Text) -> list[tuple[str, object]] | None:
+    """(character, style) per cell of a one-line Text; None if a character is not one cell wide."""
+    plain = line.plain
+    if line.cell_len != len(plain):
+        return None
+    styles: list[list] = [[] for _ in plain]
+    for span in line.spans:
+        for i in range(span.start, min(span.end, len(plain))):
+            styles[i].append(span.style)
+    return [(ch, (line.style, *st)) for ch, st in zip(plain, styles, strict=True)]
+
+
 class PlotWidget(Widget):
     """Shows a PlotSpec; `replot(spec)` when the data changed, nothing happens when it did not."""
 
@@ -177,7 +222,10 @@ class PlotWidget(Widget):
         if spec != self.spec:
             self.spec = spec
             self._version += 1
-            self.refresh()
+            if self._text is None:
+                self.refresh()  # render() starts the build
+            else:
+                self._request_build(self._key())  # the old plot stays on screen meanwhile: no repaint
 
     @property
     def drawn(self) -> bool:
@@ -188,13 +236,15 @@ class PlotWidget(Widget):
         return (self._version, self.content_size.width, self.content_size.height, self.app.theme)
 
     def render(self) -> RenderResult:
-        key = self._key()
+        self._request_build(self._key())
+        return self._text if self._text is not None else Text("plotting…", style="dim")
+
+    def _request_build(self, key: tuple) -> None:
         if key[1] and key[2] and key not in (self._built, self._wanted):
             self._wanted = key
             # Started after this frame is out: a build holds the GIL in long bursts, and the
             # frame (a study's table just filled, say) would otherwise wait for it.
             self.call_after_refresh(self._start_build, key)
-        return self._text if self._text is not None else Text("plotting…", style="dim")
 
     def _start_build(self, key: tuple) -> None:
         if key != self._wanted or not self.is_mounted:
@@ -215,5 +265,10 @@ class PlotWidget(Widget):
 
     def on_plot_widget_built(self, message: Built) -> None:
         if message.key == self._wanted:
-            self._text, self._built = message.text, message.key
-            self.refresh()
+            same_frame = self._built is not None and self._built[1:] == message.key[1:]  # size, theme
+            old, self._text, self._built = self._text, message.text, message.key
+            regions = changed_regions(old, message.text) if same_frame and old is not None else None
+            if regions is None:
+                self.refresh()
+            elif regions:
+                self.refresh(*regions)

@@ -9,7 +9,11 @@ the largest share of opening the study. Our cells are always single-line
 And DataTable.update_cell invalidates every cached render of the table (its
 caches are keyed by one update counter), so each poll of a live study, which
 changes a few running rows, re-rendered every cell in view: most of the TUI's
-CPU while 32 trials report. Here an update forgets only its row's renders.
+CPU while 32 trials report. Here an update forgets only its row's renders, and
+repaints only its cell (over SSH, a repainted table is bytes on the wire).
+
+Rows can be dropped and reordered in place (keep_rows, reorder): clear() and
+re-adding would reset the scroll offsets and the column widths.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from rich.text import Text
+from textual._two_way_dict import TwoWayDict
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, CellKey, ColumnKey, RowKey
 
@@ -54,6 +60,39 @@ class TextTable(DataTable):
         if update_width:
             self._updated_cells.add(CellKey(row_key, column_key))
             self._require_update_dimensions = True
+            self.refresh()
+        else:
+            # Only this cell is repainted: over SSH a whole table per poll was most of the bytes.
+            self.refresh_coordinate(Coordinate(self._row_locations.get(row_key),
+                                               self._column_locations.get(column_key)))
+
+    def keep_rows(self, keys: list[str]) -> None:
+        """Drop every row not in `keys` at once (remove_row is linear per row), keeping the
+        scroll offsets and column widths, which clear() resets."""
+        wanted = {RowKey(k) for k in keys}
+        if len(wanted) == len(self.rows):
+            return
+        order = [k for k in (row.key for row in self.ordered_rows) if k in wanted]
+        for key in [k for k in self.rows if k not in wanted]:
+            del self.rows[key]
+            del self._data[key]
+            self._new_rows.discard(key)
+        self._updated_cells = {c for c in self._updated_cells if c.row_key in wanted}
+        self._row_locations = TwoWayDict({key: i for i, key in enumerate(order)})
+        self._changed_rows()
+
+    def reorder(self, keys: list[str]) -> None:
+        """Show the rows in the order of `keys` (every row's key, once), scroll offsets kept."""
+        if [row.key.value for row in self.ordered_rows] == keys:
+            return
+        self._row_locations = TwoWayDict({RowKey(k): i for i, k in enumerate(keys)})
+        self._changed_rows()
+
+    def _changed_rows(self) -> None:
+        self._require_update_dimensions = True  # the virtual height, on the next idle
+        self.cursor_coordinate = self.cursor_coordinate  # clamped to the rows left
+        self._update_count += 1
+        self.check_idle()
         self.refresh()
 
     def _forget_stale_rows(self) -> None:

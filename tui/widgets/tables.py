@@ -1,4 +1,5 @@
-"""DataTable helpers: literal cells, rows from snapshots, in-place syncing, sorting."""
+"""DataTable helpers: literal cells, the studies' and trials' columns, sorting, in-place syncing
+(the trial table's own, with its cache and streaming, is tui.widgets.trial_table)."""
 
 from __future__ import annotations
 
@@ -145,40 +146,69 @@ def _number(row: TrialRow, best: frozenset[int], marked: frozenset[int]) -> Text
 
 
 def trial_columns(study: StudyRow | None, roles: dict[str, str], best: frozenset[int] = frozenset(),
-                  marked: frozenset[int] = frozenset()) -> tuple[Column, ...]:
+                  marked: frozenset[int] = frozenset(), compact: bool = False) -> tuple[Column, ...]:
     """#, state, progress, one column per varied parameter (scientific ones starred), best, sparklines, detail.
 
     Fixed parameters are the same on every row, so they get no column. The # cell
     carries the marks: ★ best of its scientific value, ● overlaid on the plot.
+    `compact` (a narrow terminal): the parameters in one column at the end, no @step
+    or detail, sparklines half as wide.
     """
     metric = study.objective_metric if study else "objective"
     max_steps = study.max_train_steps if study else None
-    params = tuple(
-        Column(f"p:{name}", name + ("*" if role == "scientific" else ""),
-               lambda r, n=name: r.params.get(n))
-        for name, role in roles.items()
-        if role != "fixed"
-    )
+    varied = [(name, name + ("*" if role == "scientific" else "")) for name, role in roles.items()
+              if role != "fixed"]
+    params = tuple(Column(f"p:{name}", label, lambda r, n=name: r.params.get(n)) for name, label in varied)
+    points = SPARK_COMPACT if compact else None
     # Progress beside the state, so an 80-column terminal shows both without scrolling.
-    return (
+    head = (
         Column("number", "#", lambda r: r.number, lambda r: _number(r, best, marked)),
         Column("state", "state", lambda r: r.state, _state),
         Column("progress", "steps", lambda r: r.last_step,
                lambda r: cell(f"{fmt(r.last_step)}/{fmt(r.progress_total or max_steps)}")),
+    )
+    spark = Column("spark", "loss ‖g‖", lambda r: r.loss_spark,
+                   lambda r: cell(f"{sparkline(r.loss_spark, points)} {sparkline(r.grad_spark, points)}".strip()))
+    if compact:
+        return (*head, Column("best", "best", lambda r: r.best_value), spark,
+                Column("params", ", ".join(label for _, label in varied) or "params",
+                       lambda r: tuple(r.params.get(n) for n, _ in varied),
+                       lambda r: cell(" ".join(fmt(r.params.get(n)) for n, _ in varied))))
+    return (
+        *head,
         *params,
         Column("best", f"best {metric}", lambda r: r.best_value),
         Column("best_step", "@step", lambda r: r.best_step),
-        Column("spark", "loss ‖g‖", lambda r: r.loss_spark,
-               lambda r: cell(f"{sparkline(r.loss_spark)} {sparkline(r.grad_spark)}".strip())),
+        spark,
         Column("detail", "detail", detail_text, lambda r: cell(one_line(detail_text(r)))),
     )
+
+
+SPARK_FULL = 16  # points per sparkline in the full layout (tui.data.snapshot.SPARK_POINTS)
+SPARK_COMPACT = 8  # in the narrow one
+# What the full layout's fixed columns take, padding included: # (marks, 3 digits), state
+# ("completed"), steps ("500/10000"), @step, both sparklines; the best column is its label.
+_FULL_FIXED = 6 + 11 + 10 + 7 + (2 * SPARK_FULL + 1 + 2)
+_PARAM_WIDTH = 8  # a parameter's value, e.g. 0.001234, plus padding
+
+
+def full_trial_width(study: StudyRow | None, param_labels: Sequence[str]) -> int:
+    """About how many terminal columns the full layout needs to show all but the detail."""
+    metric = study.objective_metric if study else "objective"
+    return (_FULL_FIXED + len(f"best {metric}") + 2
+            + sum(max(_PARAM_WIDTH, len(label) + 2) for label in param_labels))
 
 
 SPARK_LEVELS = "▁▂▃▄▅▆▇█"
 
 
-def sparkline(values: Sequence[float | None]) -> str:
-    """A one-line text sparkline; a non-finite point (None) is a blank."""
+def sparkline(values: Sequence[float | None], points: int | None = None) -> str:
+    """A one-line text sparkline of at most `points` characters (neighbours averaged); a
+    non-finite point (None) is a blank."""
+    if points is not None and len(values) > points:
+        size = -(-len(values) // points)
+        values = [None if any(v is None or not math.isfinite(v) for v in chunk) else sum(chunk) / len(chunk)
+                  for chunk in (values[i:i + size] for i in range(0, len(values), size))]
     finite = [v for v in values if v is not None and math.isfinite(v)]
     if not finite:
         return " " * len(values) if values else ""
@@ -205,90 +235,29 @@ def set_columns(table: DataTable, columns: Sequence[Column]) -> bool:
     return True
 
 
-class RowCache:
-    """Each row's rendered cells, reused while its signature (the row and its marks) is unchanged.
-
-    A running study changes a few rows a poll; re-rendering and comparing all of a
-    1,000-trial table's cells every poll would cost ~100 ms of the event loop.
-    Clear it when the columns change.
-    """
-
-    def __init__(self) -> None:
-        self.entries: dict[str, tuple[Any, list[Text]]] = {}
-
-    def clear(self) -> None:
-        self.entries.clear()
-
-
 def sync_rows(table: DataTable, columns: Sequence[Column], rows: Sequence[Any],
-              key: Callable[[Any], str], row_style: Callable[[Any], str] | None = None,
-              cache: RowCache | None = None, signature: Callable[[Any], Any] = lambda r: r,
-              limit: int | None = None) -> int:
+              key: Callable[[Any], str]) -> None:
     """Show `rows` (in order), editing cells in place when the table holds the same rows in
     the same order, or the first of them (no flicker, scroll kept), else clear and re-add
-    keeping the cursor's row. Returns how many of `rows` are not in the table yet.
-
-    With a `limit`, at most that many rows are added by this call (more when the cursor's
-    row is further down: it is kept, with `limit` rows after it); call again to add the
-    next ones. Only rows that are added or already shown are rendered.
-    `row_style` (row -> style) emphasizes whole rows, e.g. the best trials in bold.
-    With a `cache`, rows whose `signature` did not change are neither rendered nor compared.
-    """
+    keeping the cursor's row. (The trial table does more: tui.widgets.trial_table.)"""
     keys = [key(r) for r in rows]
     shown = [k.value for k in table.rows]
     if shown == keys[: len(shown)]:
-        _update_in_place(table, columns, rows[: len(shown)], shown, row_style, cache, signature)
-        end = len(keys) if limit is None else min(len(keys), len(shown) + limit)
-        _add(table, columns, rows, keys, range(len(shown), end), row_style, cache, signature)
-        return len(keys) - end
+        for row, row_key in zip(rows, shown, strict=False):
+            for column in columns:
+                new = column.render(row)
+                if not _same(table.get_cell(row_key, column.key), new):
+                    grew = new.cell_len > table.columns[ColumnKey(column.key)].content_width
+                    table.update_cell(row_key, column.key, new, update_width=grew)
+        for i in range(len(shown), len(keys)):
+            table.add_row(*(c.render(rows[i]) for c in columns), key=keys[i])
+        return
     cursor_key = current_key(table)
-    cursor = keys.index(cursor_key) if cursor_key in keys else None
-    end = len(keys) if limit is None else min(len(keys), max(limit, (cursor or 0) + 1 + limit))
     table.clear()
-    _add(table, columns, rows, keys, range(end), row_style, cache, signature)
-    if cursor is not None:
-        table.move_cursor(row=cursor)
-    return len(keys) - end
-
-
-def _update_in_place(table: DataTable, columns: Sequence[Column], rows: Sequence[Any], keys: list[str],
-                     row_style: Callable[[Any], str] | None, cache: RowCache | None,
-                     signature: Callable[[Any], Any]) -> None:
     for row, row_key in zip(rows, keys, strict=True):
-        row_cells, changed = _cells(columns, row, row_key, row_style, cache, signature)
-        for column, new in zip(columns, row_cells, strict=True) if changed else ():
-            if not _same(table.get_cell(row_key, column.key), new):
-                # Re-measuring widths re-renders the whole table: only when the cell grew.
-                grew = new.cell_len > table.columns[ColumnKey(column.key)].content_width
-                table.update_cell(row_key, column.key, new, update_width=grew)
-
-
-def _add(table: DataTable, columns: Sequence[Column], rows: Sequence[Any], keys: list[str], which: range,
-         row_style: Callable[[Any], str] | None, cache: RowCache | None,
-         signature: Callable[[Any], Any]) -> None:
-    for i in which:
-        row_cells, _ = _cells(columns, rows[i], keys[i], row_style, cache, signature)
-        table.add_row(*row_cells, key=keys[i])
-
-
-def _cells(columns: Sequence[Column], row: Any, row_key: str, row_style: Callable[[Any], str] | None,
-           cache: RowCache | None, signature: Callable[[Any], Any]) -> tuple[list[Text], bool]:
-    """The row's cells, and whether they may differ from what the table shows."""
-    sig = signature(row) if cache is not None else None
-    if cache is not None and (hit := cache.entries.get(row_key)) is not None and hit[0] == sig:
-        return hit[1], False
-    cells = [_styled(c.render(row), row_style(row) if row_style else "") for c in columns]
-    if cache is not None:
-        cache.entries[row_key] = (sig, cells)
-    return cells, True
-
-
-def _styled(text: Text, style: str) -> Text:
-    if not style:
-        return text
-    text = text.copy()
-    text.stylize(style)
-    return text
+        table.add_row(*(c.render(row) for c in columns), key=row_key)
+    if cursor_key in keys:
+        table.move_cursor(row=keys.index(cursor_key))
 
 
 def current_key(table: DataTable) -> str | None:
