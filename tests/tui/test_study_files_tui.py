@@ -246,3 +246,17 @@ def test_the_gpu_panel_names_a_later_version(tmp_path):
     v2, _ = register(db, db_path, load(path))
     start(db, trials.list_for_study(db, v2.id)[0].id, slot="gpu:0")
     assert [(s.slot, s.study, s.number) for s in read_slots(db, read_studies(db))] == [("gpu:0", "tiny v2", 1)]
+
+
+def test_a_wide_footer_shows_the_study_file_keys_after_the_others(tmp_path):
+    _, db_path, _ = registered(tmp_path)
+
+    async def scenario():
+        app = make_app(db_path)
+        async with app.run_test(size=(200, 30)) as pilot:
+            await wait_for(pilot, lambda: app.screen.query_one("#studies", DataTable).row_count == 1)
+            footer = next(line for line in screen_text(app).splitlines() if "Help" in line)
+            assert "? Help" in footer and footer.index("g GPUs") < footer.index("o Open file")
+            assert "m Mark" in footer and "C Compare" in footer and "R Refine" in footer
+
+    run(scenario())

@@ -52,13 +52,13 @@ class StudiesScreen(SnapshotScreen):
         Binding("X", "stop_study", "Stop study", tooltip="Stop the highlighted study (asks first)"),
         Binding("e", "edit_notes", "Notes", tooltip="Edit the highlighted study's notes"),
         Binding("g", "toggle_gpus", "GPUs", tooltip="Show or hide the GPU panel"),
-        # Listed by ? and the palette, left out of the footer: at 80 columns it would push out ? Help.
-        Binding("o", "open_file", "Open file", show=False, tooltip="Register a study file (a changed file under a "
+        # After the keys above: the footer keeps these only where they fit (tui.widgets.keys.footer_rank).
+        Binding("o", "open_file", "Open file", tooltip="Register a study file (a changed file under a "
                 "registered name becomes its next version), and launch it if you like"),
-        Binding("m", "mark", "Mark", show=False, tooltip="Mark the highlighted study to compare it with another (C)"),
-        Binding("C", "compare", "Compare", show=False, tooltip="Compare the marked study with the highlighted one: "
+        Binding("m", "mark_for_compare", "Mark", tooltip="Mark the highlighted study to compare it with another (C)"),
+        Binding("C", "compare", "Compare", tooltip="Compare the marked study with the highlighted one: "
                 "best per scientific value, isolation and axis plots overlaid"),
-        Binding("R", "refine", "Refine", show=False, tooltip="Refine the highlighted exploration into a Bayesian-"
+        Binding("R", "refine", "Refine", tooltip="Refine the highlighted exploration into a Bayesian-"
                 "optimization study beside its file (the checklist may refuse)"),
     ]
 
@@ -158,7 +158,7 @@ class StudiesScreen(SnapshotScreen):
             return
         self.post_message(RefineStudy(study.id, study.shown))
 
-    def action_mark(self) -> None:
+    def action_mark_for_compare(self) -> None:
         study = self._study()
         if study is None:
             self.notify("no study highlighted", severity="warning")
