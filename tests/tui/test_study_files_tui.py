@@ -255,7 +255,11 @@ def test_a_wide_footer_shows_the_study_file_keys_after_the_others(tmp_path):
         app = make_app(db_path)
         async with app.run_test(size=(200, 30)) as pilot:
             await wait_for(pilot, lambda: app.screen.query_one("#studies", DataTable).row_count == 1)
-            footer = next(line for line in screen_text(app).splitlines() if "Help" in line)
+            def footer() -> str:
+                return next((line for line in screen_text(app).splitlines() if "? Help" in line), "")
+
+            await wait_for(pilot, lambda: "o Open file" in footer())  # the footer is composed a frame later
+            footer = footer()
             assert "? Help" in footer and footer.index("g GPUs") < footer.index("o Open file")
             assert "m Mark" in footer and "C Compare" in footer and "R Refine" in footer
 
