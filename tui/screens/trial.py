@@ -16,9 +16,8 @@ from textual.widgets import Header, Select, Static, TabbedContent, TabPane
 
 from runner.executors.where import placement_note
 from runner.gpu_sampling import SERIES as GPU_SERIES
-from runner.ingest import out_of_order_note
 from runner.process import TrialPaths
-from runner.text import printable, printable_line
+from runner.text import out_of_order_note, printable, printable_line
 from tui.data import plots
 from tui.data.logtail import LogTail
 from tui.data.snapshot import Snapshot, StudyRow, View
