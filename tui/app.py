@@ -1,6 +1,6 @@
 """playbook-tui: the app, its store poller, and the entry point (`playbook-tui --help` is the user's text).
 
-The event loop never waits on SQLite or on the runner: a thread worker polls
+The event loop never waits on SQLite or on the runner: a thread (tui.data.polling) polls
 the store (skipping work when PRAGMA data_version says nothing changed) and
 posts Snapshots; a second one computes the playbook's checklist while the study
 screen shows it (tui.data.checklist); the keys' actions run in thread workers too.
@@ -13,7 +13,6 @@ import dataclasses
 import gc
 import sqlite3
 import sys
-import threading
 import weakref
 from collections.abc import Callable, Iterable
 from functools import partial
@@ -25,13 +24,13 @@ from textual.await_complete import AwaitComplete
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
-from textual.worker import get_current_worker
 
 from runner.text import printable
 from store import StoreError, connect, locate_db
 from store.db import check_readable
 from tui.data.actions import Actions, Note
 from tui.data.checklist import ChecklistReader, ChecklistResult
+from tui.data.polling import Poller
 from tui.data.snapshot import Snapshot, StorePoller, View
 from tui.messages import (
     AddTrials,
@@ -99,51 +98,49 @@ class PlaybookApp(App):
         self.checklist: ChecklistResult | None = None  # the last one computed, of any study
         self.view = View()  # read by the poller thread; replaced, never mutated
         self.actions = Actions(self.db_path)
-        self._wake = threading.Event()
-        self._checklist_wake = threading.Event()
+        self._store_poller = Poller(
+            self._read_store, lambda snap: self.post_message(StoreChanged(snap)), POLL_S, name="store poller",
+            setup=partial(StorePoller, self.db_path), teardown=StorePoller.close, fail=self._poller_failed)
+        # Its own thread: a checklist may take seconds, the store poller must not.
+        self._checklist_poller = Poller(
+            lambda reader: reader.poll(self.view),  # None unless the screen wants it and it is due
+            lambda result: self.post_message(ChecklistReady(result)), POLL_S, name="checklist",
+            setup=partial(ChecklistReader, self.db_path), teardown=ChecklistReader.close,
+            fail=self._poller_failed)
         self._closed_screens: list[weakref.ref[Screen]] = []  # closed screens not collected yet
 
     def get_default_screen(self) -> Screen:
         return StudiesScreen(self.db_path, self.sample_study)
 
     def on_mount(self) -> None:
-        self._poll_store()
-        self._compute_checklist()
+        self._store_poller.start()
+        self._checklist_poller.start()
 
     def on_unmount(self) -> None:
-        # Let the threads see they were cancelled now, not after their sleep.
-        self._wake.set()
-        self._checklist_wake.set()
+        self._store_poller.stop()
+        self._checklist_poller.stop()
 
     # -- the poller (a thread) and its messages --------------------------------
 
-    @work(thread=True, exclusive=True, group="poll", name="store poller")
-    def _poll_store(self) -> None:
-        worker = get_current_worker()
-        poller = StorePoller(self.db_path)
+    def _read_store(self, poller: StorePoller) -> Snapshot | None:
+        """One poll, in the store poller's thread: a snapshot when anything changed."""
         try:
-            while not worker.is_cancelled:
-                self._wake.clear()  # before polling: a wake during the poll means poll again
-                self._poll_once(poller)
-                self._wake.wait(POLL_S)
-        finally:
-            poller.close()
-
-    def _poll_once(self, poller: StorePoller) -> None:
-        try:
-            for _ in range(2):
-                snap = poller.poll(self.view)
-                if snap is not None:
-                    self.post_message(StoreChanged(snap))
-                # After the first snapshot is posted (the import takes about a second);
-                # once loaded, poll again at once to say whether a runner is alive.
-                if not poller.load_probe():
-                    if snap is None:
-                        poller.warm_up()  # nothing changed: an idle moment for the study screen's imports
-                    break
+            snap = poller.poll(self.view)
         except (StoreError, sqlite3.Error) as exc:
             poller.forget()  # so the next good read is posted and clears the error
             self.post_message(StoreFailed(str(exc)))
+            return None
+        # After the first snapshot is posted (the import takes about a second);
+        # once loaded, poll again at once to say whether a runner is alive.
+        if poller.load_probe():
+            self._store_poller.wake()
+        elif snap is None:
+            poller.warm_up()  # nothing changed: an idle moment for the study screen's imports
+        return snap
+
+    def _poller_failed(self, exc: Exception) -> None:
+        """A read failed in a way it did not expect: said once a failure, and polling goes on."""
+        self.post_message(StoreFailed(f"{type(exc).__name__}: {printable(str(exc))}"))
 
     def on_store_changed(self, message: StoreChanged) -> None:
         self._show(message.snapshot)
@@ -164,24 +161,8 @@ class PlaybookApp(App):
     def set_view(self, view: View) -> None:
         if view != self.view:
             self.view = view
-            self._wake.set()
-            self._checklist_wake.set()
-
-    # -- the checklist (its own thread: it may take seconds, the poller must not) ------
-
-    @work(thread=True, exclusive=True, group="checklist", name="checklist")
-    def _compute_checklist(self) -> None:
-        worker = get_current_worker()
-        reader = ChecklistReader(self.db_path)
-        try:
-            while not worker.is_cancelled:
-                self._checklist_wake.clear()
-                result = reader.poll(self.view)  # None unless the screen wants it and it is due
-                if result is not None:
-                    self.post_message(ChecklistReady(result))
-                self._checklist_wake.wait(POLL_S)
-        finally:
-            reader.close()
+            self._store_poller.wake()
+            self._checklist_poller.wake()
 
     def on_checklist_ready(self, message: ChecklistReady) -> None:
         self.checklist = message.result
@@ -279,7 +260,7 @@ class PlaybookApp(App):
         # markup=False: the text quotes study names, paths and errors literally.
         self.notify(note.text, severity=note.severity, markup=False,
                     timeout=10 if note.severity == "error" else 5)
-        self._wake.set()  # show the effect without waiting for the next tick
+        self._store_poller.wake()  # show the effect without waiting for the next tick
 
     # -- the command palette lists every key of the screen and of the app ---------
 
