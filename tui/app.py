@@ -48,7 +48,7 @@ from tui.messages import (
 )
 from tui.screens import SnapshotScreen, StudiesScreen, StudyScreen
 
-COLLECT_TRIES = 3  # full collections at most after a screen closes
+COLLECT_TRIES, COLLECT_RETRY_S = 4, 0.1  # collections after a screen closes, while it lingers
 POLL_S = 0.75  # sets the report-to-screen delay; a poll with no change costs one PRAGMA
 # The repository root is tui/..; from this file rather than tui.__file__, which is None
 # while an editable install made before tui/__init__.py existed maps tui as a namespace.
@@ -107,7 +107,7 @@ class PlaybookApp(App):
             lambda result: self.post_message(ChecklistReady(result)), POLL_S, name="checklist",
             setup=partial(ChecklistReader, self.db_path), teardown=ChecklistReader.close,
             fail=self._poller_failed)
-        self._closed_screens: list[weakref.ref[Screen]] = []  # closed screens not collected yet
+        self._screens_to_collect: list[tuple[AwaitComplete, weakref.ref[Screen]]] = []  # see pop_screen
 
     def get_default_screen(self) -> Screen:
         return StudiesScreen(self.db_path, self.sample_study)
@@ -176,10 +176,11 @@ class PlaybookApp(App):
         self.set_view(message.view)
         if message.catch_up and self.snapshot is not None:
             self._show(self.snapshot)  # the uncovered screen missed the snapshots since it was covered
-        if message.catch_up and self._closed_screens:
-            # Here, not in pop_screen: a callback scheduled there would run in the closing
+        if message.catch_up and self._screens_to_collect:
+            # Here, not in pop_screen: a worker started there would run in the closing
             # screen's context (Textual's active_message_pump), which holds on to it.
-            self.call_after_refresh(self._collect_closed)
+            closing, self._screens_to_collect = self._screens_to_collect, []
+            self.run_worker(self._collect_after(closing), group="collect", exit_on_error=False)
 
     def on_open_study(self, message: OpenStudy) -> None:
         self.push_screen(StudyScreen(message.study_id, self.checklist))
@@ -193,20 +194,29 @@ class PlaybookApp(App):
         self.push_screen(message.screen, message.callback)
 
     def pop_screen(self) -> AwaitComplete:
-        if isinstance(self.screen, SnapshotScreen):
-            self._closed_screens.append(weakref.ref(self.screen))  # collected once the screen below asks for data
-        return super().pop_screen()
+        closing = self.screen
+        popped = super().pop_screen()
+        if isinstance(closing, SnapshotScreen):
+            self._screens_to_collect.append((popped, weakref.ref(closing)))  # see on_view_changed
+        return popped
 
-    def _collect_closed(self, tries: int = COLLECT_TRIES) -> None:
+    async def _collect_after(self, closing: list[tuple[AwaitComplete, weakref.ref[Screen]]]) -> None:
         """A closed screen is a web of cycles (widgets and their parents) that only a full
         collection frees; left to the collector's own timing it ran in the middle of the
-        next study's opening (~80 ms with a 1,000-trial study's cells). Now, after the
-        screen below is painted, while the user reads it; again after the next refresh
-        while Textual still holds the closed one (its unmount is not done yet)."""
+        next study's opening (~80 ms with a 1,000-trial study's cells). Now, once Textual has
+        removed it and the screen below is painted, while the user reads it."""
+        for popped, _ in closing:
+            await popped
+        refs = [ref for _, ref in closing]
+        del closing, popped  # the awaitables' results are the removed screens
+        self.call_after_refresh(self._collect, refs, COLLECT_TRIES)
+
+    def _collect(self, refs: list[weakref.ref[Screen]], tries: int) -> None:
         gc.collect()
-        self._closed_screens = [ref for ref in self._closed_screens if ref() is not None]
-        if self._closed_screens and tries > 1:
-            self.call_after_refresh(self._collect_closed, tries - 1)
+        # Textual may hold a removed screen a little longer (a frame's timer, a callback's
+        # context): again after the next refresh, a few times at most.
+        if tries > 1 and any(ref() is not None for ref in refs):
+            self.set_timer(COLLECT_RETRY_S, partial(self._collect, refs, tries - 1))
 
     def action_wizards(self) -> None:
         from tui.screens.wizards import WizardsScreen  # scipy and the wizards load when first opened

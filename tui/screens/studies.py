@@ -6,7 +6,6 @@ import shlex
 from pathlib import Path
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
@@ -14,6 +13,7 @@ from textual.widgets import DataTable, Header, Static
 
 from runner.playbook.outcome import counts_line
 from runner.text import printable
+from tui.data.polling import Poller
 from tui.data.snapshot import Snapshot, StudyRow
 from tui.messages import Confirm, LaunchStudy, OpenStudy, PushScreen, RegisterSample, SetNotes, StopStudy
 from tui.screens.base import RunnerStatus, SnapshotScreen
@@ -65,8 +65,10 @@ class StudiesScreen(SnapshotScreen):
         panel = self.query_one(GpuPanel)
         panel.border_title = "GPUs (g hides)"
         panel.show()
-        self.set_interval(GPU_POLL_S, self._poll_gpus)
-        self._poll_gpus()
+        self._gpu_poller = Poller(self._read_gpus, self.post_message, GPU_POLL_S, name="gpus").start()
+
+    def on_unmount(self) -> None:
+        self._gpu_poller.stop()
 
     def show(self, snap: Snapshot) -> None:
         self.query_one(RunnerStatus).show(snap)
@@ -156,21 +158,21 @@ class StudiesScreen(SnapshotScreen):
     def action_toggle_gpus(self) -> None:
         panel = self.query_one(GpuPanel)
         panel.display = not panel.display
-        self._poll_gpus()
+        self._gpus_shown = panel.display  # what the poller thread reads
+        self._gpu_poller.wake()
 
-    def _poll_gpus(self) -> None:
+    _gpus_shown = True
+
+    def _read_gpus(self, _: None) -> GpusRead | None:
         # is_current stays true for the screen just under the top one (Textual 8); is_active does not.
-        if self.is_active and self.query_one(GpuPanel).display:
-            self._read_gpus()
-
-    @work(thread=True, exclusive=True, group="gpus", exit_on_error=False)
-    def _read_gpus(self) -> None:
+        if not (self.is_active and self._gpus_shown):
+            return None
         from runner import gpus  # pynvml loads here, off the event loop
 
         try:
-            self.post_message(GpusRead(gpus.read_all()))
+            return GpusRead(gpus.read_all())
         except Exception as exc:  # a GPU that fell off the bus is news, not a crash
-            self.post_message(GpusRead([], f"{type(exc).__name__}: {exc}"))
+            return GpusRead([], f"{type(exc).__name__}: {exc}")
 
     def on_gpus_read(self, message: GpusRead) -> None:
         panel = self.query_one(GpuPanel)
