@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -14,13 +15,15 @@ from textual.widgets import DataTable, Header, Static
 from runner.playbook.outcome import counts_line
 from runner.text import printable
 from tui.data.polling import Poller
-from tui.data.snapshot import Snapshot, StudyRow
 from tui.messages import Confirm, LaunchStudy, OpenStudy, PushScreen, RegisterSample, SetNotes, StopStudy
 from tui.screens.base import RunnerStatus, SnapshotScreen
 from tui.widgets import tables
 from tui.widgets.footer import KeyFooter
 from tui.widgets.gpu import GpuPanel
 from tui.widgets.table import TextTable
+
+if TYPE_CHECKING:
+    from tui.data.snapshot import Snapshot, StudyRow
 
 GPU_POLL_S = 2.0
 

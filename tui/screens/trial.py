@@ -20,7 +20,7 @@ from tui.data.logtail import LogTail
 from tui.data.polling import Poller
 from tui.data.snapshot import Snapshot, StudyRow, View
 from tui.data.trial_data import TrialDetail
-from tui.messages import Confirm, StopTrial
+from tui.messages import CloseScreen, Confirm, StopTrial
 from tui.screens.base import RunnerStatus, SnapshotScreen
 from tui.widgets import tables
 from tui.widgets.footer import KeyFooter
@@ -179,7 +179,7 @@ class TrialScreen(SnapshotScreen):
         self.view_changed()
 
     def action_back(self) -> None:
-        self.dismiss()
+        self.post_message(CloseScreen(self))
 
     def action_stop_trial(self) -> None:
         trial_id, detail = self.trial_id, self._detail
