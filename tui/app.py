@@ -127,6 +127,11 @@ class PlaybookApp(App):
         return StudiesScreen(self.db_path, self.sample_study)
 
     def on_mount(self) -> None:
+        # After the first frame: their imports (the store, the analyses) hold the GIL for long
+        # stretches and would delay it.
+        self.call_after_refresh(self._start_pollers)
+
+    def _start_pollers(self) -> None:
         self._store_poller.start()
         self._checklist_poller.start()
 

@@ -68,7 +68,8 @@ class StudiesScreen(SnapshotScreen):
         panel = self.query_one(GpuPanel)
         panel.border_title = "GPUs (g hides)"
         panel.show()
-        self._gpu_poller = Poller(self._read_gpus, self.post_message, GPU_POLL_S, name="gpus").start()
+        self._gpu_poller = Poller(self._read_gpus, self.post_message, GPU_POLL_S, name="gpus")
+        self.call_after_refresh(self._gpu_poller.start)  # pynvml's import would delay the first frame
 
     def on_unmount(self) -> None:
         self._gpu_poller.stop()
