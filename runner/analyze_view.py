@@ -6,14 +6,13 @@ from rich.console import Console
 from rich.text import Text
 from sqlite_utils import Database
 
-from runner.ingest import out_of_order_note
 from runner.judging import StudyOutcomes, study_outcomes
 from runner.playbook.check import jsonable
 from runner.playbook.checklist import NO_OBJECTIVE, overall, run_checklist
 from runner.playbook.outcome import counts_line, infeasible_causes
 from runner.printed import capture_record
 from runner.study_data import load_checklist_inputs
-from runner.text import printable
+from runner.text import out_of_order_note, printable
 from store import capture, trials
 from store.studies import Study
 

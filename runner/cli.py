@@ -42,7 +42,7 @@ from runner.playbook.outcome import infeasible_causes
 from runner.printed import capture_record
 from runner.spec import SpecError, capture_warnings, load
 from runner.text import printable, printable_line
-from store import StoreError, commands, connect, lease, locate_db, metrics, studies, trials
+from store import StoreError, commands, connect, lease, locate_db, studies, trials
 from store import capture as capture_store
 from store import wizards as wizard_store
 from store.db import explain as explain_store_error
@@ -821,6 +821,8 @@ POINT_COLUMNS = ("study", "trial", "metric", "step", "value", "wall_time")
 def _export_points(db, study: Study, args) -> int:
     """Every stored point of the study's trials, a trial at a time (a big study does not fit
     in memory at once): CSV rows, or one JSON array of objects. NaN is empty / null."""
+    from store import metrics  # its blocks decode with numpy: only this export needs it
+
     wanted = sorted(set(args.metrics))
     rows = trials.list_for_study(db, study.id)
     if wanted:

@@ -166,13 +166,6 @@ def dropped_lines_note(update: TrialUpdate) -> str:
             f"`status` counts them); the first: {update.bad_sample or '?'}")
 
 
-def out_of_order_note(count: int, sample: str | None) -> str:
-    """What status, analyze and the trial screen say about metrics.jsonl points that came at or
-    below a step their series already had (store.metrics counts them)."""
-    return (f"{count} reported point(s) repeated or went back in step, merged by step with the last value "
-            f"kept (a resumed run logging steps again, or a step counter that restarts?): {sample or '?'}")
-
-
 def _wall(value) -> float | None:
     """A line's wall time `t`: a float, or None when it is missing or not a usable number."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):

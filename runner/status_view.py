@@ -14,9 +14,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TextIO
 
-from runner.ingest import out_of_order_note
 from runner.playbook.outcome import FAILED_TO_TRAIN, PARTIAL_MARK, counts_line
-from runner.text import baseline_line, printable_line
+from runner.text import baseline_line, out_of_order_note, printable_line
 
 FOLD_OVER = 50  # a table of more trials than this is folded
 FOLD_KEEP = 10  # trials kept at each end of a folded table

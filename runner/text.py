@@ -40,3 +40,10 @@ def baseline_line(params: dict, source: str, adopted_at: float, objective_mean: 
     when = time.strftime("%Y-%m-%d", time.localtime(adopted_at))
     mean = f", mean {objective_mean:.4g}" if objective_mean is not None else ""
     return printable_line(f"baseline: {values or '(defaults)'} (adopted {when} from {source}{mean})")
+
+
+def out_of_order_note(count: int, sample: str | None) -> str:
+    """What status, analyze and the trial screen say about metrics.jsonl points that came at or
+    below a step their series already had (store.metrics counts them)."""
+    return (f"{count} reported point(s) repeated or went back in step, merged by step with the last value "
+            f"kept (a resumed run logging steps again, or a step counter that restarts?): {sample or '?'}")

@@ -1,6 +1,6 @@
 """playbook-tui: the app, its store poller, and the entry point (`playbook-tui --help` is the user's text).
 
-The event loop never waits on SQLite or on the runner: a thread worker polls
+The event loop never waits on SQLite or on the runner: a thread (tui.data.polling) polls
 the store (skipping work when PRAGMA data_version says nothing changed) and
 posts Snapshots; a second one computes the playbook's checklist while the study
 screen shows it (tui.data.checklist); the keys' actions run in thread workers too.
@@ -13,11 +13,11 @@ import dataclasses
 import gc
 import sqlite3
 import sys
-import threading
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -25,16 +25,13 @@ from textual.await_complete import AwaitComplete
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
-from textual.worker import get_current_worker
 
 from runner.text import printable
-from store import StoreError, connect, locate_db
-from store.db import check_readable
-from tui.data.actions import Actions, Note
-from tui.data.checklist import ChecklistReader, ChecklistResult
-from tui.data.snapshot import Snapshot, StorePoller, View
+from tui.data.polling import Poller
+from tui.data.view import View
 from tui.messages import (
     AddTrials,
+    CloseScreen,
     CompareStudies,
     Confirm,
     LaunchStudy,
@@ -50,10 +47,20 @@ from tui.messages import (
     StopTrial,
     ViewChanged,
 )
-from tui.screens import SnapshotScreen, StudiesScreen, StudyScreen
+from tui.screens.base import SnapshotScreen
+from tui.screens.studies import StudiesScreen
 from tui.wire import crop_partial_updates
 
-COLLECT_TRIES = 3  # full collections at most after a screen closes
+if TYPE_CHECKING:
+    from tui.data.actions import Actions, Note
+    from tui.data.checklist import ChecklistReader, ChecklistResult
+    from tui.data.snapshot import Snapshot, StorePoller
+
+# The first frame imports only Textual and the studies screen: the store, the playbook's
+# analyses and the other screens load in the poller threads or when first needed
+# (bench/tui_bench.py: first frame against `import textual`).
+
+COLLECT_TRIES, COLLECT_RETRY_S = 8, 0.05  # collections while a closed screen lingers: waits double, ~6 s in all
 POLL_S = 0.75  # sets the report-to-screen delay; a poll with no change costs one PRAGMA
 # The repository root is tui/..; from this file rather than tui.__file__, which is None
 # while an editable install made before tui/__init__.py existed maps tui as a namespace.
@@ -74,6 +81,10 @@ class StoreFailed(Message):
     def __init__(self, error: str):
         super().__init__()
         self.error = error
+
+
+class StartupDone(Message):
+    """The poller thread has imported what the other screens need: startup is over."""
 
 
 class ChecklistReady(Message):
@@ -103,57 +114,82 @@ class PlaybookApp(App):
         self.snapshot: Snapshot | None = None
         self.checklist: ChecklistResult | None = None  # the last one computed, of any study
         self.view = View()  # read by the poller thread; replaced, never mutated
-        self.actions = Actions(self.db_path)
-        self._wake = threading.Event()
-        self._checklist_wake = threading.Event()
-        self._closed_screens: list[weakref.ref[Screen]] = []  # closed screens not collected yet
+        self._actions: Actions | None = None  # made in the first action's thread (see _act)
+        self._store_poller = Poller(
+            self._read_store, lambda snap: self.post_message(StoreChanged(snap)), POLL_S, name="store poller",
+            setup=partial(open_store_poller, self.db_path), teardown=close, fail=self._poller_failed)
+        # Its own thread: a checklist may take seconds, the store poller must not.
+        self._checklist_poller = Poller(
+            lambda reader: reader.poll(self.view),  # None unless the screen wants it and it is due
+            lambda result: self.post_message(ChecklistReady(result)), POLL_S, name="checklist",
+            setup=partial(open_checklist_reader, self.db_path), teardown=close,
+            fail=self._poller_failed)
+        self._freeze_pending = False  # startup is over, gc.freeze() waits for the studies list alone
+        self._collecting = 0  # collections of closed screens in progress (see _collect_after)
+        self._screens_to_collect: list[tuple[AwaitComplete, weakref.ref[Screen]]] = []  # see pop_screen
 
     def get_default_screen(self) -> Screen:
         return StudiesScreen(self.db_path, self.sample_study)
 
     def on_mount(self) -> None:
-        self._poll_store()
-        self._compute_checklist()
+        # After the first frame: their imports (the store, the analyses) hold the GIL for long
+        # stretches and would delay it.
+        self.call_after_refresh(self._start_pollers)
+
+    def _start_pollers(self) -> None:
+        self._store_poller.start()
+        self._checklist_poller.start()
 
     def on_unmount(self) -> None:
-        # Let the threads see they were cancelled now, not after their sleep.
-        self._wake.set()
-        self._checklist_wake.set()
+        self._store_poller.stop()
+        self._checklist_poller.stop()
 
     # -- the poller (a thread) and its messages --------------------------------
 
-    @work(thread=True, exclusive=True, group="poll", name="store poller")
-    def _poll_store(self) -> None:
-        worker = get_current_worker()
-        poller = StorePoller(self.db_path)
-        try:
-            while not worker.is_cancelled:
-                self._wake.clear()  # before polling: a wake during the poll means poll again
-                self._poll_once(poller)
-                self._wake.wait(POLL_S)
-        finally:
-            poller.close()
+    def _read_store(self, poller: StorePoller) -> Snapshot | None:
+        """One poll, in the store poller's thread: a snapshot when anything changed."""
+        from store import StoreError  # loaded by now (open_store_poller): a dict lookup
 
-    def _poll_once(self, poller: StorePoller) -> None:
         try:
-            for _ in range(2):
-                snap = poller.poll(self.view)
-                if snap is not None:
-                    self.post_message(StoreChanged(snap))
-                # After the first snapshot is posted (the import takes about a second);
-                # once loaded, poll again at once to say whether a runner is alive.
-                if not poller.load_probe():
-                    if snap is None:
-                        poller.warm_up()  # nothing changed: an idle moment for the study screen's imports
-                    break
+            snap = poller.poll(self.view)
         except (StoreError, sqlite3.Error) as exc:
             poller.forget()  # so the next good read is posted and clears the error
             self.post_message(StoreFailed(str(exc)))
+            return None
+        # After the first snapshot is posted (the import takes about a second);
+        # once loaded, poll again at once to say whether a runner is alive.
+        if poller.load_probe():
+            self._store_poller.wake()
+        elif snap is None and poller.warm_up():  # nothing changed: an idle moment for imports
+            import tui.screens.study  # noqa: F401 (and its widgets)
+
+            self.post_message(StartupDone())
+        return snap
+
+    def _poller_failed(self, exc: Exception) -> None:
+        """A read failed in a way it did not expect: said once a failure, and polling goes on."""
+        self.post_message(StoreFailed(f"{type(exc).__name__}: {printable(str(exc))}"))
+
+    def on_startup_done(self, message: StartupDone) -> None:
+        self._freeze_pending = True
+        self._freeze_startup()
+
+    def _freeze_startup(self) -> None:
+        # Startup is over: move what it made (modules, the app's widgets) out of the
+        # collector's sight. A full collection otherwise walks all of it, 100-200 ms,
+        # and opening a big study makes enough objects to set one off. Only while the
+        # studies list is alone on the stack and no closed screen awaits its collection:
+        # a frozen study screen would never be freed.
+        if self._freeze_pending and len(self.screen_stack) == 1 and not self._collecting:
+            gc.freeze()
+            self._freeze_pending = False
 
     def on_store_changed(self, message: StoreChanged) -> None:
         self._show(message.snapshot)
 
     def on_store_failed(self, message: StoreFailed) -> None:
+        from tui.data.snapshot import Snapshot  # loaded by the poller that failed
+
         base = self.snapshot or Snapshot(runner=None, runner_checked=False, studies=(), view=self.view)
         self._show(dataclasses.replace(base, error=message.error))
 
@@ -169,26 +205,12 @@ class PlaybookApp(App):
     def set_view(self, view: View) -> None:
         if view != self.view:
             self.view = view
-            self._wake.set()
-            self._checklist_wake.set()
-
-    # -- the checklist (its own thread: it may take seconds, the poller must not) ------
-
-    @work(thread=True, exclusive=True, group="checklist", name="checklist")
-    def _compute_checklist(self) -> None:
-        worker = get_current_worker()
-        reader = ChecklistReader(self.db_path)
-        try:
-            while not worker.is_cancelled:
-                self._checklist_wake.clear()
-                result = reader.poll(self.view)  # None unless the screen wants it and it is due
-                if result is not None:
-                    self.post_message(ChecklistReady(result))
-                self._checklist_wake.wait(POLL_S)
-        finally:
-            reader.close()
+            self._store_poller.wake()
+            self._checklist_poller.wake()
 
     def on_checklist_ready(self, message: ChecklistReady) -> None:
+        from tui.screens.study import StudyScreen  # open: it asked for the checklist
+
         self.checklist = message.result
         for screen in self.screen_stack:
             if isinstance(screen, StudyScreen) and screen.is_mounted:
@@ -200,12 +222,15 @@ class PlaybookApp(App):
         self.set_view(message.view)
         if message.catch_up and self.snapshot is not None:
             self._show(self.snapshot)  # the uncovered screen missed the snapshots since it was covered
-        if message.catch_up and self._closed_screens:
-            # Here, not in pop_screen: a callback scheduled there would run in the closing
+        if message.catch_up and self._screens_to_collect:
+            # Here, not in pop_screen: a worker started there would run in the closing
             # screen's context (Textual's active_message_pump), which holds on to it.
-            self.call_after_refresh(self._collect_closed)
+            closing, self._screens_to_collect = self._screens_to_collect, []
+            self.run_worker(self._collect_after(closing), group="collect", exit_on_error=False)
 
     def on_open_study(self, message: OpenStudy) -> None:
+        from tui.screens.study import StudyScreen  # usually imported already (StorePoller.warm_up)
+
         self.push_screen(StudyScreen(message.study_id, self.checklist))
 
     def on_open_trial(self, message: OpenTrial) -> None:
@@ -213,24 +238,44 @@ class PlaybookApp(App):
 
         self.push_screen(TrialScreen(message.study_id, message.trial_id, message.trial_dir))
 
+    def on_close_screen(self, message: CloseScreen) -> None:
+        if message.screen is self.screen:  # not a screen opened since (keys run ahead of messages)
+            self.pop_screen()
+
     def on_push_screen(self, message: PushScreen) -> None:
         self.push_screen(message.screen, message.callback)
 
     def pop_screen(self) -> AwaitComplete:
-        if isinstance(self.screen, SnapshotScreen):
-            self._closed_screens.append(weakref.ref(self.screen))  # collected once the screen below asks for data
-        return super().pop_screen()
+        closing = self.screen
+        popped = super().pop_screen()
+        if isinstance(closing, SnapshotScreen):
+            self._screens_to_collect.append((popped, weakref.ref(closing)))  # see on_view_changed
+            self._collecting += 1  # no gc.freeze() until it is collected (see _freeze_startup)
+        return popped
 
-    def _collect_closed(self, tries: int = COLLECT_TRIES) -> None:
+    async def _collect_after(self, closing: list[tuple[AwaitComplete, weakref.ref[Screen]]]) -> None:
         """A closed screen is a web of cycles (widgets and their parents) that only a full
         collection frees; left to the collector's own timing it ran in the middle of the
-        next study's opening (~80 ms with a 1,000-trial study's cells). Now, after the
-        screen below is painted, while the user reads it; again after the next refresh
-        while Textual still holds the closed one (its unmount is not done yet)."""
+        next study's opening (~80 ms with a 1,000-trial study's cells). Now, once Textual has
+        removed it and the screen below is painted, while the user reads it."""
+        for popped, _ in closing:
+            await popped
+        refs = [ref for _, ref in closing]
+        self._collecting += 1 - len(closing)  # one collection for these pops (see pop_screen)
+        del closing, popped  # the awaitables' results are the removed screens
+        self.call_after_refresh(self._collect, refs, COLLECT_TRIES, COLLECT_RETRY_S)
+
+    def _collect(self, refs: list[weakref.ref[Screen]], tries: int, wait: float) -> None:
         gc.collect()
-        self._closed_screens = [ref for ref in self._closed_screens if ref() is not None]
-        if self._closed_screens and tries > 1:
-            self.call_after_refresh(self._collect_closed, tries - 1)
+        if tries == 1 or all(ref() is None for ref in refs):
+            self._collecting -= 1
+        # Textual may hold a removed screen a little longer (its message task ending, a
+        # handler's context, under load for a second): again later, a few times at most.
+        if any(ref() is not None for ref in refs):
+            if tries > 1:
+                self.set_timer(wait, partial(self._collect, refs, tries - 1, wait * 2))
+        else:
+            self._freeze_startup()  # nothing closed is left to pin
 
     def action_wizards(self) -> None:
         from tui.screens.wizards import WizardsScreen  # scipy and the wizards load when first opened
@@ -255,25 +300,25 @@ class PlaybookApp(App):
     # -- actions: each in a worker thread, reported as a notification ------------
 
     def on_register_sample(self, message: RegisterSample) -> None:
-        self._act(self.actions.register, self.sample_study)
+        self._act("register", self.sample_study)
 
     def on_launch_study(self, message: LaunchStudy) -> None:
-        self._act(self.actions.launch, message.study_id)
+        self._act("launch", message.study_id)
 
     def on_stop_study(self, message: StopStudy) -> None:
-        self._act(self.actions.stop_study, message.study_id)
+        self._act("stop_study", message.study_id)
 
     def on_stop_trial(self, message: StopTrial) -> None:
-        self._act(self.actions.stop_trial, message.trial_id)
+        self._act("stop_trial", message.trial_id)
 
     def on_requeue_trial(self, message: RequeueTrial) -> None:
-        self._act(self.actions.requeue_trial, message.trial_id)
+        self._act("requeue_trial", message.trial_id)
 
     def on_set_notes(self, message: SetNotes) -> None:
-        self._act(self.actions.set_notes, message.study_id, message.notes)
+        self._act("set_notes", message.study_id, message.notes)
 
     def on_add_trials(self, message: AddTrials) -> None:
-        self._act(self.actions.add_trials, message.study_id, message.samples)
+        self._act("add_trials", message.study_id, message.samples)
 
     # -- study files: open, refine, compare (messages from the studies screen) ---
 
@@ -284,22 +329,13 @@ class PlaybookApp(App):
 
     def _register_chosen(self, chosen: tuple[Path, bool] | None) -> None:
         if chosen is not None:
-            self._act(self._register_file, *chosen)
-
-    def _register_file(self, path: Path, launch: bool) -> Note:
-        from tui.data.study_files import register_file
-
-        done = register_file(self.db_path, path)
-        if not launch or done.study_id is None:
-            return done.note
-        launched = self.actions.launch(done.study_id)
-        return Note(f"{done.note.text}; {launched.text}", launched.severity)
+            self._act("register_file", *chosen)
 
     def on_refine_study(self, message: RefineStudy) -> None:
         from tui.screens.refine import RefineScreen
 
         self.push_screen(RefineScreen(self.db_path, message.study_id, message.label),
-                         lambda new_id: self._act(self.actions.launch, new_id) if new_id is not None else None)
+                         lambda new_id: self._act("launch", new_id) if new_id is not None else None)
 
     def action_refine_study(self) -> None:
         """The study screen's R: refine the study it shows."""
@@ -314,15 +350,20 @@ class PlaybookApp(App):
         self.push_screen(CompareScreen(self.db_path, message.first_id, message.second_id))
 
     @work(thread=True, group="actions")
-    def _act(self, action: Callable[..., Note], *args) -> None:
+    def _act(self, action: str, *args) -> None:
+        """Run the tui.data.actions.Actions method `action` (the store loads here, not on the UI thread)."""
+        from tui.data.actions import Actions, Note
+
+        if self._actions is None:
+            self._actions = Actions(self.db_path)
         try:
-            note = action(*args)
+            note: Note = getattr(self._actions, action)(*args)
         except Exception as exc:  # a monitoring app reports a failed action, it does not die of it
             note = Note(f"{type(exc).__name__}: {printable(str(exc))}", "error")
         # markup=False: the text quotes study names, paths and errors literally.
         self.notify(note.text, severity=note.severity, markup=False,
                     timeout=10 if note.severity == "error" else 5)
-        self._wake.set()  # show the effect without waiting for the next tick
+        self._store_poller.wake()  # show the effect without waiting for the next tick
 
     # -- the command palette lists every key of the screen and of the app ---------
 
@@ -342,9 +383,28 @@ def make_app(db_path: str | Path, sample_study: Path = SAMPLE_STUDY, db_source: 
     return PlaybookApp(Path(db_path).expanduser().resolve(), sample_study, db_source)
 
 
+def open_store_poller(db_path: Path) -> StorePoller:
+    from tui.data.snapshot import StorePoller  # in the poller's thread: the store, the analyses
+
+    return StorePoller(db_path)
+
+
+def open_checklist_reader(db_path: Path) -> ChecklistReader:
+    from tui.data.checklist import ChecklistReader
+
+    return ChecklistReader(db_path)
+
+
+def close(reader: StorePoller | ChecklistReader) -> None:
+    reader.close()
+
+
 def check_store(db_path: Path) -> None:
     """Create and migrate the database now and read a row of each table: a file that is locked
     past the busy timeout or damaged fails here, in one line, rather than inside the running app."""
+    from store import connect
+    from store.db import check_readable
+
     db = connect(db_path)
     try:
         check_readable(db, db_path)
@@ -378,6 +438,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", metavar="PATH", help="the database file (see above for the default)")
     args = parser.parse_args(argv)
+    from store import StoreError, locate_db
+
     db_path, source = locate_db(args.db)
     try:
         check_store(db_path)

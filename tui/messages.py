@@ -16,7 +16,7 @@ from typing import Any
 from textual.message import Message
 from textual.screen import Screen
 
-from tui.data.snapshot import View
+from tui.data.view import View
 
 
 class OpenStudy(Message):
@@ -37,6 +37,15 @@ class PushScreen(Message):
     def __init__(self, screen: Screen[Any], callback: Callable[[Any], None] | None = None):
         super().__init__()
         self.screen, self.callback = screen, callback
+
+
+class CloseScreen(Message):
+    """Close `screen`, the current one (esc). Not Screen.dismiss() for the snapshot screens: the
+    awaitable it returns keeps the screen's context alive past its removal, and with it the screen."""
+
+    def __init__(self, screen: Screen[Any]):
+        super().__init__()
+        self.screen = screen
 
 
 class ViewChanged(Message):

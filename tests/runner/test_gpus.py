@@ -423,7 +423,6 @@ def test_waiting_trials_say_why_in_the_store_and_status_until_they_start(make_st
         record = json.loads(capsys.readouterr().out)
         assert [t["detail"] for t in record["studies"][0]["trials"]][1:] == [why] * 3
         from tui.data.trial_data import read_trial_detail
-
         from tui.screens.trial import overview_text
 
         shown = overview_text(read_trial_detail(db, rows[1].id, None, "val_loss", "min"), None).plain
@@ -493,7 +492,6 @@ def test_sampler_errors_skip_a_round_and_no_nvml_turns_it_off(monkeypatch):
 
 def test_runner_stores_each_trials_gpu_use_as_metrics_the_trial_screen_plots(make_study, db_path, monkeypatch):
     from tui.data.trial_data import read_trial_detail
-
     from tui.screens.trial import metric_plot
 
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)

@@ -129,7 +129,6 @@ def test_read_only_commands_do_not_import_ray(tmp_path):
 
 def test_the_trial_screen_header_says_which_node_and_cards_run_the_trial(tmp_path):
     from tui.data.trial_data import TrialDetail
-
     from tui.screens.trial import title_text
 
     (tmp_path / "placement.json").write_text(json.dumps({

@@ -9,7 +9,6 @@ and overlaid curves on the study screen; one trial in full on the trial screen.
 from __future__ import annotations
 
 import dataclasses
-import gc
 import json
 import time
 from dataclasses import dataclass
@@ -26,22 +25,11 @@ from store import capture, connect, metrics, studies, trials
 from store import wizards as wizard_store
 from store.db import data_version
 from tui.data.trial_data import Points, TrialDetail, read_points, read_trial_detail
+from tui.data.view import View
 
 TRAIN_METRIC = "train_loss"
 VALIDATION_METRIC = "val_loss"  # drawn beside the training loss when reported, else the objective
 MAX_OVERLAY = 6  # trials whose curves one plot overlays (more is unreadable in a terminal)
-
-
-@dataclass(frozen=True)
-class View:
-    """What the UI is looking at, so the poller reads only that."""
-
-    study_id: int | None = None
-    trial_id: int | None = None  # highlighted on the study screen; the open one on the trial screen
-    overlay: tuple[int, ...] = ()  # marked trials whose curves the study plot overlays too
-    detail: bool = False  # the trial screen is open: read trial_id in full
-    metric: str | None = None  # the trial screen's chosen metric (None: the objective)
-    checklist: bool = False  # the study screen shows the checklist or its plots (tui.data.checklist)
 
 
 @dataclass(frozen=True)
@@ -447,8 +435,9 @@ class StorePoller:
         self._live_owner = live_owner
         return True
 
-    def warm_up(self) -> None:
-        """Import what the study screen needs (about 0.4 s), so opening one does not wait on it.
+    def warm_up(self) -> bool:
+        """Import what the study screen needs (about 0.4 s), so opening one does not wait on it;
+        True the first time (startup is over: the app then freezes what it made, see tui.app).
 
         Call it on an idle tick: an import holds the GIL for long stretches, and
         the UI thread would stutter if it ran while a snapshot is being shown.
@@ -460,11 +449,9 @@ class StorePoller:
             import runner.playbook.isolation  # noqa: F401
             import runner.study_data  # noqa: F401
 
-            # Startup is over: move what it made (modules, the app's widgets) out of the
-            # collector's sight. A full collection otherwise walks all of it, 100-200 ms,
-            # and opening a big study makes enough objects to set one off.
-            gc.freeze()
             self._warm = True
+            return True
+        return False
 
     def _runner(self) -> tuple[RunnerInfo | None, bool]:
         if self._live_owner is None:

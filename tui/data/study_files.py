@@ -13,7 +13,6 @@ from sqlite_utils import Database
 
 from runner.text import printable
 from store import connect, studies
-from tui.data.actions import Note
 
 
 @contextlib.contextmanager
@@ -44,7 +43,10 @@ def check_study_file(path: Path) -> str | None:
 
 @dataclass(frozen=True)
 class Registered:
-    note: Note
+    """What registering said, as a notification's text and severity, and the study's id."""
+
+    text: str
+    severity: str = "information"  # Textual's notify severities: information | warning | error
     study_id: int | None = None
 
 
@@ -57,13 +59,13 @@ def register_file(db_path: Path, path: Path) -> Registered:
     try:
         spec = load(path)
     except SpecError as exc:
-        return Registered(Note(printable(str(exc)), "error"))
+        return Registered(printable(str(exc)), "error")
     with _open(db_path) as db:
         before = studies.by_name(db, spec.name)
         try:
             study, added = register(db, db_path, spec)
         except (SpecError, StudyConflict) as exc:
-            return Registered(Note(printable(str(exc)), "error"))
+            return Registered(printable(str(exc)), "error")
     if before is not None and study.version > before.version:
         what = (f"registered {printable(study.label)}, a new version of {printable(study.name)} "
                 f"({printable(before.label)} keeps its trials)")
@@ -71,7 +73,7 @@ def register_file(db_path: Path, path: Path) -> Registered:
         what = f"{printable(study.label)} is already registered"
     else:
         what = f"registered study {printable(study.label)}"
-    return Registered(Note(f"{what}: {added} new trial(s) queued"), study.id)
+    return Registered(f"{what}: {added} new trial(s) queued", study_id=study.id)
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,7 @@ class RefineOutcome:
     warnings: tuple[str, ...] = ()
     ranges: tuple[str, ...] = ()
     output: Path | None = None
-    registered: Note | None = None
+    registered: Registered | None = None
     new_study_id: int | None = None
     error: str | None = None  # it could not even try (the study is gone, the folder is read-only)
 
@@ -120,5 +122,5 @@ def refine_and_register(db_path: Path, study_id: int, force: bool = False) -> Re
     if done.refused:
         return outcome
     registered = register_file(db_path, output)
-    return RefineOutcome(**{**outcome.__dict__, "output": output, "registered": registered.note,
+    return RefineOutcome(**{**outcome.__dict__, "output": output, "registered": registered,
                             "new_study_id": registered.study_id})

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.text import Text
 from textual.screen import Screen
 from textual.widgets import Static
 
 from runner.text import printable
-from tui.data.snapshot import Snapshot, View
+from tui.data.view import View
 from tui.messages import ViewChanged
+
+if TYPE_CHECKING:
+    from tui.data.snapshot import Snapshot
 
 
 class RunnerStatus(Static):

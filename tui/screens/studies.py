@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Header, Static
 
 from runner.playbook.outcome import counts_line
 from runner.text import printable
-from tui.data.snapshot import Snapshot, StudyRow
+from tui.data.polling import Poller
 from tui.messages import (
     CompareStudies,
     Confirm,
@@ -32,6 +32,9 @@ from tui.widgets import tables
 from tui.widgets.footer import KeyFooter
 from tui.widgets.gpu import GpuPanel
 from tui.widgets.table import TextTable
+
+if TYPE_CHECKING:
+    from tui.data.snapshot import Snapshot, StudyRow
 
 GPU_POLL_S = 2.0
 
@@ -85,8 +88,11 @@ class StudiesScreen(SnapshotScreen):
         panel = self.query_one(GpuPanel)
         panel.border_title = "GPUs (g hides)"
         panel.show()
-        self.set_interval(GPU_POLL_S, self._poll_gpus)
-        self._poll_gpus()
+        self._gpu_poller = Poller(self._read_gpus, self.post_message, GPU_POLL_S, name="gpus")
+        self.call_after_refresh(self._gpu_poller.start)  # pynvml's import would delay the first frame
+
+    def on_unmount(self) -> None:
+        self._gpu_poller.stop()
 
     def show(self, snap: Snapshot) -> None:
         self.query_one(RunnerStatus).show(snap)
@@ -210,21 +216,21 @@ class StudiesScreen(SnapshotScreen):
     def action_toggle_gpus(self) -> None:
         panel = self.query_one(GpuPanel)
         panel.display = not panel.display
-        self._poll_gpus()
+        self._gpus_shown = panel.display  # what the poller thread reads
+        self._gpu_poller.wake()
 
-    def _poll_gpus(self) -> None:
+    _gpus_shown = True
+
+    def _read_gpus(self, _: None) -> GpusRead | None:
         # is_current stays true for the screen just under the top one (Textual 8); is_active does not.
-        if self.is_active and self.query_one(GpuPanel).display:
-            self._read_gpus()
-
-    @work(thread=True, exclusive=True, group="gpus", exit_on_error=False)
-    def _read_gpus(self) -> None:
+        if not (self.is_active and self._gpus_shown):
+            return None
         from runner import gpus  # pynvml loads here, off the event loop
 
         try:
-            self.post_message(GpusRead(gpus.read_all()))
+            return GpusRead(gpus.read_all())
         except Exception as exc:  # a GPU that fell off the bus is news, not a crash
-            self.post_message(GpusRead([], f"{type(exc).__name__}: {exc}"))
+            return GpusRead([], f"{type(exc).__name__}: {exc}")
 
     def on_gpus_read(self, message: GpusRead) -> None:
         panel = self.query_one(GpuPanel)

@@ -17,6 +17,7 @@ from tui.data.checklist import ChecklistResult
 from tui.data.snapshot import MAX_OVERLAY, Snapshot, StudyDetail, StudyRow, TrialRow, View
 from tui.messages import (
     AddTrials,
+    CloseScreen,
     Confirm,
     LaunchStudy,
     OpenTrial,
@@ -374,7 +375,7 @@ class StudyScreen(SnapshotScreen):
         if self.checklist_shown:  # esc leaves the checklist first, then the screen
             self._set_checklist_shown(False)
         else:
-            self.dismiss()
+            self.post_message(CloseScreen(self))
 
     def action_launch(self) -> None:
         self.post_message(LaunchStudy(self.study_id))

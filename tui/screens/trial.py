@@ -7,7 +7,6 @@ import shlex
 from pathlib import Path
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
@@ -16,14 +15,14 @@ from textual.widgets import Header, Select, Static, TabbedContent, TabPane
 
 from runner.executors.where import placement_note
 from runner.gpu_sampling import SERIES as GPU_SERIES
-from runner.ingest import out_of_order_note
 from runner.process import TrialPaths
-from runner.text import printable, printable_line
+from runner.text import out_of_order_note, printable, printable_line
 from tui.data import plots
 from tui.data.logtail import LogTail
+from tui.data.polling import Poller
 from tui.data.snapshot import Snapshot, StudyRow, View
 from tui.data.trial_data import TrialDetail
-from tui.messages import Confirm, StopTrial
+from tui.messages import CloseScreen, Confirm, StopTrial
 from tui.screens.base import RunnerStatus, SnapshotScreen
 from tui.widgets import tables
 from tui.widgets.footer import KeyFooter
@@ -35,11 +34,10 @@ TABS = ("overview", "curves", "gradients", "logs")
 
 
 class LogLines(Message):
-    """New lines of one log file, from the tail worker."""
+    """New lines of the log files ("stdout", "stderr"), from the tail's poller thread."""
 
-    def __init__(self, stream: str, lines: list[str]):
+    def __init__(self, lines: dict[str, list[str]]):
         super().__init__()
-        self.stream = stream
         self.lines = lines
 
 
@@ -64,7 +62,6 @@ class TrialScreen(SnapshotScreen):
         paths = TrialPaths(Path(trial_dir))
         # No folder recorded: nothing to tail (never the working directory's stdout.log).
         self._tails = {"stdout": LogTail(paths.stdout), "stderr": LogTail(paths.stderr)} if trial_dir else {}
-        self._tailing = False  # a tail worker is reading (one at a time, however slow the disk)
         self._detail: TrialDetail | None = None
         self._metric_names: tuple[str, ...] = ()
 
@@ -89,8 +86,11 @@ class TrialScreen(SnapshotScreen):
 
     def on_mount(self) -> None:
         self._show_follow()
-        self.set_interval(LOG_POLL_S, self._tail_logs)
-        self._tail_logs()
+        # One thread reads the logs, one read at a time however slow the disk.
+        self._log_poller = Poller(self._read_logs, self.post_message, LOG_POLL_S, name="log tail").start()
+
+    def on_unmount(self) -> None:
+        self._log_poller.stop()
 
     def view(self) -> View:
         return View(self.study_id, self.trial_id, detail=True, metric=self.metric)
@@ -133,30 +133,21 @@ class TrialScreen(SnapshotScreen):
             self.metric = event.value
             self.view_changed()
 
-    # -- logs: read in a worker from saved offsets, shown literally ---------------------
+    # -- logs: read in the poller thread from saved offsets, shown literally ---------------------
 
-    def _tail_logs(self) -> None:
-        if not self._tailing:
-            self._tailing = True
-            self._read_logs()
-
-    @work(thread=True, group="tail", exit_on_error=False)
-    def _read_logs(self) -> None:
-        try:
-            for stream, tail in self._tails.items():
-                lines = tail.read()
-                if lines:
-                    self.post_message(LogLines(stream, lines))
-        except OSError as exc:
-            self.post_message(LogLines("stderr", [f"── cannot read the logs: {printable(str(exc))} ──"]))
-        finally:
-            self.post_message(LogLines("", []))  # done: the next tick may read again
+    def _read_logs(self, _: None) -> LogLines | None:
+        lines: dict[str, list[str]] = {}
+        for stream, tail in self._tails.items():
+            try:
+                if new := tail.read():
+                    lines.setdefault(stream, []).extend(new)
+            except OSError as exc:
+                lines.setdefault("stderr", []).append(f"── cannot read the logs: {printable(str(exc))} ──")
+        return LogLines(lines) if lines else None
 
     def on_log_lines(self, message: LogLines) -> None:
-        if not message.stream:
-            self._tailing = False
-            return
-        self.query_one(f"#{message.stream}", TailLog).write_lines(message.lines, scroll_end=self.follow)
+        for stream, lines in message.lines.items():
+            self.query_one(f"#{stream}", TailLog).write_lines(lines, scroll_end=self.follow)
 
     def on_tail_log_scrolled_back(self, message: TailLog.ScrolledBack) -> None:
         if self.follow:
@@ -190,7 +181,7 @@ class TrialScreen(SnapshotScreen):
         self.view_changed()
 
     def action_back(self) -> None:
-        self.dismiss()
+        self.post_message(CloseScreen(self))
 
     def action_stop_trial(self) -> None:
         trial_id, detail = self.trial_id, self._detail

@@ -8,6 +8,7 @@ wizard's questions (run a stage, skip an optional one, say how complex a change 
 from __future__ import annotations
 
 import shlex
+from functools import partial
 from pathlib import Path
 
 from rich.text import Text
@@ -18,10 +19,10 @@ from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Header, Input, Static
-from textual.worker import get_current_worker
 
 from runner.text import printable
 from runner.wizards.options import USAGE, proposal
+from tui.data.polling import Poller
 from tui.data.wizard_data import WizardReader, WizardRow, WizardView
 from tui.messages import OpenStudy, PushScreen
 from tui.widgets.footer import KeyFooter
@@ -65,19 +66,15 @@ class WizardsScreen(Screen):
             table.add_column(label, width=width)
         self._rows: tuple[WizardRow, ...] = ()
 
-    def on_screen_resume(self) -> None:
-        self._poll()  # back from a wizard: show where it got to now, not at the next tick
+        self._poller = Poller(lambda reader: WizardsChanged(reader.rows()), self.post_message, 2.0,
+                              name="wizards", setup=partial(WizardReader, self.db_path),
+                              teardown=WizardReader.close).start()
 
-    @work(thread=True, exclusive=True, group="wizards-list")
-    def _poll(self) -> None:
-        worker = get_current_worker()
-        reader = WizardReader(self.db_path)
-        try:
-            while not worker.is_cancelled:
-                self.post_message(WizardsChanged(reader.rows()))
-                worker_sleep(worker, 2.0)
-        finally:
-            reader.close()
+    def on_unmount(self) -> None:
+        self._poller.stop()
+
+    def on_screen_resume(self) -> None:
+        self._poller.wake()  # back from a wizard: show where it got to now, not at the next tick
 
     def on_wizards_changed(self, message: WizardsChanged) -> None:
         if message.rows == self._rows:
@@ -107,15 +104,6 @@ class WizardsScreen(Screen):
 
     def action_back(self) -> None:
         self.dismiss()
-
-
-def worker_sleep(worker, seconds: float) -> None:
-    """Sleep in small steps so a cancelled worker ends promptly."""
-    import time
-
-    end = time.monotonic() + seconds
-    while not worker.is_cancelled and time.monotonic() < end:
-        time.sleep(0.05)
 
 
 class WizardStarted(Message):
@@ -214,24 +202,20 @@ class WizardScreen(Screen):
                              ("best", 9), ("detail", 30)):
             table.add_column(label, width=width)
         self.query_one("#wiz-title", Static).update(Text("reading the wizard…"))
-        self._poll()
+        self._poller = Poller(self._read, self.post_message, REFRESH_S, name="wizard",
+                              setup=partial(WizardReader, self.db_path), teardown=WizardReader.close).start()
 
-    @work(thread=True, exclusive=True, group="wizard")
-    def _poll(self) -> None:
-        worker = get_current_worker()
-        reader = WizardReader(self.db_path)
+    def on_unmount(self) -> None:
+        self._poller.stop()
+
+    def _read(self, reader: WizardReader) -> WizardChanged:
+        while self._answers:
+            key, value = self._answers.pop(0)
+            reader.answer(self.wizard_id, key, value)
         try:
-            while not worker.is_cancelled:
-                while self._answers:
-                    key, value = self._answers.pop(0)
-                    reader.answer(self.wizard_id, key, value)
-                try:
-                    self.post_message(WizardChanged(reader.read(self.wizard_id)))
-                except Exception as exc:  # a wizard that cannot go on says why on screen
-                    self.post_message(WizardChanged(None, f"{type(exc).__name__}: {exc}"))
-                worker_sleep(worker, REFRESH_S if not self._answers else 0)
-        finally:
-            reader.close()
+            return WizardChanged(reader.read(self.wizard_id))
+        except Exception as exc:  # a wizard that cannot go on says why on screen
+            return WizardChanged(None, f"{type(exc).__name__}: {exc}")
 
     @on(WizardChanged)
     def _show(self, message: WizardChanged) -> None:
@@ -277,12 +261,14 @@ class WizardScreen(Screen):
         if q is None or index >= len(q.choices) or (q.key.startswith("confirm:") and index > 0):
             return
         self._answers.append((q.key, q.choices[index]))
+        self._poller.wake()
         self.notify(f"{q.choices[index]}: {printable(q.text)}", markup=False, timeout=3)
 
     def action_skip(self) -> None:
         q = self.current.question if self.current else None
         if q is not None and "skip" in q.choices:
             self._answers.append((q.key, "skip"))
+            self._poller.wake()
 
     def action_open_study(self) -> None:
         if self.current and self.current.study_ids:

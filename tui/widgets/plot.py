@@ -4,7 +4,7 @@ textual-plotext pins plotext < 6 and uses its internals, so this is our own thin
 wrapper over plotext 6. Every build makes a fresh private figure (plotext's
 module-level figure is never touched) with the terminal size limit off, so the
 real terminal's size cannot clip it. plotext's Python layer costs about 30 us a
-point (8 curves of 400 points: ~100 ms), so builds run in a thread worker, one at
+point (8 curves of 400 points: ~100 ms), so builds run in one builder thread, one at
 a time under a lock (its C kernel does not document thread safety), and
 render() only returns the last built Text.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from rich.style import Style
 from rich.text import Span, Text
@@ -27,6 +28,7 @@ from tui.data.ticks import nice_ticks
 
 GLYPH = {LINE: "━", POINTS: "•", BARS: "█"}
 _BUILD_LOCK = threading.Lock()
+_BUILDER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plot build")
 
 
 def header(spec: PlotSpec, colors: dict[str, str]) -> Text:
@@ -259,9 +261,11 @@ class PlotWidget(Widget):
                 text = Text(f"cannot plot: {type(exc).__name__}: {exc}", style="bold red")
             self.post_message(self.Built(key, text))
 
-        # exclusive: a newer spec or size makes a running build moot.
-        self.run_worker(build, thread=True, exclusive=True, group="plot", name="plot build",
-                        exit_on_error=False)
+        # One build at a time; a newer spec or size makes an older result moot (see Built).
+        # Not a Textual thread worker: those leave the last worker, and through its task the
+        # screen it ran for, in the pool thread's context until that thread's next worker,
+        # which kept closed screens alive.
+        _BUILDER.submit(build)
 
     def on_plot_widget_built(self, message: Built) -> None:
         if message.key == self._wanted:

@@ -6,14 +6,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, ColumnKey
 
 from runner.text import printable_line
-from tui.data.snapshot import StudyRow, TrialRow
+
+if TYPE_CHECKING:
+    from tui.data.snapshot import StudyRow, TrialRow
 
 
 def cell(value: Any, style: str = "") -> Text:
