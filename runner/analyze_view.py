@@ -26,7 +26,8 @@ def analyze_report(db: Database, study: Study) -> dict:
     checks = run_checklist(data, curves)
     counts = {v: sum(1 for c in checks if c.verdict == v) for v in ("ok", "warning", "problem", "n/a")}
     return jsonable({
-        "study": study.name,
+        "study": study.label,  # 'tiny v2' from a study's version 2 on
+        "version": study.version,
         "goal": study.goal,
         "objective": {"metric": study.objective_metric, "mode": study.objective_mode},
         "max_train_steps": study.max_train_steps,

@@ -8,6 +8,7 @@
     playbook-runner [--db PATH] add-trials STUDY SAMPLES
     playbook-runner [--db PATH] export STUDY --format csv|json
     playbook-runner [--db PATH] analyze STUDY [--json]
+    playbook-runner [--db PATH] compare A B [--json]      (a study is NAME, its latest version, or NAME@N)
     playbook-runner [--db PATH] probe-batch STUDY | --command CMD [--start 8 --cap 4096 --steps 30]
     playbook-runner [--db PATH] warmup STUDY [--low --high --points --early-check --also-100x]
     playbook-runner [--db PATH] decide BASELINE CANDIDATE [--seeds 5 --complexity none|some|"a lot"]
@@ -18,6 +19,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import importlib
 import io
@@ -63,7 +65,8 @@ class CliError(Exception):
 
 EXIT_PIPE_CLOSED = 128 + signal.SIGPIPE  # what a shell reports for a reader that went away
 # Commands that only make sense on a database that exists: they never create one.
-NEEDS_EXISTING_DB = frozenset({"status", "watch", "stop", "add-trials", "export", "analyze", "wizards", "refine"})
+NEEDS_EXISTING_DB = frozenset({"status", "watch", "stop", "add-trials", "export", "analyze", "wizards", "refine",
+                               "compare"})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -238,6 +241,9 @@ def _parser(with_wizards: bool = True) -> argparse.ArgumentParser:
     analyze.add_argument("--json", action="store_true", help="every check with every number behind it")
     analyze.set_defaults(func=cmd_analyze)
 
+    from runner import compare_cli
+
+    compare_cli.add_parser(sub)
     if with_wizards:
         from runner import wizard_cli
 
@@ -353,10 +359,15 @@ def _run(args, db_path: Path) -> int:
     for warning in capture_warnings(spec):
         print(printable_line(f"warning: {warning}"), file=sys.stderr)
     db = connect(db_path)
+    before = studies.by_name(db, spec.name)
     study, added = launch.register(db, db_path, spec)
+    if before is not None and study.version > before.version:
+        print(printable_line(f"{args.study_file} changed since {before.label} was registered: it is "
+                             f"{study.label}, a new version ({before.label} keeps its trials; "
+                             f"address it as {before.address})"))
     counts = trials.state_counts(db, study.id)
     total = sum(v for k, v in counts.items() if k != "infeasible")
-    print(printable_line(f"study {spec.name}: {total} trials ({added} new), "
+    print(printable_line(f"study {studies.distinct_label(db, study)}: {total} trials ({added} new), "
                          f"{counts.get('queued', 0)} queued; trial folders in {study.run_dir}"))
     studies.set_active(db, study.id, True)
     owner = live_owner(db)
@@ -536,7 +547,7 @@ def _summary_line(db, study: Study) -> str:
     best = (f"best {study.objective_metric} {s.best_value:.6g} (trial {s.best_trial})"
             if s.best_value is not None else f"no {study.objective_metric} yet")
     return printable_line(
-        f"[{study.name}] {done}/{total} finished: {c.get('completed', 0)} completed, "
+        f"[{study.label}] {done}/{total} finished: {c.get('completed', 0)} completed, "
         f"{c.get('failed', 0)} failed ({c['infeasible']} infeasible), "
         f"{c.get('running', 0) + c.get('starting', 0)} running, {c.get('queued', 0)} queued | {best}")
 
@@ -602,12 +613,12 @@ def resolve_target(db, text: str) -> Study | Trial:
         if not number.isdigit() or not (t := trials.get_by_number(db, study.id, int(number))):
             raise CliError(f"study {name!r} has no trial {number!r}")
         return t
-    study = studies.by_name(db, text)
-    if study is not None:
-        return study
+    with contextlib.suppress(studies.UnknownStudy):
+        return studies.require(db, text)
     if text.isdigit() and (t := trials.get(db, int(text))):
         return t
-    raise CliError(f"no study or trial {text!r} (studies: {studies.known_names(db)}; a trial is STUDY/NUMBER)")
+    raise CliError(f"no study or trial {text!r} (studies: {studies.known_names(db)}; a trial is STUDY/NUMBER, "
+                   "a version STUDY@N)")
 
 
 def cmd_stop(args, db_path: Path) -> int:
@@ -681,6 +692,10 @@ def _study_record(db, study: Study) -> dict:
     s = study_outcomes(db, study)
     return {
         "name": study.name,
+        "version": study.version,
+        "label": study.label,  # 'tiny v2' from version 2 on
+        "previous": _previous_address(db, study),
+        "refines": study.refines,
         "goal": study.goal,
         "notes": study.notes,
         "active": bool(study.active),
@@ -695,6 +710,12 @@ def _study_record(db, study: Study) -> dict:
         "baseline": _baseline_record(db, study),
         "trials": _trial_records(db, study, s),
     }
+
+
+def _previous_address(db, study: Study) -> str | None:
+    """The version before this one as a command addresses it (NAME@N), None for a first version."""
+    previous = studies.get(db, study.previous_id) if study.previous_id is not None else None
+    return previous.address if previous is not None else None
 
 
 def _baseline_record(db, study: Study) -> dict | None:
@@ -758,7 +779,7 @@ def cmd_add_trials(args, db_path: Path) -> int:
     from runner import launch
 
     added = launch.add_trials(db, study, args.samples)
-    print(printable_line(f"queued {added} new trial(s) in {study.name}; run them with: "
+    print(printable_line(f"queued {added} new trial(s) in {study.label}; run them with: "
                          f"{_hint(db_path, 'run', study.config_path)}"))
     return 0
 
@@ -821,7 +842,7 @@ def _export_points(db, study: Study, args) -> int:
             points = ([p for n in wanted for p in metrics.points(db, trial.id, n)] if wanted
                       else metrics.points(db, trial.id))
             for _, name, step, value, wall in points:
-                row = (study.name, trial.number, name, step, value, wall)
+                row = (study.label, trial.number, name, step, value, wall)
                 if writer:
                     writer.writerow(row)
                 else:
@@ -842,7 +863,7 @@ def _export_row(study: Study, t: Trial, outcomes: StudyOutcomes) -> dict:
     without the roles and capture status export does not show)."""
     o = outcomes.of(t.number, t.state.value, t.reason, t.feasible, t.last_step, t.detail)
     return {
-        "study": study.name, "trial": t.number, "source": t.source, "state": t.state.value,
+        "study": study.label, "trial": t.number, "source": t.source, "state": t.state.value,
         "outcome": o.label, "outcome_why": o.why, "partial": o.partial,
         "reason": t.reason, "detail": t.detail, "feasible": o.feasible,
         "params": t.params, "objective": study.objective_metric, "best_value": t.best_value,

@@ -15,9 +15,11 @@ from store import studies, trials
 from store.studies import Study
 
 
-def run_dir(db_path: str | Path, study_name: str) -> Path:
-    """Trial folders live beside the database: <db dir>/runs/<study>/trial-NNNN."""
-    return Path(db_path).resolve().parent / "runs" / study_name
+def run_dir(db_path: str | Path, study_name: str, version: int = 1) -> Path:
+    """Trial folders live beside the database: <db dir>/runs/<study>/trial-NNNN, and a later
+    version's in <db dir>/runs/<study>/v<N>/trial-NNNN."""
+    folder = Path(db_path).resolve().parent / "runs" / study_name
+    return folder if version == 1 else folder / f"v{version}"
 
 
 def reproduce_command(spec: StudySpec) -> str:
@@ -28,15 +30,18 @@ def register(db: Database, db_path: str | Path, spec: StudySpec) -> tuple[Study,
     """Store the study (or find it unchanged) and queue its missing trials.
 
     Returns the study and how many trials were added. Re-registering the same
-    file adds nothing: trial numbers are deterministic. Raises
-    store.studies.StudyConflict if the name is taken by a different config.
+    file adds nothing: trial numbers are deterministic. A changed file under a
+    stored name is registered as that name's next version (store.studies.upsert).
     """
-    folder = run_dir(db_path, spec.name)
+    version = studies.next_version(db, spec.name, spec.config_hash)
+    folder = run_dir(db_path, spec.name, version)
     planned = new_trials(spec, folder)  # before anything is stored: a planning error stores nothing
     return studies.register(
         db,
         {
             "name": spec.name,
+            "version": version,
+            "refines": spec.refines,
             "goal": spec.goal,
             "notes": spec.notes,
             "config_path": str(spec.path),

@@ -14,9 +14,11 @@ import argparse
 import os
 import sys
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
 import tomli_w
+from sqlite_utils import Database
 
 from runner.judging import study_outcomes
 from runner.playbook.boundary import search_space_boundary
@@ -25,6 +27,7 @@ from runner.playbook.sampling import sampling_density
 from runner.study_data import load_study_data
 from runner.text import printable
 from store import connect, studies
+from store.studies import Study
 
 EXIT_REFUSED = 2
 
@@ -40,6 +43,53 @@ def add_parser(sub) -> None:
     refine.set_defaults(func=cmd_refine)
 
 
+@dataclass(frozen=True)
+class Refined:
+    """What refining a study found and did: the checks' lines, a refusal or the file written."""
+
+    study: Study
+    name: str  # the new study's
+    output: Path
+    findings: tuple[str, ...]  # the boundary and sampling checks, one line each
+    refused: str | None = None  # why no file was written
+    warnings: tuple[str, ...] = ()
+    proposals: tuple[RangeProposal, ...] = ()
+    good: int = 0  # the good trials the ranges were narrowed to
+    candidates: int = 0  # out of these
+
+    def ranges(self) -> list[str]:
+        return [f"{p.param}: {_span(p.old)} -> {_span(p.new)}" for p in self.proposals]
+
+
+def refine(db: Database, study: Study, output: Path, *, name: str | None = None, trials: int | None = None,
+           force: bool = False) -> Refined:
+    """Check the study, then (unless a boundary finding refuses and not `force`) write the refined file.
+
+    Its `refines` names the study as a command addresses it: NAME for the latest version, NAME@N
+    for an earlier one.
+    """
+    study_outcomes(db, study)  # judged and stored first, as analyze does: the same good trials
+    data = load_study_data(db, study)
+    boundary, sampling = search_space_boundary(data), sampling_density(data)
+    findings = tuple(f"{check.title}: {check.verdict}: {check.summary}" for check in (boundary, sampling))
+    name = name or f"{study.name}-refined"
+    if boundary.verdict != "ok" and not force:
+        return Refined(study, name, output, findings, refused=(
+            f"refine {study.label}: the boundary check says {boundary.summary!r}; "
+            f"{boundary.advice or 'run the exploration until it has feasible trials'} "
+            "(--force writes the refined study anyway)"))
+    warnings = ()
+    if sampling.verdict == "warning":
+        warnings = (f"the sampling check says {sampling.summary!r}: the good region may be poorly located",)
+    latest = studies.by_name(db, study.name)
+    old = study.name if latest is None or latest.id == study.id else study.address
+    proposals = propose_space(data)
+    output.write_text(refined_config(study.config_text, study.config_path, output, name, old, proposals,
+                                     trials))
+    return Refined(study, name, output, findings, warnings=warnings, proposals=tuple(proposals),
+                   good=len(good_trials(data)), candidates=len(data.best_candidates()))
+
+
 def cmd_refine(args: argparse.Namespace, db_path: Path) -> int:
     db = connect(db_path)
     try:
@@ -47,28 +97,20 @@ def cmd_refine(args: argparse.Namespace, db_path: Path) -> int:
     except studies.UnknownStudy as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_REFUSED
-    study_outcomes(db, study)  # judged and stored first, as analyze does: the same good trials
-    data = load_study_data(db, study)
-    boundary, sampling = search_space_boundary(data), sampling_density(data)
-    for check in (boundary, sampling):
-        print(printable(f"{check.title}: {check.verdict}: {check.summary}"))
-    if boundary.verdict != "ok" and not args.force:
-        print(printable(f"error: refine {study.name}: the boundary check says {boundary.summary!r}; "
-                        f"{boundary.advice or 'run the exploration until it has feasible trials'} "
-                        "(--force writes the refined study anyway)"), file=sys.stderr)
-        return EXIT_REFUSED
-    if sampling.verdict == "warning":
-        print(printable(f"warning: the sampling check says {sampling.summary!r}: the good region may be "
-                        "poorly located"), file=sys.stderr)
-    proposals = propose_space(data)
     output = Path(args.output)
-    name = args.name or f"{study.name}-refined"
-    text = refined_config(study.config_text, study.config_path, output, name, study.name, proposals, args.trials)
-    output.write_text(text)
-    print(printable(f"from the best {len(good_trials(data))} of {len(data.best_candidates())} trials:"))
-    for p in proposals:
-        print(printable(f"  {p.param}: {_span(p.old)} -> {_span(p.new)}"))
-    print(printable(f"wrote {output} (study {name}, search = \"bayes\", refines = \"{study.name}\"); "
+    done = refine(db, study, output, name=args.name, trials=args.trials, force=args.force)
+    for line in done.findings:
+        print(printable(line))
+    if done.refused:
+        print(printable(f"error: {done.refused}"), file=sys.stderr)
+        return EXIT_REFUSED
+    for warning in done.warnings:
+        print(printable(f"warning: {warning}"), file=sys.stderr)
+    print(printable(f"from the best {done.good} of {done.candidates} trials:"))
+    for line in done.ranges():
+        print(printable(f"  {line}"))
+    refines = tomllib.loads(output.read_text())["study"]["refines"]
+    print(printable(f"wrote {output} (study {done.name}, search = \"bayes\", refines = \"{refines}\"); "
                     f"run it with: playbook-runner run {output}"))
     return 0
 

@@ -68,7 +68,11 @@ def study_lines(study: dict, paint: Callable[[str, str], str], *, show_all: bool
     objective = study["objective"]
     best = (f"best {objective['metric']} = {_fmt(study['best_value'])} (trial {study['best_trial']})"
             if study["best_value"] is not None else "no objective reported yet")
-    lines = [paint(_cell(study["name"]), BOLD) + f"  [{'active' if study['active'] else 'idle'}]  "
+    name = study.get("label") or study["name"]
+    links = "".join(f" ({word} {study[key]})" for word, key in (("after", "previous"), ("refines", "refines"))
+                    if study.get(key))
+    lines = [paint(_cell(name), BOLD) + paint(_cell(links), DIM)
+             + f"  [{'active' if study['active'] else 'idle'}]  "
              + counts_line(c, study.get("infeasible_by") or {}) + f"  |  {_cell(best)}"]
     if study["goal"]:
         lines.append(_cell("goal: " + study["goal"]))

@@ -6,6 +6,7 @@ Each migration is applied once per database file (sqlite-utils records it in
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import sys
 import time
@@ -348,6 +349,58 @@ def _packed_metric_blocks(db: Database) -> None:
             print(f"store: {done}/{len(series)} series ({100 * done // len(series)}%), {moved:,} points, "
                   f"{time.monotonic() - began:.1f} s", file=sys.stderr, flush=True)
     db.execute("DROP TABLE metric_blocks_v3")
+
+
+# What migration 0009 adds to the studies table (and the name's UNIQUE it turns into UNIQUE (name, version)).
+_VERSION_COLUMNS = """,
+    version INTEGER NOT NULL DEFAULT 1,
+    previous_id INTEGER REFERENCES studies(id),
+    refines TEXT NOT NULL DEFAULT '',
+    UNIQUE (name, version)
+)"""
+
+
+@MIGRATIONS(name="0009_study_versions", transactional=False)
+def _study_versions(db: Database) -> None:
+    """Versions of a study: a changed file under a stored name becomes the name's next version
+    (linked to the one before by previous_id), instead of being refused; `refines` is the study a
+    refined file names. The name's UNIQUE goes, so the table is rebuilt (SQLite's documented way),
+    from its stored definition: columns a migration before this one added are kept, as are its
+    indexes. Foreign keys are off for the swap, which SQLite allows only outside a transaction, so
+    this migration makes its own; it checks the trials' links before committing, and is skipped
+    once the columns exist (an open that stopped between its commit and its record).
+    """
+    if "version" in {c.name for c in db["studies"].columns}:
+        return
+    conn = db.conn
+    (create,) = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'studies'").fetchone()
+    unique_name = re.compile(r"\bname\s+TEXT\s+NOT\s+NULL\s+UNIQUE\b", re.IGNORECASE)
+    if not unique_name.search(create):
+        raise RuntimeError(f"0009_study_versions: unexpected studies table, nothing changed: {create}")
+    rebuilt = unique_name.sub("name TEXT NOT NULL", create, count=1)
+    rebuilt = re.sub(r"^CREATE TABLE\s+\"?studies\"?", "CREATE TABLE studies_v9", rebuilt, count=1)
+    rebuilt = rebuilt[: rebuilt.rindex(")")].rstrip() + _VERSION_COLUMNS
+    columns = ", ".join(f'"{c.name}"' for c in db["studies"].columns)
+    indexes = [r[0] for r in conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'studies' AND sql IS NOT NULL")]
+    conn.execute("PRAGMA foreign_keys=OFF")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(rebuilt)
+            conn.execute(f"INSERT INTO studies_v9 ({columns}) SELECT {columns} FROM studies")
+            conn.execute("DROP TABLE studies")
+            conn.execute("ALTER TABLE studies_v9 RENAME TO studies")
+            for index in indexes:
+                conn.execute(index)
+            if conn.execute("PRAGMA foreign_key_check(trials)").fetchall():
+                raise RuntimeError("0009_study_versions: trials would lose their study; nothing changed")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.execute("PRAGMA foreign_keys=ON")
 
 
 @MIGRATIONS(name="0011_wizard_kinds", transactional=False)

@@ -32,11 +32,14 @@ from tui.data.view import View
 from tui.messages import (
     AddTrials,
     CloseScreen,
+    CompareStudies,
     Confirm,
     LaunchStudy,
     OpenStudy,
+    OpenStudyFile,
     OpenTrial,
     PushScreen,
+    RefineStudy,
     RegisterSample,
     RequeueTrial,
     SetNotes,
@@ -317,6 +320,35 @@ class PlaybookApp(App):
     def on_add_trials(self, message: AddTrials) -> None:
         self._act("add_trials", message.study_id, message.samples)
 
+    # -- study files: open, refine, compare (messages from the studies screen) ---
+
+    def on_open_study_file(self, message: OpenStudyFile) -> None:
+        from tui.screens.open_file import OpenFileScreen
+
+        self.push_screen(OpenFileScreen(Path.cwd()), self._register_chosen)
+
+    def _register_chosen(self, chosen: tuple[Path, bool] | None) -> None:
+        if chosen is not None:
+            self._act("register_file", *chosen)
+
+    def on_refine_study(self, message: RefineStudy) -> None:
+        from tui.screens.refine import RefineScreen
+
+        self.push_screen(RefineScreen(self.db_path, message.study_id, message.label),
+                         lambda new_id: self._act("launch", new_id) if new_id is not None else None)
+
+    def action_refine_study(self) -> None:
+        """The study screen's R: refine the study it shows."""
+        study_id = getattr(self.screen, "study_id", None)
+        row = self.snapshot.study(study_id) if self.snapshot is not None else None
+        if row is not None:
+            self.post_message(RefineStudy(row.id, row.shown))
+
+    def on_compare_studies(self, message: CompareStudies) -> None:
+        from tui.screens.compare import CompareScreen
+
+        self.push_screen(CompareScreen(self.db_path, message.first_id, message.second_id))
+
     @work(thread=True, group="actions")
     def _act(self, action: str, *args) -> None:
         """Run the tui.data.actions.Actions method `action` (the store loads here, not on the UI thread)."""
@@ -392,8 +424,9 @@ The header shows the path and where it came from.
 
 KEYS_EPILOG = """\
 keys: enter opens · esc goes back · q quits · ? or f1 lists every key of the screen you are on
-  studies: n sample study · l launch · X stop (asks) · e notes · g GPUs · W wizards
-  study:   p plots · c checklist · f filter · s sort · a add trials · x/X stop · r re-queue
+  studies: n sample study · o open a study file · l launch · X stop (asks) · e notes · g GPUs · W wizards
+           m mark, C compare with the marked one · R refine into a BO study
+  study:   p plots · c checklist · f filter · s sort · a add trials · x/X stop · r re-queue · R refine
   ctrl+p: the command palette, every action of the app and of the screen by name
 
 without the TUI: playbook-runner --help

@@ -108,3 +108,26 @@ class Confirm(Message):
     def __init__(self, question: str, then: Message):
         super().__init__()
         self.question, self.then = question, then
+
+
+# -- study files (the studies screen; the study screen's R goes through the app's refine_study) ----
+
+
+class OpenStudyFile(Message):
+    """Ask for a study file's path, then register it (a new study, or its name's next version)."""
+
+
+class RefineStudy(Message):
+    """Refine a study into a Bayesian-optimization study beside its file (#14)."""
+
+    def __init__(self, study_id: int, label: str):
+        super().__init__()
+        self.study_id, self.label = study_id, label
+
+
+class CompareStudies(Message):
+    """Two studies (or two versions of one) side by side."""
+
+    def __init__(self, first_id: int, second_id: int):
+        super().__init__()
+        self.first_id, self.second_id = first_id, second_id

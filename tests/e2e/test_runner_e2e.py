@@ -239,16 +239,6 @@ def test_bad_study_file_fails_before_anything_runs(make_study, db_path, capsys):
         "SELECT COUNT(*) FROM trials").fetchone()[0] == 0
 
 
-def test_changed_config_under_same_name_is_refused_and_keeps_trials(make_study, db_path, capsys):
-    path = make_study(study_text(trials=1, steps=5))
-    assert cli(["--db", str(db_path), "run", str(path)]) == 0
-    path.write_text(study_text(trials=2, steps=5))
-    assert cli(["--db", str(db_path), "run", str(path)]) == 2
-    assert "already exists in this database with a different config" in capsys.readouterr().err
-    db = store.connect(db_path)
-    assert trials.state_counts(db, studies.by_name(db, "s").id)["completed"] == 1
-
-
 def test_vanished_trials_are_requeued_when_the_study_asks(make_study, db_path):
     text = study_text(steps=40, trials=2, sleep=0.05).replace("timeout = 60", "timeout = 60\nrequeue_lost = true")
     path = make_study(text)

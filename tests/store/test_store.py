@@ -9,10 +9,20 @@ from store.trials import NewTrial, TrialState
 
 
 def add_study(db, name="s"):
-    return studies.upsert(db, dict(
+    fields_ = dict(
         name=name, goal="g", notes="", config_path="/x/study.toml", config_text="", config_hash="h",
         command_template="python t.py", objective_metric="loss", objective_mode="min",
-        max_train_steps=100, run_dir="/tmp/runs", reproduce_command="playbook-runner run x"))
+        max_train_steps=100, run_dir="/tmp/runs", reproduce_command="playbook-runner run x")
+    if "version" not in {c.name for c in db["studies"].columns}:  # a database migrated part way (old-schema tests)
+        row_id = db["studies"].insert({**fields_, "created_at": 0.0, "active": 0}).last_pk
+        return studies.Study.from_row(db["studies"].get(row_id))
+    return studies.upsert(db, fields_)
+
+
+def fields_of(study):
+    """What a registration passes: the stored row less what the store assigns."""
+    return {k: v for k, v in study.__dict__.items() if k not in ("id", "version", "previous_id", "active",
+                                                                 "created_at")}
 
 
 def add_trials(db, study, n=3):
@@ -43,7 +53,7 @@ def test_reopening_and_concurrent_opens_migrate_once(db_path):
     names = [r[0] for r in db.execute("SELECT name FROM _sqlite_migrations ORDER BY name")]
     assert names == ["0001_initial", "0002_wizards", "0003_metric_blocks", "0004_bad_line_sample",
                      "0005_printed_capture", "0006_judgements", "0007_out_of_order_points",
-                     "0008_packed_metric_blocks", "0011_wizard_kinds"]
+                     "0008_packed_metric_blocks", "0009_study_versions", "0011_wizard_kinds"]
 
 
 def test_not_a_database_is_a_clear_error(tmp_path):
@@ -54,23 +64,23 @@ def test_not_a_database_is_a_clear_error(tmp_path):
     assert bad.read_text().startswith("hello")  # nothing overwritten
 
 
-def test_same_study_twice_is_the_same_row_and_conflict_keeps_trials(db):
+def test_same_study_twice_is_the_same_row_and_a_changed_config_is_the_next_version(db):
     s = add_study(db)
     add_trials(db, s)
     assert add_study(db).id == s.id
     assert trials.insert_new(db, s.id, [NewTrial(1, "search", {}, {}, [], "/t")]) == 0
-    with pytest.raises(studies.StudyConflict, match="3 stored trials are kept"):
-        studies.upsert(db, {**s.__dict__, "config_hash": "other"})
+    v2 = studies.upsert(db, {**fields_of(s), "config_hash": "other"})
+    assert (v2.name, v2.version, v2.previous_id, v2.label) == ("s", 2, s.id, "s v2")
+    assert len(trials.list_for_study(db, s.id)) == 3 and trials.list_for_study(db, v2.id) == []
 
 
 def test_a_study_left_without_trials_takes_the_new_config(db):
     """An older version stored the study, then failed planning: nothing to mix, so no conflict."""
     s = add_study(db)
-    fixed = studies.upsert(db, {**s.__dict__, "config_hash": "fixed", "config_text": "fixed text"})
+    fixed = studies.upsert(db, {**fields_of(s), "config_hash": "fixed", "config_text": "fixed text"})
     assert (fixed.id, fixed.config_hash, fixed.config_text) == (s.id, "fixed", "fixed text")
     add_trials(db, fixed)
-    with pytest.raises(studies.StudyConflict):  # with trials stored, a new config is refused again
-        studies.upsert(db, {**s.__dict__, "config_hash": "third"})
+    assert studies.upsert(db, {**fields_of(s), "config_hash": "third"}).version == 2  # with trials: a new version
 
 
 def test_registration_is_one_transaction(db):

@@ -173,11 +173,11 @@ def test_registration_problems_are_notifications(tmp_path):
 
     run(scenario(tmp_path / "nowhere" / "study.toml", "the sample study file is missing"))
     run(scenario(bad, "invalid study file"))
-    # Same name, different config: the store refuses, the app says why.
+    # Same name, different config: the name's next version, the first one kept.
     write_study(tmp_path / "first", name="same")
-    run(scenario(tmp_path / "first" / "study.toml", "registered study same"))
+    run(scenario(tmp_path / "first" / "study.toml", "registered study same:"))
     run(scenario(write_study(tmp_path / "second", name="same", extra="# changed\n[[trial]]\nlr = 0.1\nwidth = 4\n"),
-                 "already exists in this database with a different config"))
+                 "registered study same v2:"))
 
 
 # -- stopping and launching -------------------------------------------------------

@@ -56,8 +56,19 @@ class Actions:
                 study, added = register(db, self.db_path, load(study_file))
             except (SpecError, StudyConflict) as exc:
                 return Note(printable(str(exc)), "error")
-        return Note(f"registered study {printable(study.name)}: {added} new trial(s) queued; "
+        return Note(f"registered study {printable(study.label)}: {added} new trial(s) queued; "
                     "enter opens it, l launches it")
+
+    def register_file(self, path: Path, launch: bool = False) -> Note:
+        """A study file the user chose: registered (a new study, or its name's next version), then
+        launched if asked (tui.data.study_files says what registering did)."""
+        from tui.data.study_files import register_file
+
+        done = register_file(self.db_path, path)
+        if not launch or done.study_id is None:
+            return Note(done.text, done.severity)
+        launched = self.launch(done.study_id)
+        return Note(f"{done.text}; {launched.text}", launched.severity)
 
     def launch(self, study_id: int) -> Note:
         with self._lock, _open(self.db_path) as db:

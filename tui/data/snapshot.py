@@ -56,6 +56,15 @@ class StudyRow:
     stage_of: str | None = None  # a wizard's stage: the study the wizard works on
     infeasible_by: dict[str, int] = dataclasses.field(default_factory=dict)  # cause -> trials (outcome.py)
     baseline: str = ""  # the configuration `decide` adopted for this study, as one line (runner.text)
+    version: int = 1  # a changed file under the name is its next version (store.studies)
+    label: str = ""  # 'tiny v2'; 'tiny v1' beside later versions; the name alone when it has one version
+    earlier: bool = False  # a later version of this name exists (listed under the latest)
+    refines: str = ""  # the study this one refines, as its file names it
+    address: str = ""  # NAME@N: how a command names this very version
+
+    @property
+    def shown(self) -> str:
+        return self.label or self.name
 
 
 @dataclass(frozen=True)
@@ -149,6 +158,7 @@ def read_studies(db: Database) -> tuple[StudyRow, ...]:
             stage_of=next((base for prefix, base in wizards.items() if study.name.startswith(prefix)), None),
             infeasible_by=infeasible_causes(s.outcomes.values()),
             baseline=_baseline(db, study.name),
+            version=study.version, label=study.label, refines=study.refines, address=study.address,
         ))
     return group_stages(rows)
 
@@ -159,19 +169,30 @@ def _baseline(db: Database, study_name: str) -> str:
 
 
 def group_stages(rows: list[StudyRow]) -> tuple[StudyRow, ...]:
-    """Studies in creation order, each followed by its wizards' stage studies (a stage whose
-    study is gone keeps its own place)."""
-    names = {r.name for r in rows}
-    stages: dict[str, list[StudyRow]] = {}
+    """Studies in creation order (of a name's first version), each name's versions latest first,
+    then its wizards' stage studies (a stage whose study is gone keeps its own place)."""
+    by_name: dict[str, list[StudyRow]] = {}
     for r in rows:
-        if r.stage_of in names:
-            stages.setdefault(r.stage_of, []).append(r)
+        by_name.setdefault(r.name, []).append(r)
+    stages: dict[str, list[str]] = {}
+    for name, group in by_name.items():
+        if group[0].stage_of in by_name:
+            stages.setdefault(group[0].stage_of, []).append(name)
     out: list[StudyRow] = []
-    for r in rows:
-        if r.stage_of not in names:
-            out.append(r)
-            out.extend(stages.get(r.name, ()))
+    for name, group in by_name.items():
+        if group[0].stage_of not in by_name:
+            out.extend(_latest_first(group))
+            for stage in stages.get(name, ()):
+                out.extend(_latest_first(by_name[stage]))
     return tuple(out)
+
+
+def _latest_first(versions: list[StudyRow]) -> list[StudyRow]:
+    """A name's versions, the latest first; beside later ones, each is labelled with its version."""
+    if len(versions) == 1:
+        return versions
+    ordered = sorted(versions, key=lambda r: r.version, reverse=True)
+    return [dataclasses.replace(r, earlier=i > 0, label=f"{r.name} v{r.version}") for i, r in enumerate(ordered)]
 
 
 SPARK_POINTS = 16  # characters per sparkline: a width that fits the table
@@ -268,7 +289,7 @@ def read_roles(db: Database, study_id: int, rows: tuple[TrialRow, ...]) -> dict[
 
 def read_slots(db: Database, study_rows: tuple[StudyRow, ...]) -> tuple[SlotUse, ...]:
     """Which trials hold a slot now (starting or running), in every study."""
-    names = {s.id: s.name for s in study_rows}
+    names = {s.id: s.shown for s in study_rows}  # "tiny v2" for a later version
     active = trials.in_states(db, {trials.TrialState.STARTING, trials.TrialState.RUNNING})
     return tuple(SlotUse(t.slot or "cpu", names.get(t.study_id, "?"), t.number) for t in active)
 

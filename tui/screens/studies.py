@@ -15,7 +15,18 @@ from textual.widgets import DataTable, Header, Static
 from runner.playbook.outcome import counts_line
 from runner.text import printable
 from tui.data.polling import Poller
-from tui.messages import Confirm, LaunchStudy, OpenStudy, PushScreen, RegisterSample, SetNotes, StopStudy
+from tui.messages import (
+    CompareStudies,
+    Confirm,
+    LaunchStudy,
+    OpenStudy,
+    OpenStudyFile,
+    PushScreen,
+    RefineStudy,
+    RegisterSample,
+    SetNotes,
+    StopStudy,
+)
 from tui.screens.base import RunnerStatus, SnapshotScreen
 from tui.widgets import tables
 from tui.widgets.footer import KeyFooter
@@ -44,9 +55,18 @@ class StudiesScreen(SnapshotScreen):
         Binding("X", "stop_study", "Stop study", tooltip="Stop the highlighted study (asks first)"),
         Binding("e", "edit_notes", "Notes", tooltip="Edit the highlighted study's notes"),
         Binding("g", "toggle_gpus", "GPUs", tooltip="Show or hide the GPU panel"),
+        # After the keys above: the footer keeps these only where they fit (tui.widgets.keys.footer_rank).
+        Binding("o", "open_file", "Open file", tooltip="Register a study file (a changed file under a "
+                "registered name becomes its next version), and launch it if you like"),
+        Binding("m", "mark_for_compare", "Mark", tooltip="Mark the highlighted study to compare it with another (C)"),
+        Binding("C", "compare", "Compare", tooltip="Compare the marked study with the highlighted one: "
+                "best per scientific value, isolation and axis plots overlaid"),
+        Binding("R", "refine", "Refine", tooltip="Refine the highlighted exploration into a Bayesian-"
+                "optimization study beside its file (the checklist may refuse)"),
     ]
 
     _detail_shown: Text | None = None  # what #study-detail shows
+    _marked: int | None = None  # the study marked (m) to compare with the highlighted one (C)
 
     def __init__(self, db_path: Path, sample_study: Path):
         super().__init__()
@@ -83,6 +103,7 @@ class StudiesScreen(SnapshotScreen):
             self.query_one("#empty", Static).update(Text(
                 "No studies in this database yet.\n\n"
                 f"Press n to register the bundled sample study:\n  {self.sample_study}\n\n"
+                "or press o to open a study file of your own,\n\n"
                 f"or register one from a shell:\n  playbook-runner --db {shlex.quote(str(self.db_path))} run STUDY.toml"))
         tables.sync_rows(table, tables.STUDY_COLUMNS, snap.studies, key=lambda r: str(r.id))
         self._show_detail()
@@ -108,6 +129,9 @@ class StudiesScreen(SnapshotScreen):
             if study.baseline:
                 text.append(f"\n{tables.BASELINE_MARK} ", style="bold green")
                 text.append(study.baseline)
+            if lineage := _lineage(study):
+                text.append("\nversion ", style="bold")
+                text.append(printable(lineage))
         return text
 
     def _study(self) -> StudyRow | None:
@@ -129,6 +153,36 @@ class StudiesScreen(SnapshotScreen):
 
     def action_register_sample(self) -> None:
         self.post_message(RegisterSample())
+
+    def action_open_file(self) -> None:
+        self.post_message(OpenStudyFile())
+
+    def action_refine(self) -> None:
+        study = self._study()
+        if study is None:
+            self.notify("no study highlighted", severity="warning")
+            return
+        self.post_message(RefineStudy(study.id, study.shown))
+
+    def action_mark_for_compare(self) -> None:
+        study = self._study()
+        if study is None:
+            self.notify("no study highlighted", severity="warning")
+            return
+        self._marked = None if self._marked == study.id else study.id
+        self.notify(f"marked {printable(study.shown)}: highlight another study or version and press C"
+                    if self._marked is not None else f"unmarked {printable(study.shown)}", markup=False)
+
+    def action_compare(self) -> None:
+        study = self._study()
+        marked = self.snapshot.study(self._marked) if self.snapshot is not None else None
+        if marked is None:
+            self.notify("press m on the first study, then C on the second", severity="warning")
+        elif study is None or study.id == marked.id:
+            self.notify(f"{printable(marked.shown)} is marked: highlight another study or version to compare "
+                        "it with", severity="warning", markup=False)
+        else:
+            self.post_message(CompareStudies(marked.id, study.id))
 
     def action_launch(self) -> None:
         if (study_id := self._highlighted()) is not None:
@@ -183,3 +237,14 @@ class StudiesScreen(SnapshotScreen):
         panel.show(readings=message.readings)
         if message.error:
             panel.show_error(message.error)
+
+
+def _lineage(study: StudyRow) -> str:
+    """'v2 (tiny@2) · refines explore': where this version sits, empty for a study with one version."""
+    parts = []
+    if study.version > 1 or study.earlier:
+        parts.append(f"v{study.version} ({study.address})" + (", a later version is listed above it"
+                                                                if study.earlier else ", the latest"))
+    if study.refines:
+        parts.append(f"refines {study.refines}")
+    return " · ".join(parts)

@@ -59,6 +59,7 @@ class StudyScreen(SnapshotScreen):
         Binding("r", "requeue_trial", "Re-queue", tooltip="Run the highlighted stopped, failed or lost "
                 "trial again from scratch (asks first)"),
         Binding("S", "reverse_sort", "Reverse sort", show=False),
+        Binding("R", "app.refine_study", "Refine", tooltip="Refine this exploration into a Bayesian-optimization study"),
     ]
 
     def __init__(self, study_id: int, checklist: ChecklistResult | None = None):

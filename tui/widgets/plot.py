@@ -35,7 +35,8 @@ def header(spec: PlotSpec, colors: dict[str, str]) -> Text:
     """The title and a legend in one line (plotext's own legend would cover the data)."""
     # Titles and labels carry metric names a training script chose: escapes made visible.
     text = Text(printable_line(spec.title), style="bold", no_wrap=True, overflow="ellipsis")
-    items = [(s.label, s.color, GLYPH.get(s.kind, "•") if s.kind != POINTS or s.marker != "x" else "x")
+    # A one-character marker ("x", "+") is its own legend glyph: two series of points differ by it.
+    items = [(s.label, s.color, s.marker if s.kind == POINTS and len(s.marker) == 1 else GLYPH.get(s.kind, "•"))
              for s in spec.series if s.label and s.xs]
     items += [(label, color, "│") for _, label, color in spec.vlines if label]
     for label, color, glyph in items:

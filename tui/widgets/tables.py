@@ -77,12 +77,20 @@ def _best_study(row: StudyRow) -> Text:
     return cell(f"{fmt(row.best_value)} (#{row.best_trial})")
 
 
+def _study_name(r: StudyRow) -> Text:
+    """A wizard's stage indented, a name's earlier versions indented under its latest ('tiny v2'),
+    a study with an adopted baseline marked."""
+    if r.stage_of:
+        return cell(f"↳ {r.shown}", "dim")
+    if r.earlier:
+        return cell(f"  · {r.shown}", "dim")
+    return cell(f"{r.shown} {BASELINE_MARK}" if r.baseline else r.shown)
+
+
 # "done" counts trials that ended on purpose (completed, or stopped by a user);
 # "failed" those that ended abnormally (failed, or lost with their runner).
 STUDY_COLUMNS = (
-    Column("name", "study", lambda r: r.name,  # a wizard's stage indented; a study with a baseline marked
-           lambda r: cell(f"↳ {r.name}", "dim") if r.stage_of
-           else cell(f"{r.name} {BASELINE_MARK}" if r.baseline else r.name)),
+    Column("name", "study", lambda r: r.name, lambda r: _study_name(r)),
     Column("best", "best (trial)", lambda r: r.best_value, _best_study),
     Column("queued", "queued", lambda r: _count(r, "queued")),
     Column("running", "running", lambda r: _count(r, "starting", "running")),
