@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,8 @@ READ_WAIT_S = 1.0  # a read waits this long on the node for new bytes: ready as 
 # A read may be waiting when a signal or the clean-up comes: the actor takes them on other threads.
 ACTOR_THREADS = 4
 MAX_FAILED_READS = 5
+NODES_EVERY_S = 3.0  # how often the cluster's nodes are read again (capacity, why a trial is not placed)
+PLACE_GRACE_S = 5.0  # an actor not placed after this long is said to wait for a node (creating one takes ~1 s)
 
 
 class RayUnavailable(Exception):
@@ -117,12 +120,14 @@ class RayHandle:
     exit: dict | None = None
     lost: str | None = None  # why, once its actor or node is gone
     failed_reads: int = 0  # in a row
+    asks: dict[str, float] | None = None  # what its actor asked Ray for: {"CPU": n, "GPU": n}
+    asked_at: float = 0.0  # time.monotonic() when this runner started (or adopted) it
 
 
 class RayExecutor:
     name = "ray"
 
-    def __init__(self, db_path: str | Path, address: str | None = None, cpus_per_trial: float = 1.0) -> None:
+    def __init__(self, db_path: str | Path, address: str | None = None) -> None:
         try:
             import ray
         except ImportError as exc:
@@ -130,7 +135,8 @@ class RayExecutor:
         self._ray = ray
         self.address = address or os.environ.get("RAY_ADDRESS") or "auto"
         self.namespace = namespace_for(db_path)
-        self.cpus_per_trial = cpus_per_trial
+        self._nodes: list[dict[str, float]] | None = None  # the alive nodes' resources, as last read
+        self._nodes_at = float("-inf")
         _check_reachable(self.address)
         if not ray.is_initialized():  # else a second runner in this process (`run` taking over)
             try:
@@ -141,9 +147,31 @@ class RayExecutor:
         self._actor = ray.remote(TrialActor)  # every call names its namespace: the connection's may differ
 
     def capacity(self) -> Capacity:
-        total = self._ray.cluster_resources()
-        cpu_slots = int(total.get("CPU", 0) // self.cpus_per_trial)
-        return Capacity(tuple(range(int(total.get("GPU", 0)))), max(1, cpu_slots))
+        """The alive nodes' CPUs (one slot each: a trial takes its study's cpus_per_trial of them)
+        and GPUs, read again every NODES_EVERY_S: nodes that join are used, dead ones' go."""
+        nodes = self._alive_nodes()
+        cpus = sum(n.get("CPU", 0) for n in nodes)
+        gpus = sum(n.get("GPU", 0) for n in nodes)
+        return Capacity(tuple(range(int(gpus))), int(cpus), can_grow=True)
+
+    def _alive_nodes(self) -> list[dict[str, float]]:
+        now = time.monotonic()
+        if self._nodes is None or now - self._nodes_at >= NODES_EVERY_S:
+            try:
+                self._nodes = [dict(n.get("Resources") or {}) for n in self._ray.nodes() if n.get("Alive")]
+            except Exception:  # the GCS not answering this once: the last reading stands
+                if self._nodes is None:
+                    raise
+            self._nodes_at = now
+        return self._nodes
+
+    def waiting(self, handle: RayHandle) -> str | None:
+        """Why an attempt Ray has not placed yet waits (None: placed, ended, or only just asked)."""
+        if handle.placed or handle.exit is not None or handle.lost is not None or not handle.asks:
+            return None
+        if time.monotonic() - handle.asked_at < PLACE_GRACE_S:
+            return None
+        return why_unplaced(handle.asks, self._alive_nodes())
 
     def start(self, request: TrialStart) -> RayHandle:
         paths = request.paths
@@ -156,17 +184,20 @@ class RayExecutor:
             env = {k: v for k, v in env.items() if k not in CUDA_KEYS}
         # Where it runs is known once its node answers; until then the record says "on Ray", so a
         # runner started without --executor ray knows not to take the trial for lost (runner.cli).
-        _write_json(paths.placement, {"executor": self.name, "attempt": request.attempt, "node_id": None})
+        asks = {"CPU": request.cpus, "GPU": len(request.slot.gpus)}
+        _write_json(paths.placement, {"executor": self.name, "attempt": request.attempt, "node_id": None,
+                                      "asks": asks})
         name = actor_name(paths, request.attempt)
         try:
             actor = self._actor.options(
                 name=name, namespace=self.namespace, lifetime="detached", max_restarts=0,
                 max_concurrency=ACTOR_THREADS,
-                num_cpus=self.cpus_per_trial, num_gpus=len(request.slot.gpus), scheduling_strategy="SPREAD",
+                num_cpus=asks["CPU"], num_gpus=asks["GPU"], scheduling_strategy="SPREAD",
             ).remote(name, list(request.argv), str(request.cwd), request.params, env, request.attempt)
         except ValueError as exc:  # a live actor has this attempt's name
             raise OSError(f"cannot start on the Ray cluster: {exc}") from None
-        return RayHandle(paths, request.attempt, actor, dict.fromkeys(STREAMS, 0))
+        return RayHandle(paths, request.attempt, actor, dict.fromkeys(STREAMS, 0), asks=asks,
+                         asked_at=time.monotonic())
 
     def identity(self, handle: RayHandle) -> Identity | None:
         return handle.identity
@@ -245,8 +276,30 @@ class RayExecutor:
     def signal(self, handle: RayHandle, sig: int) -> bool:
         if handle.exit is not None or handle.lost is not None:
             return False
+        if not handle.placed and not self._placed_now(handle):
+            self._drop_unplaced(handle, sig)
+            return True
         handle.actor.signal.remote(int(sig))  # not waited for: the pass goes on
         return True
+
+    def _placed_now(self, handle: RayHandle) -> bool:
+        """Whether the actor answered by now (its read is ready: it runs on a node); its reply is taken."""
+        if handle.pending is None or not self._ray.wait([handle.pending], timeout=0)[0]:
+            return False
+        self.poll(handle)
+        return handle.placed or handle.exit is not None
+
+    def _drop_unplaced(self, handle: RayHandle, sig: int) -> None:
+        """A stop of an attempt Ray never placed: its pending actor goes now (a signal would wait
+        behind its creation), and it ends as killed by that signal, having run nothing."""
+        try:
+            self._ray.kill(handle.actor, no_restart=True)
+        except Exception:
+            pass
+        handle.pending = None
+        handle.exit = {"returncode": -int(sig), "ended_at": time.time(), "attempt": handle.attempt,
+                       "never_placed": True}
+        _write_json(handle.paths.exit, handle.exit)
 
     def clean_up(self, handle: RayHandle) -> list[int]:
         """The attempt ended (or was lost): its actor kills what is left, removes its scratch
@@ -254,7 +307,7 @@ class RayExecutor:
         killed: list[int] = []
         if handle.actor is None:
             return killed
-        if handle.lost is None:
+        if handle.lost is None and handle.placed:  # an actor never placed has nothing to close
             try:
                 killed = self._ray.get(handle.actor.close.remote(), timeout=CLOSE_WAIT_S)
             except Exception:  # gone already, or slow: the kill below ends it either way
@@ -277,9 +330,11 @@ class RayExecutor:
             actor = None
         positions = {s: _stream_position(getattr(paths, s)) if s != "metrics" else _file_size(paths.metrics)
                      for s in STREAMS}
-        placed = bool((process.read_placement(paths) or {}).get("node_id"))
+        placement = process.read_placement(paths) or {}
+        placed = bool(placement.get("node_id"))
         handle = RayHandle(paths, record.attempt, actor, positions, identity=identity,
-                           identity_told=identity is not None, placed=placed, exit=ended)
+                           identity_told=identity is not None, placed=placed, exit=ended,
+                           asks=placement.get("asks"), asked_at=time.monotonic())
         if actor is not None and ended is None:
             return Adopted(handle, alive=True, started=True, exit=None, identity=identity)
         if actor is None and ended is None:
@@ -292,6 +347,21 @@ class RayExecutor:
 
     def oom_kills(self) -> int | None:
         return None
+
+
+def why_unplaced(asks: dict[str, float], nodes: list[dict[str, float]]) -> str:
+    """Why Ray has not placed an actor asking for `asks`, given the alive nodes' resources."""
+    wanted = _resources(asks)
+    if not any(all(node.get(k, 0) >= v for k, v in asks.items()) for node in nodes):
+        largest = max(nodes, key=lambda n: (n.get("GPU", 0), n.get("CPU", 0)), default={})
+        has = _resources({k: largest.get(k, 0) for k in asks}) if nodes else "no node at all"
+        return (f"waiting for a node: it asks for {wanted}, no Ray node has that much "
+                f"(the largest has {has}); add a node, or lower cpus_per_trial / gpus_per_trial")
+    return f"waiting for a node: it asks for {wanted}; the Ray nodes that could hold it have none free now"
+
+
+def _resources(asks: dict[str, float]) -> str:
+    return " and ".join(f"{v:g} {k}" + ("s" if v != 1 else "") for k, v in asks.items() if v or k == "CPU")
 
 
 def _file_size(path: Path) -> int:
