@@ -351,17 +351,18 @@ class RayExecutor:
 
 def why_unplaced(asks: dict[str, float], nodes: list[dict[str, float]]) -> str:
     """Why Ray has not placed an actor asking for `asks`, given the alive nodes' resources."""
-    wanted = _resources(asks)
+    kinds = [k for k in ("CPU", "GPU") if asks.get(k)]
+    wanted = _resources(asks, kinds)
     if not any(all(node.get(k, 0) >= v for k, v in asks.items()) for node in nodes):
-        largest = max(nodes, key=lambda n: (n.get("GPU", 0), n.get("CPU", 0)), default={})
-        has = _resources({k: largest.get(k, 0) for k in asks}) if nodes else "no node at all"
+        largest = max(nodes, key=lambda n: tuple(n.get(k, 0) for k in reversed(kinds)), default={})
+        has = _resources(largest, kinds) if nodes else "no node at all"
         return (f"waiting for a node: it asks for {wanted}, no Ray node has that much "
                 f"(the largest has {has}); add a node, or lower cpus_per_trial / gpus_per_trial")
     return f"waiting for a node: it asks for {wanted}; the Ray nodes that could hold it have none free now"
 
 
-def _resources(asks: dict[str, float]) -> str:
-    return " and ".join(f"{v:g} {k}" + ("s" if v != 1 else "") for k, v in asks.items() if v or k == "CPU")
+def _resources(amounts: dict[str, float], kinds: list[str]) -> str:
+    return " and ".join(f"{(v := amounts.get(k, 0)):g} {k}" + ("s" if v != 1 else "") for k in kinds)
 
 
 def _file_size(path: Path) -> int:
