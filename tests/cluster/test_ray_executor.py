@@ -46,6 +46,9 @@ def test_a_node_that_joins_mid_study_takes_trials_and_each_trial_gets_its_cpus(c
     # At first the head's 2 CPUs were one slot for trials of cpus_per_trial = 2; node b's came later.
     assert "ray cluster: 0 GPU slot(s), 2 CPU slot(s)" in run["log"], run["log"]
     assert "ray capacity now 4 CPU slot(s), 0 GPU slot(s) (was 2, 0)" in run["log"], run["log"]
+    before, _, after = run["log"].partition("ray capacity now")
+    assert "1 running, 3 queued" in before and "2 running" not in before, run["log"]  # one at a time...
+    assert "2 running" in after, run["log"]  # ...then one on each node
     on = [r["placement"]["scratch"].split("/scratch-")[1][0] for r in rows]
     assert on[0] == "a" and "b" in on, on  # the node that joined was used
     assert run["points"] == {str(n): list(range(10)) for n in (1, 2, 3, 4)}
