@@ -251,10 +251,13 @@ def scenario_gpus(work: Path) -> dict:
 
 
 def alive_nodes() -> int:
-    code = f"import ray; ray.init(address={ADDRESS!r}, logging_level='ERROR'); print(sum(n['Alive'] for n in ray.nodes()))"
+    code = (f"import ray; ray.init(address={ADDRESS!r}, logging_level='ERROR'); "
+            "print('ALIVE', sum(n['Alive'] for n in ray.nodes()))")
     done = subprocess.run([sys.executable, "-c", code],
                           capture_output=True, text=True, timeout=120)
-    return int(done.stdout.strip().splitlines()[-1])
+    # Ray may print its own warnings on stdout too (a raylet's lagging heartbeats, on a busy machine)
+    counts = [line.split()[1] for line in done.stdout.splitlines() if line.startswith("ALIVE ")]
+    return int(counts[-1]) if counts else -1
 
 
 def scenario_restart(work: Path) -> dict:

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.executors.ray import _append, _stream_position
-from runner.executors.ray_actor import read_stream
+from runner.executors.shipping import append, read_stream, stream_position
 from runner.spec import SpecError, load
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,11 +55,11 @@ def test_a_rotated_log_is_shipped_from_where_the_runner_stopped_across_the_rotat
 
 def test_the_runners_copy_of_a_log_resumes_at_its_stream_position_after_its_own_rotation(tmp_path):
     local = tmp_path / "stdout.log"
-    _append(local, b"hello\n", rotate=True)
-    assert _stream_position(local) == 6
+    append(local, b"hello\n", rotate=True)
+    assert stream_position(local) == 6
     write_log(local, start=6, current=b"")  # as after a rotation here: the position counts both files
-    _append(local, b"more\n", rotate=True)
-    assert _stream_position(local) == 11 and local.read_bytes() == b"more\n"
+    append(local, b"more\n", rotate=True)
+    assert stream_position(local) == 11 and local.read_bytes() == b"more\n"
 
 
 @pytest.mark.parametrize("fields, expected", [
