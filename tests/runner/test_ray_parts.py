@@ -1,6 +1,7 @@
 """The Ray executor's parts that need no cluster: shipping a rotated log, the study file's
-executor fields, an unreachable cluster, Ray left unimported by read-only commands, and the
-trial screen's header naming the node (tests/cluster/ holds the tests on a real cluster)."""
+executor fields and cpus_per_trial, an unreachable cluster, Ray left unimported by read-only
+commands, the trial screen's header naming the node, why an unplaced trial waits, and a runner
+following its executor's changing capacity (tests/cluster/ holds the tests on a real cluster)."""
 
 from __future__ import annotations
 
