@@ -61,6 +61,7 @@ class Waiting:
     study_id: int
     gpus_per_trial: int
     concurrency: int  # the study's limit on trials running at once
+    cpus: float = 1  # CPU slots it takes when it asks for no GPU (the study's cpus_per_trial)
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ def plan(
     busy_cpu: int,
     running_per_study: dict[int, int],
     others: dict[GpuKey, str] | None = None,
+    can_grow: bool = False,
 ) -> Plan:
     """Fill free slots from the queue in order, within each study's concurrency.
 
@@ -108,6 +110,8 @@ def plan(
     the waiting trials' reasons.
     `impossible` lists (trial_id, why) for trials that can never run here (more GPUs asked than
     the machine has, any at all where it has none, several where it has MIG instances only).
+    can_grow: the slots are a cluster's, which nodes may join: a trial asking for more than it
+    has now waits (with why) instead of being impossible.
     """
     others = others or {}
     free_gpus = [g for g in all_gpus if g not in busy_gpus]
@@ -124,7 +128,10 @@ def plan(
         want = w.gpus_per_trial
         usable = all_gpus if want <= 1 else whole
         if want > len(usable):
-            impossible.append((w.trial_id, _too_many_gpus(want, all_gpus)))
+            if can_grow:
+                waiting[w.trial_id] = f"waiting for a node with GPUs: {_too_many_gpus(want, all_gpus, 'the cluster')}"
+            else:
+                impossible.append((w.trial_id, _too_many_gpus(want, all_gpus)))
             continue
         if want:
             fits = [g for g in free_gpus if want == 1 or isinstance(g, int)]
@@ -135,10 +142,14 @@ def plan(
             slot = Slot(tuple(taken))
             free_gpus = [g for g in free_gpus if g not in taken]
         else:
-            if free_cpu <= 0:
-                waiting[w.trial_id] = f"waiting: all {_count(cpu_slots, 'CPU slot')} in use"
+            if w.cpus > cpu_slots and not can_grow:
+                impossible.append((w.trial_id, f"asks for {w.cpus:g} CPU slots (cpus_per_trial); "
+                                               f"this machine has {cpu_slots}"))
                 continue
-            free_cpu -= 1
+            if free_cpu < w.cpus:
+                waiting[w.trial_id] = _no_free_cpu(w.cpus, cpu_slots, free_cpu)
+                continue
+            free_cpu -= w.cpus
             slot = Slot()
         running[w.study_id] = running.get(w.study_id, 0) + 1
         launches.append(Launch(w.trial_id, slot))
@@ -157,14 +168,22 @@ def _no_free_gpu(want: int, usable: list[GpuKey], fits: list[GpuKey], others: di
     return "waiting: " + "; ".join(parts)
 
 
+def _no_free_cpu(want: float, cpu_slots: int, free: float) -> str:
+    if want > cpu_slots:
+        return f"waiting for a node: asks for {want:g} CPUs (cpus_per_trial); the cluster has {cpu_slots}"
+    if want <= 1 or free <= 0:
+        return f"waiting: all {_count(cpu_slots, 'CPU slot')} in use"
+    return f"waiting: needs {want:g} CPU slots free, {free:g} of {cpu_slots} are"
+
+
 def _count(n: int, thing: str) -> str:
     return f"{n} {thing}" + ("" if n == 1 else "s")
 
 
-def _too_many_gpus(want: int, gpus: list[GpuKey]) -> str:
+def _too_many_gpus(want: int, gpus: list[GpuKey], where: str = "this machine") -> str:
     whole = sum(isinstance(g, int) for g in gpus)
     if want > 1 and whole < want <= len(gpus):
-        return (f"asks for {want} GPUs; this machine has {whole} whole GPU(s) and {len(gpus) - whole} "
+        return (f"asks for {want} GPUs; {where} has {whole} whole GPU(s) and {len(gpus) - whole} "
                 "MIG instance(s), and a process can use one MIG instance only")
-    why = f"asks for {want} GPUs; this machine has {len(gpus)}"
+    why = f"asks for {want} GPUs; {where} has {len(gpus)}"
     return why + ("; set gpus_per_trial = 0 to run on CPU slots" if not gpus else "")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runner import failures, gpu_sampling, gpus, process, retention
-from runner.executors import AttemptRecord, Executor, Identity, LocalExecutor, TrialStart
+from runner.executors import AttemptRecord, Capacity, Executor, Identity, LocalExecutor, TrialStart
 from runner.ingest import TailTarget, collect, dropped_lines_note, ingested_to_the_end
 from runner.process import TrialPaths
 from runner.scheduler import Slot, Waiting, plan
@@ -488,6 +488,7 @@ class Runner:
         from runner import bayes  # optuna and scipy load only where a runner schedules
 
         bayes.top_up_active(self.db, self._spec, self.log)  # bayes studies: the next points for free slots
+        capacity = self._follow_capacity()
         queue: list[Waiting] = []
         for trial_id, study_id in trials.queued_in_active_studies(self.db):
             spec = self._spec(study_id)
@@ -495,9 +496,10 @@ class Runner:
                 trials.finish(self.db, trial_id, TrialState.FAILED, reason="config",
                               detail=str(spec), feasible=None)
                 continue
-            queue.append(Waiting(trial_id, study_id, spec.gpus_per_trial, spec.concurrency))
+            queue.append(Waiting(trial_id, study_id, spec.gpus_per_trial, spec.concurrency, spec.cpus_per_trial))
+        unplaced = self._unplaced()
         if not queue:
-            self._say_why_waiting({})
+            self._say_why_waiting(unplaced)
             return
         running: dict[int, int] = {}
         for live in self.live.values():
@@ -508,15 +510,39 @@ class Runner:
             queue, all_gpus=self.gpus,
             busy_gpus=ours | others.keys(),
             cpu_slots=self.cpu_slots,
-            busy_cpu=sum(1 for lt in self.live.values() if not lt.slot.gpus),
+            busy_cpu=sum(self._cpus(lt.study_id) for lt in self.live.values() if not lt.slot.gpus),
             running_per_study=running,
             others=others,
+            can_grow=capacity.can_grow,
         )
         for trial_id, why in planned.impossible:
             trials.finish(self.db, trial_id, TrialState.FAILED, reason="config", detail=why)
-        self._say_why_waiting(planned.waiting)
+        self._say_why_waiting({**planned.waiting, **unplaced})
         for launch in planned.launches:
             self._launch(launch.trial_id, launch.slot)
+
+    def _follow_capacity(self) -> Capacity:
+        """The executor's slots now (a cluster's change as nodes join or die); a change is logged.
+        Slots held by live trials stay theirs: the plan counts them busy, whatever the new list."""
+        capacity = self.executor.capacity()
+        gpus_now = list(capacity.gpus)
+        if (gpus_now, capacity.cpu_slots) != (self.gpus, self.cpu_slots):
+            self.log(f"{self.executor.name} capacity now {capacity.cpu_slots} CPU slot(s), "
+                     f"{len(gpus_now)} GPU slot(s) (was {self.cpu_slots}, {len(self.gpus)})")
+            self.gpus, self.cpu_slots = gpus_now, capacity.cpu_slots
+        return capacity
+
+    def _cpus(self, study_id: int) -> float:
+        spec = self._spec(study_id)
+        return spec.cpus_per_trial if isinstance(spec, StudySpec) else 1
+
+    def _unplaced(self) -> dict[int, str]:
+        """Started trials their executor has not placed yet (no node can hold them now), and why."""
+        why_waiting = getattr(self.executor, "waiting", None)
+        if why_waiting is None:
+            return {}
+        return {lt.trial_id: why for lt in self.live.values()
+                if not lt.stop_reason and (why := why_waiting(lt.handle)) is not None}
 
     def _say_why_waiting(self, waiting: dict[int, str]) -> None:
         """Store why each queued trial waits (status and the TUI show it); only what changed is written."""
@@ -599,7 +625,7 @@ class Runner:
         }
         try:
             handle = self.executor.start(TrialStart(trial.argv, paths, spec.workdir, trial.params, env,
-                                                    trial.attempt, slot, cards))
+                                                    trial.attempt, slot, cards, spec.cpus_per_trial))
         except OSError as exc:
             trials.finish(self.db, trial_id, TrialState.FAILED, reason="exit",
                           detail=f"cannot start: {exc}", feasible=None)

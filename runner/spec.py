@@ -69,7 +69,7 @@ STUDY_FIELDS = {
     "seed", "concurrency", "gpus_per_trial", "timeout", "metrics", "requeue_lost",
     "stop_on_divergence", "halt_on_failure", "step_unit", "search", "keep_checkpoints", "refines",
     "keep_metrics_jsonl",
-    "executor", "ray_address",
+    "executor", "ray_address", "cpus_per_trial",
 }
 EXECUTORS = ("local", "ray")  # where trials run (runner.executors); `run --executor` overrides it
 SEARCH_KINDS = ("quasi-random", "bayes")
@@ -192,6 +192,7 @@ class StudySpec:
     keep_metrics_jsonl: bool = True  # False: an ended trial's metrics.jsonl goes once its points are stored
     executor: str = "local"  # where `run` runs its trials: "local" | "ray" (runner.executors)
     ray_address: str = ""  # the Ray cluster for executor = "ray" ("": $RAY_ADDRESS, else auto)
+    cpus_per_trial: float = 1  # CPU slots one CPU trial takes (on Ray: the actor's num_cpus)
 
     def param(self, name: str) -> ParamSpec:
         return next(p for p in self.params if p.name == name)
@@ -287,6 +288,7 @@ def parse(data: dict, *, path: Path, text: str = "") -> StudySpec:
         keep_metrics_jsonl=check.boolean("keep_metrics_jsonl", default=True),
         executor=_executor(check, problems),
         ray_address=check.string("ray_address", default=""),
+        cpus_per_trial=check.number("cpus_per_trial", default=1, positive=True),
         config_text=text,
         config_hash=hashlib.sha256(
             json.dumps(data, sort_keys=True, default=str).encode()

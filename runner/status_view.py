@@ -170,9 +170,11 @@ def _state_color(t: dict) -> str:
 
 
 def _waiting_lines(trials: list[dict], paint: Callable[[str, str], str]) -> list[str]:
-    """Why the queued trials wait (the runner's words, stored on them), one line per reason."""
-    reasons = Counter(t["detail"] for t in trials if t["state"] == "queued" and t.get("detail"))
-    return [paint(_cell(f"{why} ({n} queued trial(s))"), YELLOW) for why, n in reasons.most_common()]
+    """Why the queued trials wait (the runner's words, stored on them), one line per reason, and
+    started ones a cluster has not placed yet."""
+    reasons = Counter((t["detail"], t["state"]) for t in trials
+                      if t["state"] in ("queued", "starting") and t.get("detail"))
+    return [paint(_cell(f"{why} ({n} {state} trial(s))"), YELLOW) for (why, state), n in reasons.most_common()]
 
 
 def _notes(t: dict, paint: Callable[[str, str], str]) -> list[str]:

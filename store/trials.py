@@ -227,7 +227,7 @@ def mark_running(db: Database, trial_id: int, pid: int, proc_start: str | None,
     the identity and start time the trial's shim recorded)."""
     with transaction(db):
         db.execute(
-            "UPDATE trials SET state = 'running', pid = ?, proc_start = ?, started_at = ? "
+            "UPDATE trials SET state = 'running', pid = ?, proc_start = ?, started_at = ?, detail = NULL "
             "WHERE id = ? AND state = 'starting'",
             [pid, proc_start, started_at or time.time(), trial_id],
         )
@@ -328,15 +328,16 @@ def state_counts(db: Database, study_id: int) -> dict[str, int]:
 
 
 def set_waiting(db: Database, reasons: dict[int, str | None]) -> None:
-    """Why queued trials wait (None: clear it), as their `detail`; a trial that left the queue
-    meanwhile is not touched (claim clears the detail of the trial it starts)."""
+    """Why queued trials wait (None: clear it), as their `detail`, and started ones a cluster has
+    not placed yet; a trial that moved on meanwhile is not touched (claim and mark_running clear
+    the detail)."""
     if reasons:
         with transaction(db):
-            db.conn.executemany("UPDATE trials SET detail = ? WHERE id = ? AND state = 'queued'",
+            db.conn.executemany("UPDATE trials SET detail = ? WHERE id = ? AND state IN ('queued', 'starting')",
                                 [(why, trial_id) for trial_id, why in reasons.items()])
 
 
 def clear_waiting(db: Database) -> None:
-    """Forget every queued trial's waiting reason (no runner schedules them, or a new one starts)."""
+    """Forget every waiting reason (no runner schedules them, or a new one starts)."""
     with transaction(db):
-        db.execute("UPDATE trials SET detail = NULL WHERE state = 'queued' AND detail IS NOT NULL")
+        db.execute("UPDATE trials SET detail = NULL WHERE state IN ('queued', 'starting') AND detail IS NOT NULL")

@@ -17,6 +17,7 @@ class Capacity:
 
     gpus: tuple[int, ...]
     cpu_slots: int
+    can_grow: bool = False  # a cluster's: nodes may join, so a trial too big for it now waits
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class TrialStart:
     attempt: int
     slot: Slot
     gpus: tuple[Gpu, ...] = field(default=())  # the slot's GPUs as NVML describes them, where known
+    cpus: float = 1  # the study's cpus_per_trial
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,8 @@ class Executor(Protocol):
 
     name: str
 
-    def capacity(self) -> Capacity: ...
+    def capacity(self) -> Capacity:
+        """What it can run now; asked every pass, so a cluster's answer should be cheap (cached)."""
 
     def start(self, request: TrialStart) -> Any:
         """Start the attempt; returns its handle. Raises OSError if it cannot start."""

@@ -3,7 +3,7 @@ node-local scratch folder and hands back what the attempt wrote, a byte range at
 
 Nothing here assumes the runner's trial folder is reachable from the node: the runner asks
 `read` for the bytes past what it already has and writes them into its own trial folder
-(runner.executors.ray). Imported on the cluster's nodes (standard library and runner.process
+(runner.executors.shipping, both halves). Imported on the cluster's nodes (standard library and runner.process
 only); the ray module itself is imported lazily, inside the actor.
 """
 
@@ -18,57 +18,15 @@ import time
 from pathlib import Path
 
 from runner import process
+from runner.executors.shipping import has_news, read_streams
 from runner.process import TrialPaths
 
 SCRATCH_ENV = "PLAYBOOK_RAY_SCRATCH"  # where a node keeps its trials' files (default: $TMPDIR/playbook-ray)
-CHUNK_BYTES = 1 << 20  # per stream and read: bounds one reply, the next pass asks for the rest
-STREAMS = ("metrics", "stdout", "stderr")
 NEWS_POLL_S = 0.02  # how often a waiting read looks at the files' sizes
 
 
 def scratch_root() -> Path:
     return Path(os.environ.get(SCRATCH_ENV) or Path(tempfile.gettempdir(), "playbook-ray"))
-
-
-def _stream_start(path: Path) -> int:
-    """Where the current file begins in the whole stream (the shim's rotation, see runner.shim)."""
-    try:
-        return int(Path(f"{path}.start").read_text().strip() or 0)
-    except (OSError, ValueError):
-        return 0
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def read_stream(path: Path, position: int, limit: int = CHUNK_BYTES) -> tuple[int, bytes, bool]:
-    """Bytes of a (possibly rotated) stream from `position`: (where they begin, the bytes, more left).
-
-    The beginning is later than `position` only when the bytes there were rotated away before
-    they were asked for (more than a whole log file behind).
-    """
-    start = _stream_start(path)
-    if position >= start:
-        source, at = path, position - start
-    else:
-        previous = Path(f"{path}.1")
-        previous_start = start - _size(previous)
-        position = max(position, previous_start)
-        source, at = previous, position - previous_start
-    try:
-        with open(source, "rb") as f:
-            f.seek(at)
-            data = f.read(limit)
-    except OSError:
-        data = b""
-    if _stream_start(path) != start:  # rotated while we read: ask again next time
-        return position, b"", True
-    end = start + _size(path)
-    return position, data, position + len(data) < end
 
 
 class TrialActor:
@@ -105,25 +63,15 @@ class TrialActor:
         as soon as the trial writes, and the runner takes it on its next pass.
         """
         deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline and not self._news(positions):
+        while time.monotonic() < deadline and not has_news(self.paths, positions):
             time.sleep(NEWS_POLL_S)
         shim_code = self.popen.poll()  # the shim is this process's child: reaped here
         ended = process.read_exit(self.paths)  # read before the streams: nothing is written after it
         if ended is None and shim_code is not None:  # the shim itself was killed (SIGKILL after the grace)
             ended = {"returncode": shim_code, "ended_at": time.time(), "attempt": self.attempt}
-        chunks, more = {}, False
-        for stream in STREAMS:
-            begin, data, left = read_stream(getattr(self.paths, stream), positions.get(stream, 0))
-            chunks[stream] = (begin, data)
-            more = more or left
+        chunks, more = read_streams(self.paths, positions)
         return {"chunks": chunks, "launch": process.read_launch(self.paths), "placement": self.placement,
                 "exit": None if more else ended}
-
-    def _news(self, positions: dict[str, int]) -> bool:
-        if self.paths.exit.exists():
-            return True
-        return any(_stream_start(p) + _size(p) > positions.get(stream, 0)
-                   for stream in STREAMS if (p := getattr(self.paths, stream)))
 
     def signal(self, sig: int) -> bool:
         return process.signal_group(self.popen.pid, sig)

@@ -3,7 +3,10 @@ starts a two-node Ray cluster on loopback, runs playbook-runner against it, kill
 prints one JSON object with what a user would look at (trial states, attempts, placements,
 stored points, runner logs).
 
-    python tests/cluster/ray_driver.py SCENARIO WORKDIR     (SCENARIO: spread, restart, node_death, all)
+    python tests/cluster/ray_driver.py SCENARIO WORKDIR     (SCENARIO: grow, spread, ..., node_death, all)
+
+The head node starts alone; the second node joins in the middle of the first scenario (grow),
+or right away when another one runs alone.
 
 Everything it starts dies with the namespace's first process (unshare --kill-child); it still
 stops the cluster itself (ray stop --force sees only this PID namespace).
@@ -186,6 +189,39 @@ def setup(work: Path, name: str, text: str) -> Path:
     return folder
 
 
+def scenario_grow(work: Path) -> dict:
+    """The runner starts with the head node alone (2 CPUs: one slot for a trial of 2 CPUs); node b
+    joins mid-study, and the trials still queued spread to it."""
+    folder = setup(work, "grow", study_text("grow", [1, 2, 3, 4], steps=10, pause=0.4, cpus_per_trial=2))
+    proc = runner(folder, "run", "study.toml", log="runner.log")
+    until(lambda: points_now(folder, "grow").get(1), "the first trial's first points stored")
+    start_worker(work)
+    code = proc.wait(timeout=WAIT_S)
+    return {"code": code, "trials": trial_rows(folder, "grow"), "points": stored_points(folder, "grow"),
+            "log": (folder / "runner.log").read_text()}
+
+
+def scenario_unplaceable(work: Path) -> dict:
+    """A trial asking for 3 CPUs where each node has 2 (4 in all: the runner starts it): Ray cannot
+    place it. It says why it waits, and a `stop` ends it at once, through the running runner."""
+    folder = setup(work, "toobig", study_text("toobig", [1], steps=5, pause=0.1, cpus_per_trial=3))
+    proc = runner(folder, "run", "study.toml", log="runner.log")
+    waiting = until(lambda: next((r for r in trial_rows(folder, "toobig")
+                                  if r["state"] == "starting" and r["detail"]), None), "a waiting reason")
+    status = subprocess.run([sys.executable, "-m", "runner", "--db", str(folder / "pb.db"), "status", "toobig"],
+                            capture_output=True, text=True, cwd=folder, timeout=120)
+    stop = subprocess.run([sys.executable, "-m", "runner", "--db", str(folder / "pb.db"), "stop", "toobig/1"],
+                          capture_output=True, text=True, cwd=folder, timeout=120)
+    try:
+        code = proc.wait(timeout=WAIT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        code = "timed out"
+    return {"code": code, "waiting": waiting, "status": status.stdout + status.stderr,
+            "stop": stop.stdout + stop.stderr, "trials": trial_rows(folder, "toobig"),
+            "log": (folder / "runner.log").read_text()}
+
+
 def scenario_spread(work: Path) -> dict:
     """Four trials at once over two nodes of two CPUs each."""
     folder = setup(work, "spread", study_text("spread", [1, 2, 3, 4], steps=10, pause=0.3))
@@ -215,10 +251,13 @@ def scenario_gpus(work: Path) -> dict:
 
 
 def alive_nodes() -> int:
-    code = f"import ray; ray.init(address={ADDRESS!r}, logging_level='ERROR'); print(sum(n['Alive'] for n in ray.nodes()))"
+    code = (f"import ray; ray.init(address={ADDRESS!r}, logging_level='ERROR'); "
+            "print('ALIVE', sum(n['Alive'] for n in ray.nodes()))")
     done = subprocess.run([sys.executable, "-c", code],
                           capture_output=True, text=True, timeout=120)
-    return int(done.stdout.strip().splitlines()[-1])
+    # Ray may print its own warnings on stdout too (a raylet's lagging heartbeats, on a busy machine)
+    counts = [line.split()[1] for line in done.stdout.splitlines() if line.startswith("ALIVE ")]
+    return int(counts[-1]) if counts else -1
 
 
 def scenario_restart(work: Path) -> dict:
@@ -288,16 +327,19 @@ def scenario_stop(work: Path) -> dict:
             "scratch_left": _scratch_left(work)}
 
 
-SCENARIOS = {"spread": scenario_spread, "gpus": scenario_gpus, "restart": scenario_restart, "stop": scenario_stop,
-             "node_death": scenario_node_death}
+SCENARIOS = {"grow": scenario_grow, "spread": scenario_spread, "gpus": scenario_gpus, "restart": scenario_restart,
+             "stop": scenario_stop, "unplaceable": scenario_unplaceable,
+             "node_death": scenario_node_death}  # node b dies last
 
 
 def main(which: str, work: Path) -> int:
     results: dict = {}
     try:
         start_head(work)
-        start_worker(work)
-        for name in (SCENARIOS if which == "all" else [which]):
+        chosen = list(SCENARIOS) if which == "all" else [which]
+        if "grow" not in chosen:  # else node b joins in the middle of it
+            start_worker(work)
+        for name in chosen:
             try:
                 results[name] = SCENARIOS[name](work)
             except Exception as exc:  # the other scenarios still run; the test says which failed

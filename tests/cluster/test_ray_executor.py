@@ -2,7 +2,7 @@
 
 The cluster and the runners live in a network and PID namespace of their own (unshare): Ray
 binds only loopback there, and everything it started dies with the namespace. One cluster
-serves the five scenarios (tests/cluster/ray_driver.py), about a minute in all.
+serves the seven scenarios (tests/cluster/ray_driver.py), about a minute and a half in all.
 """
 
 from __future__ import annotations
@@ -36,6 +36,34 @@ def scenario(results: dict, name: str) -> dict:
     found = results[name]
     assert "error" not in found, found["error"]
     return found
+
+
+def test_a_node_that_joins_mid_study_takes_trials_and_each_trial_gets_its_cpus(cluster_run):
+    run = scenario(cluster_run, "grow")
+    assert run["code"] == 0, run["log"]
+    rows = run["trials"]
+    assert [r["state"] for r in rows] == ["completed"] * 4, rows
+    # At first the head's 2 CPUs were one slot for trials of cpus_per_trial = 2; node b's came later.
+    assert "ray cluster: 0 GPU slot(s), 2 CPU slot(s)" in run["log"], run["log"]
+    assert "ray capacity now 4 CPU slot(s), 0 GPU slot(s) (was 2, 0)" in run["log"], run["log"]
+    before, _, after = run["log"].partition("ray capacity now")
+    assert "1 running, 3 queued" in before and "2 running" not in before, run["log"]  # one at a time...
+    assert "2 running" in after, run["log"]  # ...then one on each node
+    on = [r["placement"]["scratch"].split("/scratch-")[1][0] for r in rows]
+    assert on[0] == "a" and "b" in on, on  # the node that joined was used
+    assert run["points"] == {str(n): list(range(10)) for n in (1, 2, 3, 4)}
+
+
+def test_a_trial_no_node_can_hold_says_why_it_waits_and_stop_ends_it_at_once(cluster_run):
+    run = scenario(cluster_run, "unplaceable")
+    waiting = run["waiting"]["detail"]
+    assert waiting.startswith("waiting for a node: it asks for 3 CPUs, no Ray node has that much "
+                              "(the largest has 2 CPUs)"), waiting
+    assert waiting in run["status"] and "(1 starting trial(s))" in run["status"], run["status"]
+    assert run["code"] == 0, run["log"]  # the stop reached it: the study ended
+    (row,) = run["trials"]
+    assert row["state"] == "stopped" and row["exit"]["never_placed"], row
+    assert row["exit"]["returncode"] == -15
 
 
 def test_trials_spread_over_both_nodes_and_ship_their_files_back(cluster_run):

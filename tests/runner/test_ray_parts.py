@@ -1,6 +1,7 @@
 """The Ray executor's parts that need no cluster: shipping a rotated log, the study file's
-executor fields, an unreachable cluster, Ray left unimported by read-only commands, and the
-trial screen's header naming the node (tests/cluster/ holds the tests on a real cluster)."""
+executor fields and cpus_per_trial, an unreachable cluster, Ray left unimported by read-only
+commands, the trial screen's header naming the node, why an unplaced trial waits, and a runner
+following its executor's changing capacity (tests/cluster/ holds the tests on a real cluster)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.executors.ray import _append, _stream_position
-from runner.executors.ray_actor import read_stream
+from runner.executors.shipping import append, read_stream, stream_position
 from runner.spec import SpecError, load
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,11 +56,11 @@ def test_a_rotated_log_is_shipped_from_where_the_runner_stopped_across_the_rotat
 
 def test_the_runners_copy_of_a_log_resumes_at_its_stream_position_after_its_own_rotation(tmp_path):
     local = tmp_path / "stdout.log"
-    _append(local, b"hello\n", rotate=True)
-    assert _stream_position(local) == 6
+    append(local, b"hello\n", rotate=True)
+    assert stream_position(local) == 6
     write_log(local, start=6, current=b"")  # as after a rotation here: the position counts both files
-    _append(local, b"more\n", rotate=True)
-    assert _stream_position(local) == 11 and local.read_bytes() == b"more\n"
+    append(local, b"more\n", rotate=True)
+    assert stream_position(local) == 11 and local.read_bytes() == b"more\n"
 
 
 @pytest.mark.parametrize("fields, expected", [
@@ -163,3 +163,111 @@ def test_a_local_runner_refuses_a_database_whose_trials_run_on_a_ray_cluster(tmp
     assert done.returncode == 2, done.stdout + done.stderr
     assert "1 running trial(s) of this database run on a Ray cluster" in done.stderr
     assert trials.get(db, trial.id).state.value == "running"  # not lost, not touched
+
+
+@pytest.mark.parametrize("field, expected", [
+    ("cpus_per_trial = 0", "study.cpus_per_trial: expected a number > 0, got 0"),
+    ('cpus_per_trial = "two"', "study.cpus_per_trial: expected a number, got 'two'"),
+])
+def test_a_bad_cpus_per_trial_is_named_with_its_file_and_field(tmp_path, field, expected):
+    path = tmp_path / "study.toml"
+    path.write_text(STUDY + field + "\n" + PARAMS)
+    with pytest.raises(SpecError) as raised:
+        load(path)
+    assert expected in str(raised.value) and "study.toml" in str(raised.value)
+    path.write_text(STUDY + "cpus_per_trial = 2.5\n" + PARAMS)
+    assert load(path).cpus_per_trial == 2.5
+    path.write_text(STUDY + PARAMS)
+    assert load(path).cpus_per_trial == 1
+
+
+def test_cpu_trials_take_their_studys_cpus_per_trial_of_the_cpu_slots():
+    from runner.scheduler import Waiting, plan
+
+    queue = [Waiting(1, 1, 0, 8, cpus=2), Waiting(2, 1, 0, 8, cpus=2), Waiting(3, 2, 0, 8)]
+    done = plan(queue, all_gpus=[], busy_gpus=set(), cpu_slots=4, busy_cpu=1, running_per_study={})
+    assert [launch.trial_id for launch in done.launches] == [1, 3]  # 2 + 1 of the 3 free
+    assert done.waiting == {2: "waiting: needs 2 CPU slots free, 1 of 4 are"}  # after trial 1
+    # More than there is at all: impossible on a machine, a wait for a node on a cluster that can grow.
+    big = [Waiting(4, 1, 0, 8, cpus=6)]
+    fixed = plan(big, all_gpus=[], busy_gpus=set(), cpu_slots=4, busy_cpu=0, running_per_study={})
+    assert fixed.impossible == [(4, "asks for 6 CPU slots (cpus_per_trial); this machine has 4")]
+    grows = plan(big, all_gpus=[], busy_gpus=set(), cpu_slots=4, busy_cpu=0, running_per_study={}, can_grow=True)
+    assert grows.impossible == [] and grows.waiting == {
+        4: "waiting for a node: asks for 6 CPUs (cpus_per_trial); the cluster has 4"}
+
+
+def test_why_ray_has_not_placed_an_actor_names_what_it_asks_and_what_the_nodes_have():
+    from runner.executors.ray import why_unplaced
+
+    nodes = [{"CPU": 2.0, "node:a": 1.0}, {"CPU": 2.0, "GPU": 1.0}]
+    assert why_unplaced({"CPU": 3, "GPU": 0}, nodes) == (
+        "waiting for a node: it asks for 3 CPUs, no Ray node has that much (the largest has 2 CPUs); "
+        "add a node, or lower cpus_per_trial / gpus_per_trial")
+    assert why_unplaced({"CPU": 1, "GPU": 2}, nodes).startswith(
+        "waiting for a node: it asks for 1 CPU and 2 GPUs, no Ray node has that much (the largest has 2 CPUs and 1 GPU)")
+    assert why_unplaced({"CPU": 2, "GPU": 0}, nodes) == (
+        "waiting for a node: it asks for 2 CPUs; the Ray nodes that could hold it have none free now")
+
+
+SLEEPER = """
+[study]
+name = "grow"
+command = "python -c 'import time; time.sleep(120)' {x}"
+max_train_steps = 5
+objective = { metric = "loss", mode = "min" }
+trials = 1
+concurrency = 8
+gpus_per_trial = 1
+
+[params.x]
+role = "scientific"
+values = [1, 2, 3]
+"""
+
+
+def test_the_runner_follows_its_executors_capacity_and_never_hands_out_a_held_slot_twice(make_study, db_path):
+    """A cluster's GPUs as nodes join and die: new slots are used at once, trials on slots that went
+    keep them, and a slot that comes back while a trial holds it is not given to another."""
+    from runner import launch
+    from runner.executors import Capacity, LocalExecutor
+    from runner.service import Runner
+    from store import connect, studies, trials
+
+    class Cluster(LocalExecutor):  # real trial processes; only the slot list is the test's to set
+        def __init__(self) -> None:
+            super().__init__([], 1)
+            self.now = Capacity((0,), 1, can_grow=True)
+
+        def capacity(self) -> Capacity:
+            return self.now
+
+    db = connect(db_path)
+    study, _ = launch.register(db, db_path, load(make_study(SLEEPER)))
+    studies.set_active(db, study.id, True)
+    cluster, said = Cluster(), []
+    runner = Runner(db_path, log=said.append, executor=cluster, grace_s=0.2, gpu_indices=[])
+
+    def slots() -> dict[int, str]:
+        return {t.number: t.slot for t in trials.list_for_study(db, study.id) if t.state.value == "running"}
+
+    runner.start()
+    try:
+        runner.run_pass()
+        assert slots() == {1: "gpu:0"}
+        cluster.now = Capacity((0, 1), 1, can_grow=True)  # a node with one more GPU joined
+        runner.run_pass()
+        assert slots() == {1: "gpu:0", 2: "gpu:1"}
+        cluster.now = Capacity((0,), 1, can_grow=True)  # a node went: no new trial, none moved
+        runner.run_pass()
+        assert slots() == {1: "gpu:0", 2: "gpu:1"}
+        (waiting,) = [t for t in trials.list_for_study(db, study.id) if t.state.value == "queued"]
+        assert waiting.detail == "waiting: all 1 GPU slot in use"
+        cluster.now = Capacity((0, 1, 2), 1, can_grow=True)  # slot 1 is back, and still trial 2's
+        runner.run_pass()
+        assert slots() == {1: "gpu:0", 2: "gpu:1", 3: "gpu:2"}
+        assert "local capacity now 1 CPU slot(s), 2 GPU slot(s) (was 1, 1)" in said
+    finally:
+        runner.stop_all()
+        runner.serve(until=lambda: not runner.live)
+        runner.close()
